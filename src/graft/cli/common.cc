@@ -1,0 +1,86 @@
+#include "graft/cli/common.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "graft/core/error.h"
+#include "graft/ir/onnx_io.h"
+#include "graft/ir/shapes.h"
+
+namespace graft::cli {
+
+ir::Graph load_model(const std::string& path, const std::vector<std::string>& input_shapes,
+                     int64_t batch, bool weights) {
+  ir::LoadOptions options;
+  options.weights = weights;
+  ir::Graph g = ir::load(path, options);
+  std::vector<ir::InputShape> shapes;
+  for (const auto& s : input_shapes) shapes.push_back(ir::parse_input_shape(s));
+  ir::set_input_shapes(g, shapes);
+  if (batch > 0) ir::fix_batch(g, batch);
+  with_context(path, [&] { ir::infer_shapes(g); });
+  return g;
+}
+
+void add_input_shape_option(CLI::App* app, std::vector<std::string>* shapes) {
+  app->add_option("--input-shape", *shapes,
+                  "Fix an input's dimensions: [NAME=]1x3x224x224 (repeatable)");
+}
+
+nlohmann::json shape_json(const std::optional<ir::Shape>& shape) {
+  if (!shape) return nullptr;
+  nlohmann::json j = nlohmann::json::array();
+  for (const ir::Dim& d : *shape) {
+    if (d.known()) {
+      j.push_back(d.value);
+    } else if (!d.param.empty()) {
+      j.push_back(d.param);
+    } else {
+      j.push_back(nullptr);
+    }
+  }
+  return j;
+}
+
+std::string thousands(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+void print_table(const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
+  const size_t cols = header.size();
+  std::vector<size_t> width(cols, 0);
+  std::vector<bool> right(cols, false);
+  std::vector<std::string> names(cols);
+  for (size_t c = 0; c < cols; ++c) {
+    right[c] = !header[c].empty() && header[c][0] == '>';
+    names[c] = right[c] ? header[c].substr(1) : header[c];
+    width[c] = names[c].size();
+  }
+  for (const auto& r : rows) {
+    for (size_t c = 0; c < cols && c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t c = 0; c < cols; ++c) {
+      const std::string cell = c < cells.size() ? cells[c] : "";
+      const std::string pad(width[c] - std::min(width[c], cell.size()), ' ');
+      out += right[c] ? pad + cell : cell + (c + 1 < cols ? pad : "");
+      if (c + 1 < cols) out += "  ";
+    }
+    std::printf("%s\n", out.c_str());
+  };
+  line(names);
+  size_t total = 0;
+  for (size_t c = 0; c < cols; ++c) total += width[c] + (c + 1 < cols ? 2 : 0);
+  std::printf("%s\n", std::string(total, '-').c_str());
+  for (const auto& r : rows) line(r);
+}
+
+}  // namespace graft::cli

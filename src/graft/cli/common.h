@@ -1,0 +1,45 @@
+// Shared pieces of the graft subcommands: the command registry, model loading with shapes,
+// and output formatting.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "graft/ir/graph.h"
+
+namespace graft::cli {
+
+// A subcommand: its CLI11 app (options bound to its own state) and what to run when chosen.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<void()> run;
+};
+
+Command add_summary_command(CLI::App& root);
+Command add_zoo_command(CLI::App& root);
+
+// Loads MODEL, applies --input-shape values, pins a symbolic batch dimension to `batch` (when
+// batch > 0) and infers shapes. weights=false loads shapes only (see ir::LoadOptions).
+ir::Graph load_model(const std::string& path, const std::vector<std::string>& input_shapes,
+                     int64_t batch = 1, bool weights = true);
+
+// Adds the repeatable --input-shape option.
+void add_input_shape_option(CLI::App* app, std::vector<std::string>* shapes);
+
+// A shape as JSON: a list of sizes (symbols as strings, unknown as null), or null if unknown.
+nlohmann::json shape_json(const std::optional<ir::Shape>& shape);
+
+// 4253864 -> "4,253,864".
+std::string thousands(int64_t n);
+
+// Prints rows as a table with a header and a rule, columns padded to their widest cell.
+// Columns whose header starts with '>' are right-aligned (the '>' is not printed).
+void print_table(const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace graft::cli

@@ -1,0 +1,68 @@
+// graft — cut pretrained CNNs at any layer, join them through a trainable adapter, run them.
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "graft/cli/common.h"
+#include "graft/core/error.h"
+#include "graft/core/log.h"
+#include "graft/core/version.h"
+
+namespace {
+
+// Keep the one-line-error promise even for messages that carry newlines (protobuf, ONNX).
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"graft: cut CNNs at any layer, stitch them with a trainable adapter, run them.\n"
+               "Models are ONNX files; layers are referenced as in `graft summary`."};
+  app.set_version_flag("--version", std::string("graft ") + graft::kVersion);
+  app.require_subcommand(1);
+  bool verbose = false, quiet = false;
+  app.add_flag("-v,--verbose", verbose, "More log output on stderr");
+  app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "graft: error: " + one_line(e.what()) + " (see --help)\n";
+  });
+
+  std::vector<graft::cli::Command> commands{graft::cli::add_summary_command(app),
+                                            graft::cli::add_zoo_command(app)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  graft::log::set_level(verbose ? graft::log::Level::kDebug
+                                : quiet ? graft::log::Level::kError : graft::log::Level::kInfo);
+  for (const auto& c : commands) {
+    if (!c.app->parsed()) continue;
+    try {
+      c.run();
+      return 0;
+    } catch (const graft::Error& e) {
+      std::fprintf(stderr, "graft: error: %s\n", one_line(e.what()).c_str());
+      return e.kind() == graft::ErrorKind::kBadInput ? 2 : 1;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "graft: error: out of memory\n");
+      return 1;
+    } catch (const c10::Error& e) {
+      std::fprintf(stderr, "graft: internal error: %s\n", one_line(e.what_without_backtrace()).c_str());
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "graft: internal error: %s\n", one_line(e.what()).c_str());
+      return 1;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,143 @@
+#include "graft/ir/summary.h"
+
+#include <onnx/defs/schema.h>
+
+#include <algorithm>
+#include <set>
+#include <unordered_set>
+
+#include "graft/ir/metadata.h"
+
+namespace graft::ir {
+namespace {
+
+enum class Role { kNone, kTrainable, kNonTrainable };
+
+// What a node's i-th input is, if it is an initializer: a weight, a running statistic, or a
+// constant.
+Role input_role(const Node& n, size_t i, const at::Tensor& t) {
+  const std::string& op = n.op_type;
+  if (!t.is_floating_point()) return Role::kNone;
+  if (op == "Conv" || op == "ConvTranspose" || op == "Gemm") {
+    return i >= 1 ? Role::kTrainable : Role::kNone;
+  }
+  if (op == "MatMul" || op == "PRelu") return Role::kTrainable;
+  if (op == "BatchNormalization") {
+    if (i == 1 || i == 2) return Role::kTrainable;
+    if (i == 3 || i == 4) return Role::kNonTrainable;
+    return Role::kNone;
+  }
+  if (op == "InstanceNormalization" || op == "LayerNormalization") {
+    return i >= 1 ? Role::kTrainable : Role::kNone;
+  }
+  if ((op == "Add" || op == "Mul") && t.numel() > 1) return Role::kTrainable;
+  return Role::kNone;
+}
+
+std::optional<std::vector<int64_t>> sizes_of(const Graph& g, const std::string& name) {
+  auto it = g.values.find(name);
+  if (it == g.values.end()) return std::nullopt;
+  return known_sizes(it->second.shape);
+}
+
+int64_t product(const std::vector<int64_t>& v, size_t from = 0) {
+  int64_t p = 1;
+  for (size_t i = from; i < v.size(); ++i) p *= v[i];
+  return p;
+}
+
+}  // namespace
+
+std::optional<int64_t> node_macs(const Graph& g, const Node& n) {
+  const std::string& op = n.op_type;
+  if (op == "Conv" || op == "ConvTranspose") {
+    if (n.inputs.size() < 2 || n.outputs.empty()) return std::nullopt;
+    auto w = sizes_of(g, n.inputs[1]);
+    auto x = sizes_of(g, op == "Conv" ? n.outputs[0] : n.inputs[0]);
+    if (!w || !x || w->size() < 2) return std::nullopt;
+    return product(*x) * product(*w, 1);
+  }
+  if (op == "Gemm") {
+    if (n.inputs.size() < 2 || n.outputs.empty()) return std::nullopt;
+    auto a = sizes_of(g, n.inputs[0]);
+    auto y = sizes_of(g, n.outputs[0]);
+    if (!a || !y || a->size() != 2) return std::nullopt;
+    const int64_t k = n.attributes.get_int("transA", 0) ? (*a)[0] : (*a)[1];
+    return product(*y) * k;
+  }
+  if (op == "MatMul") {
+    if (n.inputs.size() < 2 || n.outputs.empty()) return std::nullopt;
+    auto a = sizes_of(g, n.inputs[0]);
+    auto y = sizes_of(g, n.outputs[0]);
+    if (!a || !y || a->empty()) return std::nullopt;
+    return product(*y) * a->back();
+  }
+  // Other ONNX ops do no multiply-accumulates we count; an op ONNX does not know could do any.
+  int64_t opset = 0;
+  for (const auto& o : g.opset_imports) {
+    if ((o.domain == "ai.onnx" ? "" : o.domain) == n.domain) opset = o.version;
+  }
+  if (onnx::OpSchemaRegistry::Instance()->GetSchema(n.op_type, static_cast<int>(opset),
+                                                    n.domain) == nullptr) {
+    return std::nullopt;
+  }
+  return 0;
+}
+
+Summary summarize(const Graph& g) {
+  Summary s;
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    SummaryRow r;
+    r.index = static_cast<int64_t>(i);
+    r.name = g.inputs[i];
+    r.op_type = "Input";
+    r.outputs = {g.inputs[i]};
+    r.output_shapes = {g.value(g.inputs[i]).shape};
+    r.macs = 0;
+    s.rows.push_back(std::move(r));
+  }
+  const std::set<std::string> constants = constant_initializers(g);
+  std::unordered_set<std::string> counted;
+  for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
+    const Node& n = g.nodes[ni];
+    SummaryRow r;
+    r.index = row_index(g, static_cast<int>(ni));
+    r.name = n.name;
+    r.op_type = n.op_type;
+    r.outputs = n.outputs;
+    for (const auto& o : n.outputs) {
+      r.output_shapes.push_back(o.empty() ? std::nullopt : g.value(o).shape);
+    }
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      const std::string& in = n.inputs[i];
+      if (in.empty()) continue;
+      auto init = g.initializers.find(in);
+      if (init != g.initializers.end()) {
+        if (constants.count(in) || !counted.insert(in).second) continue;
+        const Role role = input_role(n, i, init->second);
+        if (role == Role::kNone) continue;
+        r.params += init->second.numel();
+        if (role == Role::kNonTrainable) r.non_trainable += init->second.numel();
+        continue;
+      }
+      const Value& v = g.value(in);
+      const std::string from = v.producer >= 0 ? g.nodes[v.producer].name : in;
+      if (std::find(r.inputs_from.begin(), r.inputs_from.end(), from) == r.inputs_from.end()) {
+        r.inputs_from.push_back(from);
+      }
+    }
+    r.macs = node_macs(g, n);
+    s.params += r.params;
+    s.non_trainable += r.non_trainable;
+    if (r.macs) {
+      s.macs += *r.macs;
+    } else {
+      ++s.nodes_with_unknown_macs;
+    }
+    s.rows.push_back(std::move(r));
+  }
+  s.trainable = s.params - s.non_trainable;
+  return s;
+}
+
+}  // namespace graft::ir

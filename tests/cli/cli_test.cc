@@ -1,0 +1,155 @@
+// The graft command line as a user meets it: exit codes (0 ok, 2 bad input, 1 internal),
+// results on stdout, one-line errors on stderr.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/graft_cli_XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+  static std::string file(const std::string& name) { return dir_ + "/" + name; }
+
+  static Result graft(const std::string& args) {
+    const std::string cmd = std::string(GRAFT_BINARY) + " " + args + " >" + file("out") + " 2>" +
+                            file("err") + " </dev/null";
+    const int status = std::system(cmd.c_str());
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = slurp(file("out"));
+    r.err = slurp(file("err"));
+    return r;
+  }
+
+  static int lines(const std::string& s) {
+    int n = 0;
+    for (char c : s) n += c == '\n';
+    return n;
+  }
+
+  static std::string dir_;
+};
+std::string CliTest::dir_;
+
+TEST_F(CliTest, VersionAndHelp) {
+  Result r = graft("--version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("graft "), std::string::npos);
+  r = graft("--help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("summary"), std::string::npos);
+  EXPECT_NE(r.out.find("zoo"), std::string::npos);
+  r = graft("summary --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("--input-shape"), std::string::npos);
+}
+
+TEST_F(CliTest, BadArgumentsExit2WithOneLine) {
+  for (const char* args : {"", "nonsense", "summary", "zoo mobilenet_v1", "summary --bogus x",
+                           "zoo resnet -o x.onnx", "zoo mobilenet_v1 --alpha 0.3 -o x.onnx",
+                           "zoo inception_resnet_v2 --alpha 0.5 -o x.onnx",
+                           "zoo inception_resnet_v2 --repeats 1,2 -o x.onnx"}) {
+    Result r = graft(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("graft: error: ", 0), 0u) << args << ": " << r.err;
+  }
+}
+
+TEST_F(CliTest, SummaryOfMissingTruncatedAndJunkFiles) {
+  Result r = graft("summary /nonexistent/m.onnx");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1);
+  EXPECT_NE(r.err.find("/nonexistent/m.onnx"), std::string::npos);
+
+  ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 64 -o " + file("small.onnx")).code, 0);
+  const std::string bytes = slurp(file("small.onnx"));
+  {
+    std::ofstream(file("trunc.onnx"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+    std::mt19937 rng(5);
+    std::string junk(5000, '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    std::ofstream(file("junk.onnx"), std::ios::binary) << junk;
+  }
+  for (const char* name : {"trunc.onnx", "junk.onnx"}) {
+    r = graft("summary " + file(name));
+    EXPECT_EQ(r.code, 2) << name << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << name << ": " << r.err;
+    EXPECT_NE(r.err.find(name), std::string::npos) << r.err;
+  }
+  r = graft("summary " + dir_);
+  EXPECT_EQ(r.code, 2);
+}
+
+TEST_F(CliTest, ZooMobileNetSummaryShowsTheCanonicalRow) {
+  ASSERT_EQ(graft("zoo mobilenet_v1 -o " + file("m.onnx")).code, 0);
+  Result r = graft("summary " + file("m.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Total params: 4,253,864"), std::string::npos);
+  EXPECT_NE(r.out.find("Non-trainable params: 21,888"), std::string::npos);
+  std::istringstream lines_in(r.out);
+  bool found = false;
+  for (std::string line; std::getline(lines_in, line);) {
+    if (line.find(" conv_pad_6 ") != std::string::npos) {
+      found = true;
+      EXPECT_EQ(line.substr(0, line.find_first_not_of(' ')).size() + 2,
+                line.find("36") + 2);  // row index 36 comes first
+      EXPECT_NE(line.find("(1, 256, 29, 29)"), std::string::npos) << line;
+      EXPECT_NE(line.find("conv_pw_5_relu"), std::string::npos) << line;
+    }
+  }
+  EXPECT_TRUE(found);
+
+  r = graft("summary --json " + file("m.onnx"));
+  ASSERT_EQ(r.code, 0);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["rows"][36]["name"], "conv_pad_6");
+  EXPECT_EQ(j["rows"][36]["index"], 36);
+  EXPECT_EQ(j["rows"][36]["outputs"][0]["shape"], nlohmann::json({1, 256, 29, 29}));
+  EXPECT_EQ(j["totals"]["params"], 4253864);
+  EXPECT_EQ(j["totals"]["non_trainable_params"], 21888);
+}
+
+TEST_F(CliTest, InputShapeOption) {
+  ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 64 -o " + file("s.onnx")).code, 0);
+  Result r = graft("summary --json --input-shape 4x3x64x64 " + file("s.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["rows"].back()["outputs"][0]["shape"], nlohmann::json({4, 1000}));
+  r = graft("summary --input-shape nope=1x3x64x64 " + file("s.onnx"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("'nope'"), std::string::npos) << r.err;
+  r = graft("summary --input-shape 1x5x64x64 " + file("s.onnx"));
+  EXPECT_EQ(r.code, 2) << r.err;  // 5 channels cannot feed conv1's 3-channel kernel
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+}
+
+}  // namespace
