@@ -351,6 +351,22 @@ void save(const Graph& graph, const std::string& path) {
   write_file_atomic(path, serialize(graph));
 }
 
+at::Tensor load_tensor(const std::string& path) {
+  const std::string bytes = read_file(path);
+  onnx::TensorProto p;
+  if (!p.ParseFromString(bytes)) throw Error(path + ": not a serialized onnx.TensorProto");
+  const size_t slash = path.find_last_of('/');
+  return with_context(path, [&] {
+    return tensor_from_proto(p, slash == std::string::npos ? "." : path.substr(0, slash));
+  });
+}
+
+void save_tensor(const at::Tensor& tensor, const std::string& path) {
+  onnx::TensorProto p;
+  tensor_to_proto(tensor, "", &p);
+  write_file_atomic(path, p.SerializeAsString());
+}
+
 void check(const Graph& graph) {
   onnx::ModelProto m = to_proto(graph);
   try {

@@ -38,6 +38,11 @@ Graph parse(const std::string& bytes, const std::string& base_dir, const std::st
 void save(const Graph& graph, const std::string& path);
 std::string serialize(const Graph& graph);
 
+// Reads a serialized onnx.TensorProto file (the format of ONNX's test data, input_0.pb) and
+// writes one.
+at::Tensor load_tensor(const std::string& path);
+void save_tensor(const at::Tensor& tensor, const std::string& path);
+
 // Runs onnx::checker on the graph; throws Error with the checker's message if it fails.
 void check(const Graph& graph);
 

@@ -119,6 +119,11 @@ at::Tensor tensor_from_proto(const TensorProto& p, const std::string& base_dir,
   auto make = [&]() { return at::empty(sizes, at::TensorOptions().dtype(st)); };
   const bool external = p.data_location() == TensorProto::EXTERNAL;
 
+  if (nbytes > 0 && !external && source.raw_data == nullptr && !p.has_raw_data() &&
+      p.float_data_size() + p.int32_data_size() + p.int64_data_size() + p.double_data_size() == 0) {
+    throw Error("tensor '" + p.name() + "' has no data for its " + std::to_string(numel) +
+                " elements");
+  }
   if (source.raw_data != nullptr || (external && source.shapes_only)) {
     if (source.raw_data != nullptr && source.raw_size != nbytes) {
       throw Error("tensor '" + p.name() + "' has " + std::to_string(source.raw_size) +
@@ -148,44 +153,48 @@ at::Tensor tensor_from_proto(const TensorProto& p, const std::string& base_dir,
     if (nbytes) std::memcpy(t.data_ptr(), p.raw_data().data(), nbytes);
     return t;
   }
-  // Typed fields, as the ONNX spec assigns them.
-  at::Tensor t = make();
+  // Typed fields, as the ONNX spec assigns them. Counts are checked before allocating.
+  auto typed = [&](int64_t count, const char* field) {
+    require_count(p, count, numel, field);
+    return make();
+  };
+  at::Tensor t;
   switch (p.data_type()) {
     case TensorProto::FLOAT:
-      require_count(p, p.float_data_size(), numel, "float_data");
+      t = typed(p.float_data_size(), "float_data");
       copy_values<float>(p.float_data(), t);
       break;
     case TensorProto::DOUBLE:
-      require_count(p, p.double_data_size(), numel, "double_data");
+      t = typed(p.double_data_size(), "double_data");
       copy_values<double>(p.double_data(), t);
       break;
     case TensorProto::INT64:
-      require_count(p, p.int64_data_size(), numel, "int64_data");
+      t = typed(p.int64_data_size(), "int64_data");
       copy_values<int64_t>(p.int64_data(), t);
       break;
     case TensorProto::INT32:
-      require_count(p, p.int32_data_size(), numel, "int32_data");
+      t = typed(p.int32_data_size(), "int32_data");
       copy_values<int32_t>(p.int32_data(), t);
       break;
     case TensorProto::INT16:
-      require_count(p, p.int32_data_size(), numel, "int32_data");
+      t = typed(p.int32_data_size(), "int32_data");
       copy_values<int16_t>(p.int32_data(), t);
       break;
     case TensorProto::INT8:
-      require_count(p, p.int32_data_size(), numel, "int32_data");
+      t = typed(p.int32_data_size(), "int32_data");
       copy_values<int8_t>(p.int32_data(), t);
       break;
     case TensorProto::UINT8:
-      require_count(p, p.int32_data_size(), numel, "int32_data");
+      t = typed(p.int32_data_size(), "int32_data");
       copy_values<uint8_t>(p.int32_data(), t);
       break;
     case TensorProto::BOOL:
-      require_count(p, p.int32_data_size(), numel, "int32_data");
+      t = typed(p.int32_data_size(), "int32_data");
       copy_values<bool>(p.int32_data(), t);
       break;
     case TensorProto::FLOAT16:
     case TensorProto::BFLOAT16:  // 16-bit patterns stored in int32_data
-      require_count(p, p.int32_data_size(), numel, "int32_data");
+      t = typed(p.int32_data_size(), "int32_data");
       copy_values<uint16_t>(p.int32_data(), t);
       break;
     default:

@@ -1,0 +1,63 @@
+// graft::exec — runs an ir::Graph on LibTorch.
+//
+// A Session compiles the graph once (one kernel per node; every unsupported op is reported
+// together, before anything runs) and then runs it for any set of requested values, computing
+// only the nodes those values need. Inference sessions run under c10::InferenceMode and free
+// each intermediate after its last use. Training sessions record autograd for the initializers
+// marked trainable only; nodes listed in train_nodes run in training mode (BatchNormalization
+// uses batch statistics and updates its running statistics), all others in eval mode.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "graft/ir/graph.h"
+
+namespace graft::exec {
+
+struct SessionOptions {
+  bool training = false;
+  std::set<std::string> trainable;    // initializers that require grad (training only)
+  std::set<std::string> train_nodes;  // nodes run in training mode (training only)
+};
+
+struct RunOptions {
+  // Check every node's outputs for NaN/Inf and fail naming the first node that made one.
+  bool check_finite = false;
+};
+
+using TensorMap = std::map<std::string, at::Tensor>;
+
+class Session {
+ public:
+  // `origin` (usually the model's path) prefixes error messages.
+  explicit Session(ir::Graph graph, SessionOptions options = {}, std::string origin = "");
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  // Runs the graph. `outputs` empty: the graph outputs. Any value name may be requested.
+  // Throws Error for a missing, unknown, mis-typed or mis-shaped input, or an unknown output.
+  TensorMap run(const TensorMap& inputs, const std::vector<std::string>& outputs = {},
+                const RunOptions& options = {});
+
+  const ir::Graph& graph() const;
+  // The initializers the session computes with (shared with graph().initializers): an
+  // optimiser updates these in place.
+  const std::map<std::string, at::Tensor>& initializers() const;
+  std::vector<at::Tensor> trainable_parameters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Op types in `graph` that graft cannot run, each with the first node using it.
+std::vector<std::pair<std::string, std::string>> unsupported_ops(const ir::Graph& graph);
+
+}  // namespace graft::exec
