@@ -1,4 +1,5 @@
-// BatchNormalization.
+// BatchNormalization and LayerNormalization (opset 17; what PyTorch exports ConvNeXt's
+// LayerNorm as).
 //
 // Inference uses the running statistics. When graft trains a node (RunContext::training) it
 // normalises with batch statistics and updates the running mean and variance tensors in place,
@@ -39,8 +40,37 @@ Kernel make_batch_norm(const NodeContext& ctx) {
   };
 }
 
+Kernel make_layer_norm(const NodeContext& ctx) {
+  const int64_t axis_attr = ctx.node.attributes.get_int("axis", -1);
+  const double eps = ctx.node.attributes.get_float("epsilon", 1e-5f);
+  const size_t outputs = ctx.node.outputs.size();
+  return [=](const std::vector<at::Tensor>& in, const RunContext&) {
+    const at::Tensor& x = in[0];
+    const int64_t axis = axis_attr < 0 ? axis_attr + x.dim() : axis_attr;
+    if (axis < 0 || axis >= x.dim()) throw std::out_of_range("LayerNormalization axis out of range");
+    std::vector<int64_t> normalized(x.sizes().begin() + axis, x.sizes().end());
+    const at::Tensor bias = in.size() > 2 && in[2].defined() ? in[2] : at::Tensor();
+    if (outputs <= 1) {
+      // Scale and bias broadcast over the normalised axes; ATen wants them at full size.
+      return std::vector<at::Tensor>{at::layer_norm(x, normalized, in[1].expand(normalized),
+                                                    bias.defined() ? bias.expand(normalized) : bias,
+                                                    eps)};
+    }
+    std::vector<int64_t> dims;
+    for (int64_t d = axis; d < x.dim(); ++d) dims.push_back(d);
+    at::Tensor mean = at::mean(x, dims, /*keepdim=*/true);
+    at::Tensor inv_std = at::rsqrt(at::var(x, dims, /*unbiased=*/false, /*keepdim=*/true) + eps);
+    at::Tensor y = (x - mean) * inv_std * in[1];
+    if (bias.defined()) y = y + bias;
+    return std::vector<at::Tensor>{y, mean, inv_std};
+  };
+}
+
 }  // namespace
 
-void register_norm(Registry& r) { r.add("BatchNormalization", make_batch_norm); }
+void register_norm(Registry& r) {
+  r.add("BatchNormalization", make_batch_norm);
+  r.add("LayerNormalization", make_layer_norm);
+}
 
 }  // namespace graft::ops

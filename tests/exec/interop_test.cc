@@ -1,0 +1,54 @@
+// PyTorch interop: torchvision models exported by PyTorch's ONNX exporter at opsets 11, 13 and
+// 17 (fixtures made at test time by tools/export_torchvision.py) must give PyTorch's outputs:
+// max |graft - torch| <= 1e-4 * max |torch|.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "graft/exec/session.h"
+#include "graft/ir/onnx_io.h"
+
+namespace graft::exec {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(InteropTest, TorchvisionExportsMatchPyTorch) {
+  const fs::path root = GRAFT_INTEROP_DIR;
+  ASSERT_TRUE(fs::exists(root / "STAMP"))
+      << "interop fixtures missing in " << root << " (the CTest fixture interop_fixtures makes them)";
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (e.is_directory()) dirs.push_back(e.path());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  ASSERT_EQ(dirs.size(), 33u);  // 11 families x 3 opsets
+  double worst = 0;
+  std::string worst_name;
+  for (const auto& dir : dirs) {
+    const std::string name = dir.filename().string();
+    try {
+      ir::Graph g = ir::load((dir / "model.onnx").string());
+      Session session(g, {}, name);
+      at::Tensor x = ir::load_tensor((dir / "test_data_set_0/input_0.pb").string());
+      at::Tensor want = ir::load_tensor((dir / "test_data_set_0/output_0.pb").string());
+      at::Tensor got = session.run({{g.inputs[0], x}}).at(g.outputs[0]);
+      ASSERT_EQ(got.sizes(), want.sizes()) << name;
+      const double scale = want.abs().max().item<double>();
+      const double diff = (got - want).abs().max().item<double>();
+      EXPECT_LE(diff, 1e-4 * scale) << name << ": max abs difference " << diff
+                                    << ", max |reference| " << scale;
+      if (diff / scale > worst) {
+        worst = diff / scale;
+        worst_name = name;
+      }
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << name << ": " << e.what();
+    }
+  }
+  std::printf("largest interop difference: %.3g x max|reference| (%s)\n", worst, worst_name.c_str());
+}
+
+}  // namespace
+}  // namespace graft::exec
