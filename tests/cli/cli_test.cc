@@ -10,7 +10,10 @@
 #include <random>
 #include <sstream>
 
+#include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+
+#include "graft/data/npy.h"
 
 namespace {
 
@@ -150,6 +153,37 @@ TEST_F(CliTest, InputShapeOption) {
   r = graft("summary --input-shape 1x5x64x64 " + file("s.onnx"));
   EXPECT_EQ(r.code, 2) << r.err;  // 5 channels cannot feed conv1's 3-channel kernel
   EXPECT_EQ(lines(r.err), 1) << r.err;
+}
+
+TEST_F(CliTest, RunSavesOutputsAndIntermediates) {
+  ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 32 --classes 10 -o " + file("r.onnx")).code, 0);
+  graft::data::write_npy(at::rand({2, 3, 32, 32}), file("x.npy"));
+  Result r = graft("run " + file("r.onnx") + " --input " + file("x.npy") + " --output " +
+                   file("y.npy") + " --output conv_pad_6=" + file("p.npy") + " --top 3 --check-finite");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(graft::data::read_npy(file("y.npy")).sizes(), (std::vector<int64_t>{2, 10}));
+  EXPECT_EQ(graft::data::read_npy(file("p.npy")).sizes(), (std::vector<int64_t>{2, 64, 5, 5}));
+  EXPECT_NE(r.out.find("item 1"), std::string::npos);  // top-3 printed per batch item
+}
+
+TEST_F(CliTest, RunBadInputsExit2WithOneLine) {
+  ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 32 --classes 10 -o " + file("r2.onnx")).code, 0);
+  graft::data::write_npy(at::rand({1, 3, 31, 32}), file("wrong.npy"));
+  graft::data::write_npy(at::rand({1, 3, 32, 32}), file("ok.npy"));
+  std::ofstream(file("junk.npy")) << "not numpy";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--input " + file("wrong.npy"), "expected float32 (N, 3, 32, 32), got Float (1, 3, 31, 32)"},
+      {"--input " + file("junk.npy"), "junk.npy"},
+      {"", "missing input 'input_1'"},
+      {"--input " + file("ok.npy") + " --output nope=" + file("n.npy"), "no tensor named 'nope'"},
+      {"--input other=" + file("ok.npy"), "'other' is not an input"},
+  };
+  for (const auto& [args, expect] : cases) {
+    Result r = graft("run " + file("r2.onnx") + " " + args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(expect), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

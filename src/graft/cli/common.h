@@ -22,6 +22,7 @@ struct Command {
 
 Command add_summary_command(CLI::App& root);
 Command add_zoo_command(CLI::App& root);
+Command add_run_command(CLI::App& root);
 
 // Loads MODEL, applies --input-shape values, pins a symbolic batch dimension to `batch` (when
 // batch > 0) and infers shapes. weights=false loads shapes only (see ir::LoadOptions).

@@ -1,4 +1,5 @@
 // graft — cut pretrained CNNs at any layer, join them through a trainable adapter, run them.
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
 #include <cstdio>
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("graft ") + graft::kVersion);
   app.require_subcommand(1);
   bool verbose = false, quiet = false;
+  int threads = 0;
+  app.add_option("--threads", threads, "Intra-op threads (default: all cores)")
+      ->check(CLI::PositiveNumber);
   app.add_flag("-v,--verbose", verbose, "More log output on stderr");
   app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
@@ -36,13 +40,15 @@ int main(int argc, char** argv) {
   });
 
   std::vector<graft::cli::Command> commands{graft::cli::add_summary_command(app),
-                                            graft::cli::add_zoo_command(app)};
+                                            graft::cli::add_zoo_command(app),
+                                            graft::cli::add_run_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  if (threads > 0) at::set_num_threads(threads);
   graft::log::set_level(verbose ? graft::log::Level::kDebug
                                 : quiet ? graft::log::Level::kError : graft::log::Level::kInfo);
   for (const auto& c : commands) {

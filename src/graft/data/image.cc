@@ -1,0 +1,68 @@
+#include "graft/data/image.h"
+
+#include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
+
+#define STBI_NO_STDIO
+#define STBI_FAILURE_USERMSG
+#include <stb/stb_image.h>
+
+#include "graft/core/error.h"
+#include "graft/core/file.h"
+#include "graft/ir/metadata.h"
+
+namespace graft::data {
+
+Preprocess Preprocess::from_metadata(const ir::Graph& graph, const std::string& model) {
+  auto text = graph.get_metadata(ir::kMetaPreprocess);
+  if (!text) {
+    throw Error(model + ": has no graft.preprocess metadata, so graft does not know how to "
+                "prepare images for it; pass tensors with --input x.npy instead");
+  }
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  Preprocess p;
+  try {
+    p.height = j.at("size").at(0).get<int64_t>();
+    p.width = j.at("size").at(1).get<int64_t>();
+    p.channels = j.at("channels").get<int64_t>();
+    p.scale = j.value("scale", 1.0 / 255.0);
+    p.mean = j.value("mean", std::vector<double>(static_cast<size_t>(p.channels), 0.0));
+    p.std = j.value("std", std::vector<double>(static_cast<size_t>(p.channels), 1.0));
+  } catch (const std::exception& e) {
+    throw Error(model + ": malformed graft.preprocess metadata: " + e.what());
+  }
+  if (p.height < 1 || p.width < 1 || (p.channels != 1 && p.channels != 3) ||
+      p.mean.size() != static_cast<size_t>(p.channels) || p.std.size() != static_cast<size_t>(p.channels)) {
+    throw Error(model + ": graft.preprocess needs a positive size, 1 or 3 channels and one mean "
+                "and std per channel");
+  }
+  return p;
+}
+
+at::Tensor read_image(const std::string& path, int64_t channels) {
+  const std::string bytes = read_file(path);
+  int w = 0, h = 0, n = 0;
+  unsigned char* pixels = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(bytes.data()),
+                                                static_cast<int>(bytes.size()), &w, &h, &n,
+                                                static_cast<int>(channels));
+  if (pixels == nullptr) {
+    throw Error(path + ": cannot decode image (" + stbi_failure_reason() + ")");
+  }
+  at::Tensor t = at::empty({h, w, channels}, at::kByte);
+  std::memcpy(t.data_ptr(), pixels, static_cast<size_t>(h) * w * channels);
+  stbi_image_free(pixels);
+  return t;
+}
+
+at::Tensor preprocess(const at::Tensor& image, const Preprocess& p) {
+  at::Tensor x = image.permute({2, 0, 1}).to(at::kFloat).unsqueeze(0);
+  if (x.size(2) != p.height || x.size(3) != p.width) {
+    x = at::upsample_bilinear2d(x, {p.height, p.width}, /*align_corners=*/false);
+  }
+  at::Tensor mean = at::tensor(p.mean, at::kDouble).to(at::kFloat).reshape({1, -1, 1, 1});
+  at::Tensor std = at::tensor(p.std, at::kDouble).to(at::kFloat).reshape({1, -1, 1, 1});
+  return ((x * p.scale - mean) / std).squeeze(0);
+}
+
+}  // namespace graft::data

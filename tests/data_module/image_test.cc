@@ -1,0 +1,67 @@
+#include "graft/data/image.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+#include <stb/stb_image_write.h>
+
+#include "graft/core/error.h"
+#include "graft/zoo/zoo.h"
+
+namespace graft::data {
+namespace {
+
+std::string write_png(const std::string& name, int w, int h, int c, unsigned char value) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::vector<unsigned char> pixels(static_cast<size_t>(w * h * c), value);
+  stbi_write_png(path.c_str(), w, h, c, pixels.data(), w * c);
+  return path;
+}
+
+TEST(ImageTest, DecodesAndConvertsChannels) {
+  const std::string grey = write_png("grey.png", 5, 4, 1, 200);
+  at::Tensor rgb = read_image(grey, 3);
+  EXPECT_EQ(rgb.sizes(), (std::vector<int64_t>{4, 5, 3}));
+  EXPECT_EQ(rgb[2][3][1].item<uint8_t>(), 200);
+  const std::string colour = write_png("colour.png", 6, 6, 3, 90);
+  EXPECT_EQ(read_image(colour, 1).sizes(), (std::vector<int64_t>{6, 6, 1}));
+}
+
+TEST(ImageTest, PreprocessFollowsZooMetadata) {
+  zoo::MobileNetV1Options o;
+  o.input = 32;
+  o.alpha = 0.25;
+  const ir::Graph g = zoo::mobilenet_v1(o);
+  const Preprocess p = Preprocess::from_metadata(g, "m.onnx");
+  EXPECT_EQ(p.height, 32);
+  EXPECT_EQ(p.channels, 3);
+  at::Tensor x = preprocess(read_image(write_png("flat.png", 20, 10, 3, 255), 3), p);
+  EXPECT_EQ(x.sizes(), (std::vector<int64_t>{3, 32, 32}));
+  EXPECT_NEAR(x.min().item<float>(), 1.0f, 1e-5);  // Keras "tf" mode: 255 -> 1
+  EXPECT_NEAR(x.max().item<float>(), 1.0f, 1e-5);
+}
+
+TEST(ImageTest, BadImagesAndMissingMetadataAreErrors) {
+  const std::string path = ::testing::TempDir() + "/broken.png";
+  {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    std::fputs("\x89PNG\r\n\x1a\n garbage", f);
+    std::fclose(f);
+  }
+  try {
+    read_image(path, 3);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos);
+  }
+  ir::Graph g = zoo::mobilenet_v1({});
+  g.erase_metadata("graft.preprocess");
+  EXPECT_THROW(Preprocess::from_metadata(g, "m.onnx"), Error);
+}
+
+}  // namespace
+}  // namespace graft::data
