@@ -186,4 +186,53 @@ TEST_F(CliTest, RunBadInputsExit2WithOneLine) {
   }
 }
 
+TEST_F(CliTest, CutsAdviceAndCutFiles) {
+  ASSERT_EQ(graft("zoo inception_resnet_v2 --input 75 --width 0.25 --repeats 1,2,1 -o " + file("i.onnx")).code, 0);
+  Result r = graft("cuts " + file("i.onnx") + " --near activation_17");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("is not a cut point"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mixed_5b"), std::string::npos) << r.out;      // the cut point before
+  EXPECT_NE(r.out.find("62  block35_1  block35_1"), std::string::npos) << r.out;  // the one after
+  r = graft("cuts " + file("i.onnx") + " --json --shape 80x7x7");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["cut_points"].size(), 5u);
+  EXPECT_EQ(j["ranked"][0]["distance"], 0.0);  // mixed_5b at 75 px, width 0.25: 80x7x7
+  EXPECT_EQ(j["ranked"][0]["tensor"], "mixed_5b");
+
+  r = graft("cut " + file("i.onnx") + " --at mixed_5b --head " + file("h.onnx") + " --tail " + file("t.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = graft("summary --json " + file("t.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["rows"][0]["name"], "mixed_5b");
+  EXPECT_EQ(j["rows"][0]["outputs"][0]["shape"], nlohmann::json({1, 80, 7, 7}));
+  // A multi-tensor frontier: the tail gets two inputs.
+  r = graft("cut " + file("i.onnx") + " --at activation_17 --tail " + file("t2.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("inputs mixed_5b"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, BadCutsExit2WithOneLine) {
+  ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 32 -o " + file("c.onnx")).code, 0);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"cut C --at nope --tail T", "no layer named 'nope'"},
+      {"cut C --at 5000 --tail T", "no layer 5000"},
+      {"cut C --at tensor:input_1 --head T", "graph input"},
+      {"cut C --at tensor:conv1/kernel --head T", "initializer"},
+      {"cut C --at 36", "nothing to write"},
+      {"cuts C --near nope", "no layer named 'nope'"},
+      {"cuts C --shape 3x3", "bad --shape"},
+  };
+  for (auto [args, expect] : cases) {
+    args.replace(args.find(" C "), 3, " " + file("c.onnx") + " ");
+    if (args.find(" T") != std::string::npos) args.replace(args.find(" T"), 2, " " + file("out.onnx"));
+    Result r = graft(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(expect), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(file("out.onnx")));  // nothing half-written
+}
+
 }  // namespace

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "../common/calibrate.h"
 #include "graft/core/error.h"
 #include "graft/ir/shapes.h"
 #include "graft/zoo/zoo.h"
@@ -95,20 +96,6 @@ TEST(SessionTest, CheckFiniteNamesTheFirstNode) {
   EXPECT_NO_THROW(s.run({{"x", at::ones({2})}}));  // without the check, Inf flows on
 }
 
-// Sets every BatchNormalization's running statistics to those of its input on `x`, as a
-// trained model would have them. (A freshly initialised MobileNet has mean 0 / variance 1 there,
-// and Keras' Glorot initialisation of depthwise kernels shrinks the signal ~C/2-fold per layer,
-// so in inference mode its last layers see ~1e-18: nothing upstream could learn.)
-void calibrate_batch_norm(ir::Graph& g, const at::Tensor& x) {
-  for (const auto& n : g.nodes) {
-    if (n.op_type != "BatchNormalization") continue;
-    Session s(g);
-    at::Tensor in = s.run({{g.inputs[0], x}}, {n.inputs[0]}).at(n.inputs[0]);
-    g.initializers.at(n.inputs[3]).copy_(in.mean({0, 2, 3}));
-    g.initializers.at(n.inputs[4]).copy_(in.var({0, 2, 3}, /*unbiased=*/false));
-  }
-}
-
 // A trainable block inside a frozen model: the loss goes down, the trainable block changes
 // (including its BatchNorm running statistics), and everything frozen is bit-identical.
 TEST(SessionTest, TrainingTouchesOnlyTheTrainableBlock) {
@@ -116,7 +103,7 @@ TEST(SessionTest, TrainingTouchesOnlyTheTrainableBlock) {
   at::manual_seed(0);
   at::Tensor x = at::rand({16, 3, 32, 32});
   at::Tensor labels = at::randint(0, 10, {16}, at::kLong);
-  calibrate_batch_norm(g, x);
+  testing::calibrate_batch_norm(g, x);
   std::map<std::string, at::Tensor> original;
   for (const auto& [name, t] : g.initializers) original[name] = t.clone();
 

@@ -23,6 +23,8 @@ struct Command {
 Command add_summary_command(CLI::App& root);
 Command add_zoo_command(CLI::App& root);
 Command add_run_command(CLI::App& root);
+Command add_cuts_command(CLI::App& root);
+Command add_cut_command(CLI::App& root);
 
 // Loads MODEL, applies --input-shape values, pins a symbolic batch dimension to `batch` (when
 // batch > 0) and infers shapes. weights=false loads shapes only (see ir::LoadOptions).

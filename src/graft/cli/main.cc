@@ -41,7 +41,9 @@ int main(int argc, char** argv) {
 
   std::vector<graft::cli::Command> commands{graft::cli::add_summary_command(app),
                                             graft::cli::add_zoo_command(app),
-                                            graft::cli::add_run_command(app)};
+                                            graft::cli::add_run_command(app),
+                                            graft::cli::add_cuts_command(app),
+                                            graft::cli::add_cut_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
