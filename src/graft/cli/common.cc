@@ -22,6 +22,15 @@ ir::Graph load_model(const std::string& path, const std::vector<std::string>& in
   return g;
 }
 
+ModelRef parse_model_ref(const std::string& text, const char* option) {
+  const size_t at = text.rfind('@');
+  if (at == std::string::npos || at == 0 || at + 1 == text.size()) {
+    throw Error(std::string("bad ") + option + " '" + text +
+                "': expected MODEL.onnx@LAYER (a row index, a node name or tensor:NAME)");
+  }
+  return {text.substr(0, at), text.substr(at + 1)};
+}
+
 void add_input_shape_option(CLI::App* app, std::vector<std::string>* shapes) {
   app->add_option("--input-shape", *shapes,
                   "Fix an input's dimensions: [NAME=]1x3x224x224 (repeatable)");

@@ -25,6 +25,14 @@ Command add_zoo_command(CLI::App& root);
 Command add_run_command(CLI::App& root);
 Command add_cuts_command(CLI::App& root);
 Command add_cut_command(CLI::App& root);
+Command add_design_command(CLI::App& root);
+Command add_stitch_command(CLI::App& root);
+
+// "MODEL.onnx@LAYER": the path and the layer reference (split at the last '@').
+struct ModelRef {
+  std::string path, layer;
+};
+ModelRef parse_model_ref(const std::string& text, const char* option);
 
 // Loads MODEL, applies --input-shape values, pins a symbolic batch dimension to `batch` (when
 // batch > 0) and infers shapes. weights=false loads shapes only (see ir::LoadOptions).

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <onnx/checker.h>
+#include <onnx/version_converter/convert.h>
 
 #include <climits>
 #include <unordered_set>
@@ -365,6 +366,19 @@ void save_tensor(const at::Tensor& tensor, const std::string& path) {
   onnx::TensorProto p;
   tensor_to_proto(tensor, "", &p);
   write_file_atomic(path, p.SerializeAsString());
+}
+
+Graph convert_opset(const Graph& graph, int64_t version) {
+  if (graph.opset() == version) return graph;
+  onnx::ModelProto converted;
+  try {
+    converted = onnx::version_conversion::ConvertVersion(to_proto(graph), static_cast<int>(version));
+  } catch (const std::exception& e) {
+    throw Error("cannot convert model '" + graph.name + "' from opset " + std::to_string(graph.opset()) +
+                " to " + std::to_string(version) + ": " + e.what());
+  }
+  Graph g = from_proto(converted, ".", graph.name);
+  return g;
 }
 
 void check(const Graph& graph) {

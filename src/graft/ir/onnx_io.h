@@ -43,6 +43,10 @@ std::string serialize(const Graph& graph);
 at::Tensor load_tensor(const std::string& path);
 void save_tensor(const at::Tensor& tensor, const std::string& path);
 
+// The graph converted to another default-domain opset with ONNX's version converter; Error
+// naming the op if a conversion is not possible.
+Graph convert_opset(const Graph& graph, int64_t version);
+
 // Runs onnx::checker on the graph; throws Error with the checker's message if it fails.
 void check(const Graph& graph);
 

@@ -255,6 +255,22 @@ void infer_shapes(Graph& graph) {
       std::string msg = e.what();
       throw Error(n.describe() + ": shapes do not fit: " + msg);
     }
+    // ONNX 1.12's Resize inference reads `sizes` only from constants; graft also takes it from
+    // propagated shape data (sizes = Concat(Shape(x)[:2], [H, W]) keeps the batch dynamic).
+    if (n.op_type == "Resize" && n.inputs.size() > 3 && !n.inputs[3].empty() && np.output_size() == 1) {
+      onnx::TypeProto* out = ctx.getOutputType(0);
+      auto sizes = propagated.find(n.inputs[3]);
+      bool known = out != nullptr && out->tensor_type().has_shape();
+      if (known) {
+        for (const auto& d : out->tensor_type().shape().dim()) known = known && d.has_dim_value();
+      }
+      if (out != nullptr && !known && sizes != propagated.end()) {
+        *out->mutable_tensor_type()->mutable_shape() = sizes->second;
+        if (out->tensor_type().elem_type() == 0) {
+          out->mutable_tensor_type()->set_elem_type(types[n.inputs[0]].tensor_type().elem_type());
+        }
+      }
+    }
     for (int i = 0; i < np.output_size(); ++i) {
       const onnx::TypeProto* t = ctx.getOutputType(static_cast<size_t>(i));
       if (np.output(i).empty() || t == nullptr || !t->has_tensor_type() ||
