@@ -63,8 +63,8 @@ ir::Graph stitch(const ir::Graph& a_in, const std::string& layer_a, const ir::Gr
   const int64_t opset = std::max(a_in.opset(), b_in.opset());
   ir::Graph a = a_in.opset() == opset ? a_in : ir::convert_opset(a_in, opset);
   ir::Graph b = b_in.opset() == opset ? b_in : ir::convert_opset(b_in, opset);
-  if (a_in.opset() != opset) ir::infer_shapes(a);
-  if (b_in.opset() != opset) ir::infer_shapes(b);
+  ir::infer_shapes(a);
+  ir::infer_shapes(b);
 
   const std::string source = with_context("model A", [&] { return single_cut_tensor(a, layer_a); });
   const std::vector<std::string> targets = with_context("model B", [&] { return cut::resolve_cut(b, layer_b); });

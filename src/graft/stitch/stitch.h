@@ -16,6 +16,10 @@
 namespace graft::stitch {
 
 struct Options {
+  Options() = default;
+  Options(std::string adapter_family_or_spec) : adapter(std::move(adapter_family_or_spec)) {}  // NOLINT
+  Options(const char* adapter_family_or_spec) : adapter(adapter_family_or_spec) {}             // NOLINT
+
   std::string adapter = "conv";  // a family (conv, linear, bottleneck, resample) or a spec
   uint64_t seed = 0;             // adapter initialisation
   std::string head_path, tail_path;  // source files, recorded with their sha256 when given
@@ -23,8 +27,8 @@ struct Options {
 
 // Cuts `a` at `layer_a` (which must be a single tensor: a cut point) and `b` at `layer_b` (any
 // cut that separates its inputs from its outputs; one adapter branch per tensor), designs or
-// validates the adapter and composes the hybrid. Both graphs need inferred shapes and weights.
-// If their opsets differ, the older one is converted to the newer.
+// validates the adapter and composes the hybrid (shapes are inferred here; the graphs need their
+// weights). If their opsets differ, the older one is converted to the newer.
 ir::Graph stitch(const ir::Graph& a, const std::string& layer_a, const ir::Graph& b,
                  const std::string& layer_b, const Options& options = {});
 
