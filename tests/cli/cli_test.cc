@@ -235,4 +235,28 @@ TEST_F(CliTest, BadCutsExit2WithOneLine) {
   EXPECT_FALSE(fs::exists(file("out.onnx")));  // nothing half-written
 }
 
+
+TEST_F(CliTest, EvalReportsAccuracyAndConfusion) {
+  ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 32 --channels 1 --classes 10 -o " + file("e.onnx")).code, 0);
+  Result r = graft("eval " + file("e.onnx") + " --limit 300 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["count"], 300);
+  const auto& m = j["models"][0];
+  EXPECT_GE(m["top5"].get<double>(), m["top1"].get<double>());
+  int64_t total = 0;
+  for (const auto& row : m["confusion"]) {
+    for (const auto& v : row) total += v.get<int64_t>();
+  }
+  EXPECT_EQ(total, 300);
+  // A model with fewer classes than the labels: the label is named.
+  ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 32 --channels 1 --classes 5 -o " + file("e5.onnx")).code, 0);
+  r = graft("eval " + file("e5.onnx") + " --limit 300");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("outside the model's 5 classes"), std::string::npos) << r.err;
+  r = graft("eval " + file("e.onnx") + " --data /nonexistent");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("/nonexistent"), std::string::npos) << r.err;
+}
+
 }  // namespace

@@ -9,7 +9,11 @@
 #endif
 #include <stb/stb_image_write.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "graft/core/error.h"
+#include "graft/data/dataset.h"
 #include "graft/zoo/zoo.h"
 
 namespace graft::data {
@@ -43,6 +47,32 @@ TEST(ImageTest, PreprocessFollowsZooMetadata) {
   EXPECT_EQ(x.sizes(), (std::vector<int64_t>{3, 32, 32}));
   EXPECT_NEAR(x.min().item<float>(), 1.0f, 1e-5);  // Keras "tf" mode: 255 -> 1
   EXPECT_NEAR(x.max().item<float>(), 1.0f, 1e-5);
+}
+
+TEST(ImageTest, ImageFolderDataset) {
+  const std::string root = ::testing::TempDir() + "/folder_ds";
+  std::filesystem::remove_all(root);
+  for (const char* cls : {"cat", "dog"}) std::filesystem::create_directories(root + "/train/" + cls);
+  auto put = [&](const std::string& rel, int w, int h, unsigned char v) {
+    std::vector<unsigned char> px(static_cast<size_t>(w * h * 3), v);
+    stbi_write_png((root + "/train/" + rel).c_str(), w, h, 3, px.data(), w * 3);
+  };
+  put("cat/a.png", 6, 4, 10);
+  put("cat/b.png", 6, 4, 20);
+  put("dog/c.png", 12, 8, 30);  // another size: resized to the first image's
+  Dataset d = open_dataset(root, "train");
+  EXPECT_EQ(d.classes, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(d.images.sizes(), (std::vector<int64_t>{3, 4, 6, 3}));
+  EXPECT_TRUE(d.labels.equal(at::tensor(std::vector<int64_t>{0, 0, 1})));
+  EXPECT_EQ(d.images[2][1][1][0].item<uint8_t>(), 30);
+  std::ofstream(root + "/train/dog/broken.png") << "\x89PNG garbage";
+  try {
+    open_dataset(root, "train");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(root);
 }
 
 TEST(ImageTest, BadImagesAndMissingMetadataAreErrors) {
