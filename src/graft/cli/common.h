@@ -28,6 +28,7 @@ Command add_cut_command(CLI::App& root);
 Command add_design_command(CLI::App& root);
 Command add_stitch_command(CLI::App& root);
 Command add_eval_command(CLI::App& root);
+Command add_train_command(CLI::App& root);
 
 // "MODEL.onnx@LAYER": the path and the layer reference (split at the last '@').
 struct ModelRef {

@@ -1,0 +1,251 @@
+#include "graft/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "graft/core/error.h"
+#include "graft/core/file.h"
+#include "graft/cut/cut.h"
+#include "graft/exec/session.h"
+#include "graft/ir/metadata.h"
+#include "graft/ir/onnx_io.h"
+
+namespace graft::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The tensor holding class scores before any softmax: what cross-entropy wants.
+std::string logits_of(const ir::Graph& g) {
+  const std::string& out = g.outputs.at(0);
+  const ir::Value& v = g.value(out);
+  if (v.producer >= 0) {
+    const ir::Node& n = g.nodes[static_cast<size_t>(v.producer)];
+    if (n.op_type == "Softmax" || n.op_type == "LogSoftmax") return n.inputs[0];
+  }
+  return out;
+}
+
+// Random crop with 4 pixels of zero padding and a horizontal flip, per example.
+at::Tensor augment(const at::Tensor& x, at::Generator& gen) {
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
+  at::Tensor padded = at::constant_pad_nd(x, {4, 4, 4, 4}, 0);
+  at::Tensor offsets = at::randint(0, 9, {n, 2}, gen, at::kLong);
+  at::Tensor flips = at::rand({n}, gen) < 0.5;
+  std::vector<at::Tensor> out;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t dy = offsets[i][0].item<int64_t>(), dx = offsets[i][1].item<int64_t>();
+    at::Tensor crop = padded[i].slice(1, dy, dy + h).slice(2, dx, dx + w);
+    out.push_back(flips[i].item<bool>() ? crop.flip({2}) : crop);
+  }
+  return at::stack(out);
+}
+
+std::string duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+void save_checkpoint(const ir::Graph& model, const Optimizer& opt, const std::string& path, int64_t epochs_done,
+                     int64_t step, const std::vector<double>& losses) {
+  ir::Graph state;
+  state.name = "graft_optimizer_state";
+  for (const auto& [name, t] : opt.state()) state.initializers[name] = t.detach().clone();
+  state.initializers["losses"] = at::tensor(losses, at::kDouble);
+  state.set_metadata("graft.checkpoint", nlohmann::json({{"epochs_done", epochs_done}, {"step", step}}).dump());
+  ir::save(state, path + ".state");  // the state first: a model without its state is not resumable
+  ir::save(model, path);
+}
+
+}  // namespace
+
+std::vector<std::string> select_trainable(const ir::Graph& g, const std::string& selection) {
+  std::set<std::string> constants = ir::constant_initializers(g);
+  // BatchNormalization statistics are updated by the forward pass, never by gradients.
+  std::set<std::string> statistics;
+  for (const auto& n : g.nodes) {
+    if (n.op_type == "BatchNormalization" && n.inputs.size() >= 5) {
+      statistics.insert(n.inputs[3]);
+      statistics.insert(n.inputs[4]);
+    }
+  }
+  std::vector<std::string> out;
+  auto eligible = [&](const std::string& name) {
+    const at::Tensor& t = g.initializers.at(name);
+    return t.is_floating_point() && !constants.count(name) && !statistics.count(name) && t.numel() > 1;
+  };
+  if (selection == "adapter") {
+    for (const auto& name : ir::metadata_string_list(g, ir::kMetaTrainable)) {
+      if (!g.initializers.count(name)) throw Error("graft.trainable names '" + name + "', which the model lacks");
+      if (eligible(name)) out.push_back(name);
+    }
+    if (out.empty()) {
+      throw Error("the model lists no trainable adapter (graft.trainable); train a stitched hybrid, or "
+                  "choose --train all or --train REGEX");
+    }
+    return out;
+  }
+  std::regex re;
+  if (selection != "all") {
+    try {
+      re = std::regex(selection);
+    } catch (const std::regex_error& e) {
+      throw Error("bad --train regular expression '" + selection + "': " + e.what());
+    }
+  }
+  for (const auto& [name, t] : g.initializers) {
+    if (eligible(name) && (selection == "all" || std::regex_search(name, re))) out.push_back(name);
+  }
+  if (out.empty()) throw Error("--train " + selection + " selects no trainable initializer");
+  return out;
+}
+
+TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess& p, const TrainOptions& o) {
+  if (o.epochs < 1 || o.batch < 1) throw Error("epochs and batch must be positive");
+  TrainResult r;
+  r.trained = select_trainable(model, o.train);
+  const std::set<std::string> trainable(r.trained.begin(), r.trained.end());
+  std::set<std::string> train_nodes;
+  for (const auto& n : model.nodes) {
+    const bool bn = n.op_type == "BatchNormalization" &&
+                    (trainable.count(n.inputs[1]) || trainable.count(n.inputs[2]));
+    if (bn || (n.op_type == "Dropout" && o.train == "all")) train_nodes.insert(n.name);
+  }
+  int64_t start_epoch = 0, step = 0;
+  if (!o.resume.empty()) {
+    ir::Graph saved = ir::load(o.resume);
+    for (auto& [name, t] : model.initializers) {
+      auto it = saved.initializers.find(name);
+      if (it == saved.initializers.end() || !it->second.sizes().equals(t.sizes())) {
+        throw Error(o.resume + ": not a checkpoint of this model (initializer '" + name + "' differs)");
+      }
+      t.copy_(it->second);
+    }
+  }
+
+  // The feature cache: the hybrid's head output, when nothing before it trains.
+  std::string cache_tensor;
+  if (o.cache && !o.augment && model.get_metadata(ir::kMetaRole) == "hybrid") {
+    const auto record = nlohmann::json::parse(model.get_metadata(ir::kMetaCut).value_or("{}"), nullptr, false);
+    if (record.is_object() && record.contains("head") && record["head"].contains("hybrid_tensors")) {
+      const std::string c = record["head"]["hybrid_tensors"][0];
+      const ir::Graph h = cut::head(model, {c});
+      bool frozen = true;
+      for (const auto& [name, t] : h.initializers) frozen = frozen && !trainable.count(name);
+      for (const auto& n : h.nodes) frozen = frozen && !train_nodes.count(n.name);
+      if (frozen) cache_tensor = c;
+    }
+  }
+  const std::string input = model.inputs.at(0);
+  const std::string logits = logits_of(model);
+  at::Tensor features;
+  exec::SessionOptions so;
+  so.training = true;
+  so.trainable = trainable;
+  so.train_nodes = train_nodes;
+  std::unique_ptr<exec::Session> session;
+  std::string feed = input;
+  if (!cache_tensor.empty()) {
+    exec::Session head(cut::head(model, {cache_tensor}));
+    std::vector<at::Tensor> parts;
+    for (int64_t i = 0; i < d.size(); i += 256) {
+      at::Tensor x = data::preprocess_batch(d.images.slice(0, i, std::min(i + 256, d.size())), p);
+      parts.push_back(head.run({{input, x}}, {cache_tensor}).at(cache_tensor));
+    }
+    features = at::cat(parts);
+    session = std::make_unique<exec::Session>(cut::tail(model, {cache_tensor}), so);
+    feed = cache_tensor;
+    r.used_cache = true;
+  } else {
+    session = std::make_unique<exec::Session>(model, so);
+  }
+  std::map<std::string, at::Tensor> params;
+  for (const auto& name : r.trained) params[name] = session->initializers().at(name);
+  Optimizer opt(params, o.optimizer);
+  if (!o.resume.empty()) {
+    ir::Graph state = ir::load(o.resume + ".state");
+    opt.load_state(state.initializers);
+    const auto meta = nlohmann::json::parse(state.get_metadata("graft.checkpoint").value_or("{}"));
+    start_epoch = meta.value("epochs_done", 0);
+    step = meta.value("step", 0);
+    auto losses = state.initializers.find("losses");
+    if (losses != state.initializers.end()) {
+      const at::Tensor l = losses->second.contiguous();
+      r.losses.assign(l.data_ptr<double>(), l.data_ptr<double>() + l.numel());
+    }
+  }
+
+  std::ofstream log;
+  if (!o.log_jsonl.empty()) {
+    log.open(o.log_jsonl, o.resume.empty() ? std::ios::trunc : std::ios::app);
+    if (!log) throw Error(o.log_jsonl + ": cannot open for writing");
+  }
+  const int64_t per_epoch = (d.size() + o.batch - 1) / o.batch;
+  const int64_t total = per_epoch * o.epochs;
+  const bool tty = ::isatty(2);
+  const auto t0 = Clock::now();
+  int64_t images = 0;
+  for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003 + static_cast<uint64_t>(epoch));
+    at::Tensor order = at::randperm(d.size(), gen, at::kLong);
+    double epoch_loss = 0, epoch_correct = 0;
+    int64_t epoch_seen = 0;
+    for (int64_t b = 0; b < per_epoch; ++b, ++step) {
+      at::Tensor idx = order.slice(0, b * o.batch, std::min((b + 1) * o.batch, d.size()));
+      at::Tensor x = features.defined() ? features.index_select(0, idx)
+                                        : data::preprocess_batch(d.images.index_select(0, idx), p);
+      if (o.augment) x = augment(x, gen);
+      at::Tensor y = d.labels.index_select(0, idx);
+      at::Tensor z = session->run({{feed, x}}, {logits}).at(logits).reshape({x.size(0), -1});
+      at::Tensor loss = at::cross_entropy_loss(z, y);
+      loss.backward();
+      const double lr = cosine_lr(o.optimizer.lr, step, total, o.warmup);
+      const double grad_norm = opt.step(lr);
+      const double lv = loss.item<double>();
+      if (!std::isfinite(lv)) {
+        throw Error("the loss became " + std::to_string(lv) + " at step " + std::to_string(step) +
+                    "; lower the learning rate (--lr) or clip gradients (--clip)");
+      }
+      const double correct = z.argmax(1).eq(y).sum().item<double>();
+      r.losses.push_back(lv);
+      images += x.size(0);
+      epoch_loss += lv * x.size(0);
+      epoch_correct += correct;
+      epoch_seen += x.size(0);
+      const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+      const double ips = images / std::max(elapsed, 1e-9);
+      if (log) {
+        log << nlohmann::json({{"epoch", epoch + 1}, {"step", step + 1}, {"loss", lv},
+                               {"accuracy", correct / x.size(0)}, {"lr", lr}, {"grad_norm", grad_norm},
+                               {"images_per_s", ips}}).dump() << "\n";
+      }
+      if (o.progress && (tty || b + 1 == per_epoch || (b + 1) % std::max<int64_t>(per_epoch / 10, 1) == 0)) {
+        const double eta = (total - step - 1) * (elapsed / std::max<int64_t>(step + 1 - start_epoch * per_epoch, 1));
+        std::fprintf(stderr, "%sepoch %lld/%lld step %lld/%lld | %.0f img/s | loss %.4f | acc %.1f%% | lr %.4g | ETA %s%s",
+                     tty ? "\r" : "", static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
+                     static_cast<long long>(b + 1), static_cast<long long>(per_epoch), ips, epoch_loss / epoch_seen,
+                     100 * epoch_correct / epoch_seen, lr, duration(eta).c_str(), tty ? "   " : "\n");
+      }
+    }
+    if (o.progress && tty) std::fprintf(stderr, "\n");
+    if (!o.checkpoint.empty()) save_checkpoint(model, opt, o.checkpoint, epoch + 1, step, r.losses);
+    if (o.on_epoch_end) o.on_epoch_end(epoch + 1);
+  }
+  for (const auto& name : r.trained) model.initializers.at(name).requires_grad_(false);
+  r.steps = step;
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  r.images_per_second = images / std::max(r.seconds, 1e-9);
+  return r;
+}
+
+}  // namespace graft::train

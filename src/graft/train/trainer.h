@@ -1,0 +1,55 @@
+// The trainer: fits a model's trainable initializers (by default the adapter of a hybrid, from
+// graft.trainable) on a labelled dataset with cross-entropy, both source networks frozen.
+//
+// Frozen nodes run in eval mode and keep no gradient state; only BatchNormalization nodes whose
+// scale or bias train run in training mode. When nothing before the hybrid's head output trains
+// and there is no augmentation, the head's outputs are computed once (the feature cache) and
+// later steps run only adapter + tail. The same seed gives the same loss curve; checkpoints are
+// written atomically at the end of every epoch with the optimiser state, and --resume continues
+// exactly where the checkpoint left off.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "graft/data/dataset.h"
+#include "graft/ir/graph.h"
+#include "graft/train/optimizer.h"
+
+namespace graft::train {
+
+struct TrainOptions {
+  std::string train = "adapter";  // adapter | all | a regular expression over initializer names
+  OptimizerOptions optimizer;
+  int64_t epochs = 1;
+  int64_t batch = 64;
+  int64_t warmup = 0;             // linear warm-up steps before the cosine decay
+  uint64_t seed = 0;
+  bool augment = false;           // random crop (padding 4) and horizontal flip
+  bool cache = true;              // use the feature cache when it is valid
+  std::string checkpoint;         // MODEL file written each epoch (+ ".state")
+  std::string resume;             // a checkpoint to continue from
+  std::string log_jsonl;          // one JSON line per step
+  bool progress = true;           // progress bar on stderr
+  // Called after each epoch (and its checkpoint) with the number of epochs done.
+  std::function<void(int64_t)> on_epoch_end;
+};
+
+struct TrainResult {
+  std::vector<double> losses;  // per step, including steps before a resume's start
+  int64_t steps = 0;
+  double seconds = 0;
+  double images_per_second = 0;
+  bool used_cache = false;
+  std::vector<std::string> trained;  // initializer names
+};
+
+// Trains `model` in place (its initializers are updated).
+TrainResult fit(ir::Graph& model, const data::Dataset& data, const data::Preprocess& p,
+                const TrainOptions& options);
+
+// The initializers `selection` (adapter | all | REGEX) picks in `model`; Error if none.
+std::vector<std::string> select_trainable(const ir::Graph& model, const std::string& selection);
+
+}  // namespace graft::train

@@ -1,0 +1,210 @@
+#include "graft/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../common/calibrate.h"
+#include "graft/core/error.h"
+#include "graft/exec/session.h"
+#include "graft/ir/onnx_io.h"
+#include "graft/stitch/stitch.h"
+#include "graft/train/evaluate.h"
+#include "graft/zoo/zoo.h"
+
+namespace graft::train {
+namespace {
+
+TEST(OptimizerTest, SgdMomentumNesterovAndAdamW) {
+  auto run = [](OptimizerOptions o, int steps) {
+    at::Tensor p = at::ones({1}).requires_grad_(true);
+    Optimizer opt({{"p", p}}, o);
+    for (int i = 0; i < steps; ++i) {
+      p.mutable_grad() = at::full({1}, 2.0);
+      opt.step(o.lr);
+    }
+    return p.item<double>();
+  };
+  OptimizerOptions sgd;
+  sgd.lr = 0.1;
+  sgd.momentum = 0.9;
+  EXPECT_NEAR(run(sgd, 1), 0.8, 1e-6);   // buf = 2
+  EXPECT_NEAR(run(sgd, 2), 0.42, 1e-6);  // buf = 0.9 * 2 + 2 = 3.8
+  sgd.nesterov = true;
+  EXPECT_NEAR(run(sgd, 1), 1 - 0.1 * (2 + 0.9 * 2), 1e-6);
+  OptimizerOptions adamw;
+  adamw.kind = "adamw";
+  adamw.lr = 0.01;
+  adamw.weight_decay = 0.1;
+  EXPECT_NEAR(run(adamw, 1), 1 * (1 - 0.01 * 0.1) - 0.01, 1e-6);  // Adam's first step is lr * sign(g)
+}
+
+TEST(OptimizerTest, ClippingAndSchedule) {
+  at::Tensor p = at::zeros({2}).requires_grad_(true);
+  OptimizerOptions o;
+  o.lr = 1;
+  o.momentum = 0;
+  o.clip_norm = 1;
+  Optimizer opt({{"p", p}}, o);
+  p.mutable_grad() = at::tensor(std::vector<float>{3, 4});
+  EXPECT_NEAR(opt.step(1), 5.0, 1e-6);  // the norm before clipping
+  EXPECT_NEAR(p[0].item<float>(), -0.6, 1e-6);
+  EXPECT_NEAR(cosine_lr(1.0, 0, 100, 10), 0.1, 1e-12);
+  EXPECT_NEAR(cosine_lr(1.0, 9, 100, 10), 1.0, 1e-12);
+  EXPECT_NEAR(cosine_lr(1.0, 10, 100, 10), 1.0, 1e-12);
+  EXPECT_NEAR(cosine_lr(1.0, 55, 100, 10), 0.5, 1e-12);
+  EXPECT_NEAR(cosine_lr(1.0, 100, 100, 10), 0.0, 1e-12);
+}
+
+// A hybrid of two small zoo models whose BatchNorm statistics are calibrated on Fashion-MNIST,
+// standing in for a pretrained pair.
+struct Fixture {
+  ir::Graph hybrid;
+  data::Dataset train, test;
+  data::Preprocess p;
+};
+
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    Fixture f;
+    f.train = data::head(data::open_dataset("fashion-mnist", "train"), 640);
+    f.test = data::head(data::open_dataset("fashion-mnist", "test"), 500);
+    zoo::MobileNetV1Options m;
+    m.alpha = 0.25;
+    m.input = 32;
+    m.channels = 1;
+    m.classes = 10;
+    ir::Graph mobile = zoo::mobilenet_v1(m);
+    zoo::InceptionResNetV2Options s;
+    s.input = 75;
+    s.width = 0.25;
+    s.repeats = {1, 1, 1};
+    s.channels = 1;
+    s.classes = 10;
+    ir::Graph server = zoo::inception_resnet_v2(s);
+    const auto pm = data::Preprocess::from_metadata(mobile, "mobile");
+    const auto ps = data::Preprocess::from_metadata(server, "server");
+    at::Tensor batch = f.train.images.slice(0, 0, 128);
+    testing::calibrate_batch_norm(mobile, data::preprocess_batch(batch, pm));
+    testing::calibrate_batch_norm(server, data::preprocess_batch(batch, ps));
+    f.hybrid = stitch::stitch(mobile, "36", server, "mixed_5b", {"conv"});
+    f.p = pm;
+    return f;
+  }();
+  return f;
+}
+
+ir::Graph copy_weights(const ir::Graph& g) {
+  ir::Graph c = g;
+  for (auto& [name, t] : c.initializers) t = t.clone();
+  return c;
+}
+
+TrainOptions quick(uint64_t seed = 7) {
+  TrainOptions o;
+  o.epochs = 3;
+  o.batch = 64;
+  o.seed = seed;
+  o.progress = false;
+  o.optimizer.lr = 0.05;
+  return o;
+}
+
+TEST(TrainerTest, AdapterTrainingLowersTheLossAndBeatsChance) {
+  const Fixture& f = fixture();
+  ir::Graph g = copy_weights(f.hybrid);
+  exec::Session before(g);
+  const double acc_before = evaluate(before, f.test, f.p).top1;
+  TrainOptions o = quick();
+  o.epochs = 4;
+  const TrainResult r = fit(g, f.train, f.p, o);
+  EXPECT_TRUE(r.used_cache);
+  const double first = (r.losses[0] + r.losses[1] + r.losses[2]) / 3;
+  const size_t n = r.losses.size();
+  const double last = (r.losses[n - 1] + r.losses[n - 2] + r.losses[n - 3]) / 3;
+  EXPECT_LT(last, first * 0.8) << first << " -> " << last;
+  exec::Session after(g);
+  const double acc = evaluate(after, f.test, f.p).top1;
+  EXPECT_GT(acc, 0.3) << "before training: " << acc_before;
+  // Only the adapter changed.
+  for (const auto& [name, t] : g.initializers) {
+    if (name.rfind("adapter/", 0) != 0) {
+      EXPECT_TRUE(at::equal(t, f.hybrid.initializers.at(name))) << name;
+    }
+  }
+}
+
+TEST(TrainerTest, SameSeedSameLossCurve) {
+  const Fixture& f = fixture();
+  ir::Graph a = copy_weights(f.hybrid), b = copy_weights(f.hybrid);
+  const auto ra = fit(a, f.train, f.p, quick(3));
+  const auto rb = fit(b, f.train, f.p, quick(3));
+  EXPECT_EQ(ra.losses, rb.losses);
+  ir::Graph c = copy_weights(f.hybrid);
+  EXPECT_NE(fit(c, f.train, f.p, quick(4)).losses, ra.losses);
+}
+
+TEST(TrainerTest, FeatureCacheGivesTheSameLosses) {
+  const Fixture& f = fixture();
+  ir::Graph a = copy_weights(f.hybrid), b = copy_weights(f.hybrid);
+  TrainOptions cached = quick(), direct = quick();
+  direct.cache = false;
+  const auto ra = fit(a, f.train, f.p, cached);
+  const auto rb = fit(b, f.train, f.p, direct);
+  EXPECT_TRUE(ra.used_cache);
+  EXPECT_FALSE(rb.used_cache);
+  ASSERT_EQ(ra.losses.size(), rb.losses.size());
+  for (size_t i = 0; i < ra.losses.size(); ++i) EXPECT_NEAR(ra.losses[i], rb.losses[i], 1e-5 * (1 + rb.losses[i])) << i;
+}
+
+TEST(TrainerTest, ResumingACheckpointContinuesExactly) {
+  const Fixture& f = fixture();
+  const std::string dir = ::testing::TempDir() + "/resume";
+  std::filesystem::create_directories(dir);
+  ir::Graph full = copy_weights(f.hybrid);
+  const auto r_full = fit(full, f.train, f.p, quick());
+
+  // A 3-epoch run that dies after its first epoch.
+  ir::Graph part = copy_weights(f.hybrid);
+  TrainOptions one = quick();
+  one.checkpoint = dir + "/ckpt.onnx";
+  one.log_jsonl = dir + "/log.jsonl";
+  one.on_epoch_end = [](int64_t done) {
+    if (done == 1) throw std::runtime_error("interrupted");
+  };
+  EXPECT_THROW(fit(part, f.train, f.p, one), std::runtime_error);
+  ASSERT_TRUE(std::filesystem::exists(dir + "/ckpt.onnx.state"));
+
+  ir::Graph resumed = copy_weights(f.hybrid);  // fresh weights: the checkpoint must restore them
+  TrainOptions rest = quick();
+  rest.resume = dir + "/ckpt.onnx";
+  rest.log_jsonl = dir + "/log.jsonl";
+  const auto r_resumed = fit(resumed, f.train, f.p, rest);
+  EXPECT_EQ(r_resumed.losses, r_full.losses);
+  for (const auto& [name, t] : full.initializers) EXPECT_TRUE(at::equal(t, resumed.initializers.at(name))) << name;
+  std::ifstream log(dir + "/log.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(log, line);) ++lines;
+  EXPECT_EQ(static_cast<size_t>(lines), r_full.losses.size());  // one JSON line per step, across the resume
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TrainerTest, BadOptionsAreErrors) {
+  const Fixture& f = fixture();
+  ir::Graph g = copy_weights(f.hybrid);
+  TrainOptions o = quick();
+  o.train = "(";
+  EXPECT_THROW(fit(g, f.train, f.p, o), Error);
+  o.train = "no_such_weight";
+  EXPECT_THROW(fit(g, f.train, f.p, o), Error);
+  o.train = "adapter";
+  o.resume = "/nonexistent/ckpt.onnx";
+  EXPECT_THROW(fit(g, f.train, f.p, o), Error);
+  ir::Graph plain = zoo::mobilenet_v1({});
+  EXPECT_THROW(select_trainable(plain, "adapter"), Error);  // no graft.trainable
+}
+
+}  // namespace
+}  // namespace graft::train
