@@ -45,6 +45,14 @@ Layer conv(int64_t c, const Ksp& h, const Ksp& w, bool bias = false) {
   return l;
 }
 
+Layer resize_to(int64_t h, int64_t w) {
+  Layer l;
+  l.kind = Kind::kResize;
+  l.out_h = h;
+  l.out_w = w;
+  return l;
+}
+
 Layer simple(Kind k) {
   Layer l;
   l.kind = k;
@@ -414,10 +422,7 @@ std::vector<Adapter> design(const Shape3& from, const Target& to, const std::str
   }
   // Resize to the target size, then a 3x3 convolution: fits any shape pair.
   {
-    Layer r;
-    r.kind = Kind::kResize;
-    r.out_h = t.h;
-    r.out_w = t.w;
+    const Layer r = resize_to(t.h, t.w);
     std::vector<Layer> layers;
     if (t.h != from.h || t.w != from.w) layers.push_back(r);
     for (auto& l : conv_bn(t.c, {3, 1, 1}, {3, 1, 1})) layers.push_back(l);
@@ -443,10 +448,7 @@ std::vector<Adapter> design(const Shape3& from, const Target& to, const std::str
       layers.push_back(p);
       how = "average pooling k=" + std::to_string(p.kh) + ", s=" + std::to_string(sh);
     } else {
-      Layer r;
-      r.kind = Kind::kResize;
-      r.out_h = t.h;
-      r.out_w = t.w;
+      const Layer r = resize_to(t.h, t.w);
       layers.push_back(r);
       how = "bilinear Resize";
     }
@@ -464,10 +466,7 @@ std::vector<Adapter> design(const Shape3& from, const Target& to, const std::str
     if (best && down && same_for_w(*best)) {
       layers.push_back(conv(b, *best, *same_for_w(*best)));
     } else {
-      Layer r;
-      r.kind = Kind::kResize;
-      r.out_h = t.h;
-      r.out_w = t.w;
+      const Layer r = resize_to(t.h, t.w);
       layers.push_back(r);
       layers.push_back(conv(b, {3, 1, 1}, {3, 1, 1}));
     }
@@ -493,10 +492,7 @@ std::vector<Adapter> design(const Shape3& from, const Target& to, const std::str
         add("resample", {p}, "no parameters");
       }
     }
-    Layer r;
-    r.kind = Kind::kResize;
-    r.out_h = t.h;
-    r.out_w = t.w;
+    const Layer r = resize_to(t.h, t.w);
     add("resample", {r}, "no parameters: bilinear Resize");
   }
   return out;

@@ -46,16 +46,6 @@ struct Geometry {
   int64_t dilation(size_t i) const { return dilations.empty() ? 1 : dilations[i]; }
 };
 
-// torch's pad list (last axis first) for pads given as ONNX begins-then-ends over `k` axes.
-std::vector<int64_t> torch_pads(const std::vector<int64_t>& begin, const std::vector<int64_t>& end) {
-  std::vector<int64_t> out;
-  for (size_t i = begin.size(); i-- > 0;) {
-    out.push_back(begin[i]);
-    out.push_back(end[i]);
-  }
-  return out;
-}
-
 at::Tensor bias_view(const at::Tensor& b, int64_t rank) {
   std::vector<int64_t> shape(static_cast<size_t>(rank), 1);
   shape[1] = -1;

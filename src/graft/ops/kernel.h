@@ -56,6 +56,8 @@ class Registry {
 
 // Helpers shared by the op families.
 std::vector<int64_t> to_int64_vector(const at::Tensor& t);
+// ATen's pad list (last axis first, begin then end) for per-axis begin and end pads.
+std::vector<int64_t> torch_pads(const std::vector<int64_t>& begin, const std::vector<int64_t>& end);
 at::ScalarType scalar_type_of(ir::DType dtype, const NodeContext& ctx);
 
 // One registration function per op family file.

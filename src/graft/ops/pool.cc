@@ -56,15 +56,6 @@ struct PoolGeometry {
   }
 };
 
-std::vector<int64_t> torch_pads(const std::vector<int64_t>& begin, const std::vector<int64_t>& end) {
-  std::vector<int64_t> out;
-  for (size_t i = begin.size(); i-- > 0;) {
-    out.push_back(begin[i]);
-    out.push_back(end[i]);
-  }
-  return out;
-}
-
 at::Tensor avg_pool(const at::Tensor& x, const PoolGeometry& g) {
   const std::vector<int64_t> zeros(g.kernel.size(), 0);
   switch (g.kernel.size()) {

@@ -48,6 +48,15 @@ std::vector<int64_t> to_int64_vector(const at::Tensor& t) {
   return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
 }
 
+std::vector<int64_t> torch_pads(const std::vector<int64_t>& begin, const std::vector<int64_t>& end) {
+  std::vector<int64_t> out;
+  for (size_t i = begin.size(); i-- > 0;) {
+    out.push_back(begin[i]);
+    out.push_back(end[i]);
+  }
+  return out;
+}
+
 at::ScalarType scalar_type_of(ir::DType dtype, const NodeContext& ctx) {
   switch (dtype) {
     case 1: return at::kFloat;
