@@ -62,6 +62,7 @@ TEST(OptimizerTest, ClippingAndSchedule) {
 // standing in for a pretrained pair.
 struct Fixture {
   ir::Graph hybrid;
+  std::string server_path;  // the calibrated server, as a teacher file
   data::Dataset train, test;
   data::Preprocess p;
 };
@@ -90,6 +91,8 @@ const Fixture& fixture() {
     testing::calibrate_batch_norm(mobile, data::preprocess_batch(batch, pm));
     testing::calibrate_batch_norm(server, data::preprocess_batch(batch, ps));
     f.hybrid = stitch::stitch(mobile, "36", server, "mixed_5b", {"conv"});
+    f.server_path = ::testing::TempDir() + "/teacher_server.onnx";
+    ir::save(server, f.server_path);
     f.p = pm;
     return f;
   }();
@@ -189,6 +192,26 @@ TEST(TrainerTest, ResumingACheckpointContinuesExactly) {
   for (std::string line; std::getline(log, line);) ++lines;
   EXPECT_EQ(static_cast<size_t>(lines), r_full.losses.size());  // one JSON line per step, across the resume
   std::filesystem::remove_all(dir);
+}
+
+TEST(TrainerTest, FeatureAndDistillationLossesTrainTheAdapter) {
+  const Fixture& f = fixture();
+  for (const char* loss : {"feature", "kd", "ce:1,feature:1,kd:0.5"}) {
+    SCOPED_TRACE(loss);
+    ir::Graph g = copy_weights(f.hybrid);
+    TrainOptions o = quick();
+    o.loss = loss;
+    o.teacher = f.server_path;
+    const TrainResult r = fit(g, f.train, f.p, o);
+    EXPECT_TRUE(r.used_cache);  // teacher targets are cached with the head's features
+    const size_t n = r.losses.size();
+    EXPECT_LT(r.losses[n - 1] + r.losses[n - 2], r.losses[0] + r.losses[1]);
+  }
+  ir::Graph plain = zoo::mobilenet_v1({});
+  TrainOptions kd = quick();
+  kd.loss = "kd";
+  kd.train = "all";
+  EXPECT_THROW(fit(plain, f.train, f.p, kd), Error);  // kd needs a hybrid and its server
 }
 
 TEST(TrainerTest, BadOptionsAreErrors) {

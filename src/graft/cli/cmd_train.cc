@@ -51,6 +51,11 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--data", args->data, "fashion-mnist (default), an IDX directory, an image folder, or X.npy,Y.npy");
   app->add_option("--limit", args->limit, "Only the first N training examples")->check(CLI::PositiveNumber);
   app->add_option("--train", args->o.train, "adapter (graft.trainable; default), all, or a REGEX over initializer names");
+  app->add_option("--loss", args->o.loss,
+                  "ce (default), feature, kd, or a weighted sum such as ce:1,feature:1,kd:0.5");
+  app->add_option("--temperature", args->o.temperature, "Distillation temperature (default 4)")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--teacher", args->o.teacher, "Server model for feature/kd (default: the hybrid's tail source)");
   app->add_option("--epochs", args->o.epochs, "Epochs (default 1)")->check(CLI::PositiveNumber);
   app->add_option("--batch", args->o.batch, "Batch size (default 64)")->check(CLI::PositiveNumber);
   app->add_option("--optimizer", args->o.optimizer.kind, "sgd (default), adam or adamw")

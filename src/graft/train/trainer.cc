@@ -1,5 +1,7 @@
 #include "graft/train/trainer.h"
 
+#include "graft/train/losses.h"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <unistd.h>
@@ -148,6 +150,36 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
   }
   const std::string input = model.inputs.at(0);
   const std::string logits = logits_of(model);
+
+  // The server model as teacher, for the feature and kd losses.
+  const std::map<std::string, double> weights = parse_loss(o.loss);
+  const bool want_feature = weights.count("feature") && weights.at("feature") > 0;
+  const bool want_kd = weights.count("kd") && weights.at("kd") > 0;
+  std::unique_ptr<exec::Session> teacher;
+  data::Preprocess teacher_p;
+  std::vector<std::string> teacher_features, hybrid_features;
+  std::string teacher_logits;
+  if (want_feature || want_kd) {
+    const auto record = nlohmann::json::parse(model.get_metadata(ir::kMetaCut).value_or("{}"), nullptr, false);
+    if (model.get_metadata(ir::kMetaRole) != "hybrid" || !record.is_object() || !record.contains("tail")) {
+      throw Error("the feature and kd losses need a stitched hybrid (its server model is the teacher)");
+    }
+    const std::string path = !o.teacher.empty() ? o.teacher : record["tail"].value("source", "");
+    if (path.empty()) throw Error("the hybrid does not name its server model; give the teacher model");
+    ir::Graph tg = with_context("teacher", [&] { return ir::load(path); });
+    teacher_p = data::Preprocess::from_metadata(tg, path);
+    teacher_logits = logits_of(tg);
+    for (const auto& t : record["tail"]["tensors"]) teacher_features.push_back(t);
+    for (const auto& t : record["tail"]["hybrid_tensors"]) hybrid_features.push_back(t);
+    teacher = std::make_unique<exec::Session>(std::move(tg), exec::SessionOptions{}, path);
+  }
+  std::vector<std::string> teacher_wanted = teacher_features;
+  if (want_kd) teacher_wanted.push_back(teacher_logits);
+  auto teach = [&](const at::Tensor& images) {
+    const std::string& tin = teacher->graph().inputs.at(0);
+    return teacher->run({{tin, data::preprocess_batch(images, teacher_p)}}, teacher_wanted);
+  };
+  std::map<std::string, at::Tensor> targets_cache;
   at::Tensor features;
   exec::SessionOptions so;
   so.training = true;
@@ -158,11 +190,16 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
   if (!cache_tensor.empty()) {
     exec::Session head(cut::head(model, {cache_tensor}));
     std::vector<at::Tensor> parts;
+    std::map<std::string, std::vector<at::Tensor>> teacher_parts;
     for (int64_t i = 0; i < d.size(); i += 256) {
-      at::Tensor x = data::preprocess_batch(d.images.slice(0, i, std::min(i + 256, d.size())), p);
-      parts.push_back(head.run({{input, x}}, {cache_tensor}).at(cache_tensor));
+      const at::Tensor raw = d.images.slice(0, i, std::min(i + 256, d.size()));
+      parts.push_back(head.run({{input, data::preprocess_batch(raw, p)}}, {cache_tensor}).at(cache_tensor));
+      if (teacher) {
+        for (auto& [name, t] : teach(raw)) teacher_parts[name].push_back(t);
+      }
     }
     features = at::cat(parts);
+    for (auto& [name, v] : teacher_parts) targets_cache[name] = at::cat(v);
     session = std::make_unique<exec::Session>(cut::tail(model, {cache_tensor}), so);
     feed = cache_tensor;
     r.used_cache = true;
@@ -206,8 +243,30 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
                                         : data::preprocess_batch(d.images.index_select(0, idx), p);
       if (o.augment) x = augment(x, gen);
       at::Tensor y = d.labels.index_select(0, idx);
-      at::Tensor z = session->run({{feed, x}}, {logits}).at(logits).reshape({x.size(0), -1});
-      at::Tensor loss = at::cross_entropy_loss(z, y);
+      std::vector<std::string> wanted{logits};
+      if (want_feature) wanted.insert(wanted.end(), hybrid_features.begin(), hybrid_features.end());
+      exec::TensorMap out = session->run({{feed, x}}, wanted);
+      at::Tensor z = out.at(logits).reshape({x.size(0), -1});
+      exec::TensorMap target;
+      if (teacher) {
+        if (!targets_cache.empty()) {
+          for (const auto& [name, t] : targets_cache) target[name] = t.index_select(0, idx);
+        } else {
+          target = teach(d.images.index_select(0, idx));
+        }
+      }
+      at::Tensor loss = at::zeros({}, z.options());
+      if (weights.count("ce") && weights.at("ce") > 0) loss = loss + ce_loss(z, y) * weights.at("ce");
+      if (want_feature) {
+        at::Tensor f = at::zeros({}, z.options());
+        for (size_t k = 0; k < hybrid_features.size(); ++k) {
+          f = f + feature_loss(out.at(hybrid_features[k]), target.at(teacher_features[k]));
+        }
+        loss = loss + f * (weights.at("feature") / static_cast<double>(hybrid_features.size()));
+      }
+      if (want_kd) {
+        loss = loss + kd_loss(z, target.at(teacher_logits).reshape({x.size(0), -1}), o.temperature) * weights.at("kd");
+      }
       loss.backward();
       const double lr = cosine_lr(o.optimizer.lr, step, total, o.warmup);
       const double grad_norm = opt.step(lr);

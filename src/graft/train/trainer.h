@@ -1,5 +1,5 @@
 // The trainer: fits a model's trainable initializers (by default the adapter of a hybrid, from
-// graft.trainable) on a labelled dataset with cross-entropy, both source networks frozen.
+// graft.trainable) on a labelled dataset, both source networks frozen.
 //
 // Frozen nodes run in eval mode and keep no gradient state; only BatchNormalization nodes whose
 // scale or bias train run in training mode. When nothing before the hybrid's head output trains
@@ -21,6 +21,13 @@ namespace graft::train {
 
 struct TrainOptions {
   std::string train = "adapter";  // adapter | all | a regular expression over initializer names
+  // Loss: ce (labels), feature (MSE between the adapter's output and the server model's own
+  // activation at the tail's cut), kd (distillation from the server model's logits at
+  // `temperature`), or a weighted sum such as "ce:1,kd:0.5". feature and kd need a hybrid;
+  // the server model is its tail source (graft.cut), or `teacher` if given.
+  std::string loss = "ce";
+  double temperature = 4.0;
+  std::string teacher;
   OptimizerOptions optimizer;
   int64_t epochs = 1;
   int64_t batch = 64;
