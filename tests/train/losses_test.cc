@@ -35,3 +35,27 @@ TEST(LossesTest, ParseLoss) {
 
 }  // namespace
 }  // namespace graft::train
+
+#include "graft/train/lsq.h"
+
+namespace graft::train {
+namespace {
+
+TEST(LsqTest, RecoversAKnownLinearMap) {
+  at::manual_seed(0);
+  const at::Tensor x = at::randn({2000, 6});
+  const at::Tensor w = at::randn({6, 4});
+  const at::Tensor b = at::randn({4});
+  const at::Tensor t = at::matmul(x, w) + b;
+  auto [w_fit, b_fit] = fit_linear(x, t, 1e-9);
+  EXPECT_LT((w_fit - w).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((b_fit - b).abs().max().item<double>(), 1e-4);
+  // With noise it is still the least-squares solution: no other W does better.
+  const at::Tensor noisy = t + at::randn({2000, 4}) * 0.1;
+  auto [wn, bn] = fit_linear(x, noisy, 1e-9);
+  const double best = (at::matmul(x, wn) + bn - noisy).pow(2).sum().item<double>();
+  EXPECT_LE(best, (at::matmul(x, w) + b - noisy).pow(2).sum().item<double>());
+}
+
+}  // namespace
+}  // namespace graft::train

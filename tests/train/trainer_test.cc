@@ -12,6 +12,7 @@
 #include "graft/ir/onnx_io.h"
 #include "graft/stitch/stitch.h"
 #include "graft/train/evaluate.h"
+#include "graft/train/lsq.h"
 #include "graft/zoo/zoo.h"
 
 namespace graft::train {
@@ -212,6 +213,33 @@ TEST(TrainerTest, FeatureAndDistillationLossesTrainTheAdapter) {
   kd.loss = "kd";
   kd.train = "all";
   EXPECT_THROW(fit(plain, f.train, f.p, kd), Error);  // kd needs a hybrid and its server
+}
+
+TEST(TrainerTest, LeastSquaresInitLowersTheFeatureError) {
+  const Fixture& f = fixture();
+  // A linear adapter into the same cut, stitched from the fixture's sources.
+  zoo::MobileNetV1Options m;
+  m.alpha = 0.25;
+  m.input = 32;
+  m.channels = 1;
+  m.classes = 10;
+  ir::Graph mobile = zoo::mobilenet_v1(m);
+  testing::calibrate_batch_norm(mobile, data::preprocess_batch(f.train.images.slice(0, 0, 128), f.p));
+  ir::Graph server = ir::load(f.server_path);
+  ir::Graph h = stitch::stitch(mobile, "36", server, "mixed_5b", {"linear"});
+  auto feature_error = [&](const ir::Graph& g) {
+    TrainOptions o = quick();
+    o.loss = "feature";
+    o.teacher = f.server_path;
+    o.epochs = 1;
+    o.optimizer.lr = 1e-12;  // measure, do not learn
+    ir::Graph c = copy_weights(g);
+    return fit(c, data::head(f.train, 256), f.p, o).losses.front();
+  };
+  const double before = feature_error(h);
+  EXPECT_EQ(lsq_init(h, f.train, f.p, f.server_path, 256), 1);
+  const double after = feature_error(h);
+  EXPECT_LT(after, before * 0.5) << before << " -> " << after;
 }
 
 TEST(TrainerTest, BadOptionsAreErrors) {

@@ -6,6 +6,7 @@
 #include "graft/core/error.h"
 #include "graft/ir/onnx_io.h"
 #include "graft/train/evaluate.h"
+#include "graft/train/lsq.h"
 #include "graft/train/trainer.h"
 
 namespace graft::cli {
@@ -17,12 +18,18 @@ struct TrainArgs {
   bool eval = false;
   train::TrainOptions o;
   bool no_cache = false, quiet = false;
+  std::string init;
 };
 
 void run(TrainArgs a) {
   ir::Graph g = ir::load(a.model);
   const data::Preprocess p = data::Preprocess::from_metadata(g, a.model);
   const data::Dataset d = data::head(data::open_dataset(a.data, "train"), a.limit);
+  if (a.init == "lsq") {
+    const int n = train::lsq_init(g, d, p, a.o.teacher);
+    std::printf("least-squares initialised %d adapter convolution(s) from %lld images\n", n,
+                static_cast<long long>(std::min<int64_t>(512, d.size())));
+  }
   a.o.cache = !a.no_cache;
   a.o.progress = !a.quiet;
   const train::TrainResult r = train::fit(g, d, p, a.o);
@@ -56,6 +63,8 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--temperature", args->o.temperature, "Distillation temperature (default 4)")
       ->check(CLI::PositiveNumber);
   app->add_option("--teacher", args->o.teacher, "Server model for feature/kd (default: the hybrid's tail source)");
+  app->add_option("--init", args->init, "lsq: least-squares initialisation of a linear adapter first")
+      ->check(CLI::IsMember({"lsq"}));
   app->add_option("--epochs", args->o.epochs, "Epochs (default 1)")->check(CLI::PositiveNumber);
   app->add_option("--batch", args->o.batch, "Batch size (default 64)")->check(CLI::PositiveNumber);
   app->add_option("--optimizer", args->o.optimizer.kind, "sgd (default), adam or adamw")
