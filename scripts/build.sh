@@ -19,6 +19,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# Paths relative to the checkout, so a fresh clone elsewhere reuses cached objects.
+export CCACHE_BASEDIR="$PWD"
 jobs="${GRAFT_JOBS:-$(nproc)}"
 if [ ! -f build/CMakeCache.txt ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
