@@ -1,9 +1,9 @@
 #include "graft/train/trainer.h"
 
 #include "graft/train/losses.h"
+#include "graft/data/loader.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -34,21 +34,6 @@ std::string logits_of(const ir::Graph& g) {
     if (n.op_type == "Softmax" || n.op_type == "LogSoftmax") return n.inputs[0];
   }
   return out;
-}
-
-// Random crop with 4 pixels of zero padding and a horizontal flip, per example.
-at::Tensor augment(const at::Tensor& x, at::Generator& gen) {
-  const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
-  at::Tensor padded = at::constant_pad_nd(x, {4, 4, 4, 4}, 0);
-  at::Tensor offsets = at::randint(0, 9, {n, 2}, gen, at::kLong);
-  at::Tensor flips = at::rand({n}, gen) < 0.5;
-  std::vector<at::Tensor> out;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t dy = offsets[i][0].item<int64_t>(), dx = offsets[i][1].item<int64_t>();
-    at::Tensor crop = padded[i].slice(1, dy, dy + h).slice(2, dx, dx + w);
-    out.push_back(flips[i].item<bool>() ? crop.flip({2}) : crop);
-  }
-  return at::stack(out);
 }
 
 std::string duration(double seconds) {
@@ -233,16 +218,33 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
   const auto t0 = Clock::now();
   int64_t images = 0;
   for (int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003 + static_cast<uint64_t>(epoch));
-    at::Tensor order = at::randperm(d.size(), gen, at::kLong);
+    // Batches come from the prefetching loader, or straight from the feature cache.
+    std::unique_ptr<data::Loader> loader;
+    at::Tensor order;
+    if (features.defined()) {
+      order = data::epoch_order(d.size(), o.seed, epoch, /*shuffle=*/true);
+    } else {
+      data::LoaderOptions lo;
+      lo.batch = o.batch;
+      lo.seed = o.seed;
+      lo.epoch = epoch;
+      lo.augment = o.augment;
+      loader = std::make_unique<data::Loader>(d, p, lo);
+    }
     double epoch_loss = 0, epoch_correct = 0;
     int64_t epoch_seen = 0;
     for (int64_t b = 0; b < per_epoch; ++b, ++step) {
-      at::Tensor idx = order.slice(0, b * o.batch, std::min((b + 1) * o.batch, d.size()));
-      at::Tensor x = features.defined() ? features.index_select(0, idx)
-                                        : data::preprocess_batch(d.images.index_select(0, idx), p);
-      if (o.augment) x = augment(x, gen);
-      at::Tensor y = d.labels.index_select(0, idx);
+      at::Tensor idx, x, y;
+      if (loader) {
+        data::Batch batch = loader->next().value();
+        idx = batch.indices;
+        x = batch.inputs;
+        y = batch.labels;
+      } else {
+        idx = order.slice(0, b * o.batch, std::min((b + 1) * o.batch, d.size()));
+        x = features.index_select(0, idx);
+        y = d.labels.index_select(0, idx);
+      }
       std::vector<std::string> wanted{logits};
       if (want_feature) wanted.insert(wanted.end(), hybrid_features.begin(), hybrid_features.end());
       exec::TensorMap out = session->run({{feed, x}}, wanted);
