@@ -10,6 +10,7 @@
 #include <random>
 
 #include "../common/calibrate.h"
+#include "../common/errors.h"
 #include "graft/core/error.h"
 #include "graft/exec/session.h"
 #include "graft/ir/onnx_io.h"
@@ -167,14 +168,7 @@ TEST(CutTest, CanonicalInceptionResNetV2Advice) {
 
 TEST(CutTest, BadCutsNameTheCulprit) {
   ir::Graph g = shaped(zoo::mobilenet_v1({}));
-  auto message = [&](const std::function<void()>& fn) -> std::string {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  };
+  const auto message = testing::error_message;
   EXPECT_NE(message([&] { resolve_cut(g, "nope"); }).find("no layer named 'nope'"), std::string::npos);
   EXPECT_NE(message([&] { resolve_cut(g, "999"); }).find("no layer 999"), std::string::npos);
   EXPECT_NE(message([&] { resolve_cut(g, "0"); }).find("graph input"), std::string::npos);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../common/errors.h"
 #include "graft/core/error.h"
 #include "graft/data/npy.h"
 
@@ -73,14 +74,7 @@ TEST_F(DatasetTest, IdxPlainAndGzipGiveKnownPixels) {
 }
 
 TEST_F(DatasetTest, BadDataNamesTheFile) {
-  auto message = [](const std::function<void()>& fn) -> std::string {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  };
+  const auto message = testing::error_message;
   write(dir_ + "/train-images-idx3-ubyte", idx_bytes({2, 3, 4}, std::vector<uint8_t>(24)), false);
   write(dir_ + "/train-labels-idx1-ubyte", idx_bytes({3}, {0, 1, 2}), false);
   EXPECT_NE(message([&] { open_dataset(dir_, "train"); }).find("holds 2 images but"), std::string::npos);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "../common/calibrate.h"
+#include "../common/errors.h"
 #include "graft/core/error.h"
 #include "graft/ir/shapes.h"
 #include "graft/zoo/zoo.h"
@@ -20,14 +21,6 @@ ir::Graph small_mobilenet() {
   return zoo::mobilenet_v1(o);
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(SessionTest, RunsAZooModelAndFetchesIntermediates) {
   Session s(small_mobilenet());
@@ -45,16 +38,16 @@ TEST(SessionTest, RunsAZooModelAndFetchesIntermediates) {
 
 TEST(SessionTest, InputErrorsNameTheInputAndShowExpectedVsGot) {
   Session s(small_mobilenet());
-  std::string e = error_of([&] { s.run({{"input_1", at::rand({1, 3, 31, 32})}}); });
+  std::string e = testing::error_message([&] { s.run({{"input_1", at::rand({1, 3, 31, 32})}}); });
   EXPECT_NE(e.find("input 'input_1': expected float32 (N, 3, 32, 32), got Float (1, 3, 31, 32)"),
             std::string::npos) << e;
-  e = error_of([&] { s.run({{"input_1", at::zeros({1, 3, 32, 32}, at::kLong)}}); });
+  e = testing::error_message([&] { s.run({{"input_1", at::zeros({1, 3, 32, 32}, at::kLong)}}); });
   EXPECT_NE(e.find("got Long"), std::string::npos) << e;
-  e = error_of([&] { s.run({}); });
+  e = testing::error_message([&] { s.run({}); });
   EXPECT_NE(e.find("missing input 'input_1'"), std::string::npos) << e;
-  e = error_of([&] { s.run({{"input_1", at::rand({1, 3, 32, 32})}, {"extra", at::rand({1})}}); });
+  e = testing::error_message([&] { s.run({{"input_1", at::rand({1, 3, 32, 32})}, {"extra", at::rand({1})}}); });
   EXPECT_NE(e.find("'extra' is not an input"), std::string::npos) << e;
-  e = error_of([&] { s.run({{"input_1", at::rand({1, 3, 32, 32})}}, {"no_such_tensor"}); });
+  e = testing::error_message([&] { s.run({{"input_1", at::rand({1, 3, 32, 32})}}, {"no_such_tensor"}); });
   EXPECT_NE(e.find("no tensor named 'no_such_tensor'"), std::string::npos) << e;
 }
 
@@ -63,7 +56,7 @@ TEST(SessionTest, UnsupportedOpsAreAllListedBeforeRunning) {
   g.nodes[3].op_type = "Gelu2";
   g.nodes[5].op_type = "Gelu2";
   g.nodes[7].op_type = "FancyNorm";
-  const std::string e = error_of([&] { Session s(g, {}, "m.onnx"); });
+  const std::string e = testing::error_message([&] { Session s(g, {}, "m.onnx"); });
   EXPECT_NE(e.find("m.onnx: graft cannot run 2 op type(s)"), std::string::npos) << e;
   EXPECT_NE(e.find("Gelu2 (first used by node '" + g.nodes[3].name + "')"), std::string::npos) << e;
   EXPECT_NE(e.find("FancyNorm (first used by node '" + g.nodes[7].name + "')"), std::string::npos) << e;
@@ -91,7 +84,7 @@ TEST(SessionTest, CheckFiniteNamesTheFirstNode) {
   Session s(g);
   RunOptions check;
   check.check_finite = true;
-  const std::string e = error_of([&] { s.run({{"x", at::ones({2})}}, {}, check); });
+  const std::string e = testing::error_message([&] { s.run({{"x", at::ones({2})}}, {}, check); });
   EXPECT_NE(e.find("node 'divide' (Div) produced Inf in 'q'"), std::string::npos) << e;
   EXPECT_NO_THROW(s.run({{"x", at::ones({2})}}));  // without the check, Inf flows on
 }

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/errors.h"
 #include "graft/core/error.h"
 #include "graft/exec/session.h"
 #include "graft/ir/metadata.h"
@@ -105,14 +106,7 @@ TEST(StitchTest, StitchedOutputsEqualHeadThenAdapterThenTail) {
 }
 
 TEST(StitchTest, BadStitchesAreErrors) {
-  auto message = [](const std::function<void()>& fn) -> std::string {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  };
+  const auto message = testing::error_message;
   // The head must end in one tensor.
   EXPECT_NE(message([] { stitch(server(), "activation_31", server(), "mixed_6a", {}); }).find("must end in one tensor"),
             std::string::npos);

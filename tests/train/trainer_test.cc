@@ -59,6 +59,20 @@ TEST(OptimizerTest, ClippingAndSchedule) {
   EXPECT_NEAR(cosine_lr(1.0, 100, 100, 10), 0.0, 1e-12);
 }
 
+// The "mobile" of the fixtures: MobileNet (alpha 0.25, 32 px, grey) with BatchNorm statistics
+// calibrated on the first 128 training images.
+ir::Graph calibrated_mobile(const data::Dataset& train) {
+  zoo::MobileNetV1Options m;
+  m.alpha = 0.25;
+  m.input = 32;
+  m.channels = 1;
+  m.classes = 10;
+  ir::Graph mobile = zoo::mobilenet_v1(m);
+  const auto p = data::Preprocess::from_metadata(mobile, "mobile");
+  testing::calibrate_batch_norm(mobile, data::preprocess_batch(train.images.slice(0, 0, 128), p));
+  return mobile;
+}
+
 // A hybrid of two small zoo models whose BatchNorm statistics are calibrated on Fashion-MNIST,
 // standing in for a pretrained pair.
 struct Fixture {
@@ -73,12 +87,7 @@ const Fixture& fixture() {
     Fixture f;
     f.train = data::head(data::open_dataset("fashion-mnist", "train"), 640);
     f.test = data::head(data::open_dataset("fashion-mnist", "test"), 500);
-    zoo::MobileNetV1Options m;
-    m.alpha = 0.25;
-    m.input = 32;
-    m.channels = 1;
-    m.classes = 10;
-    ir::Graph mobile = zoo::mobilenet_v1(m);
+    ir::Graph mobile = calibrated_mobile(f.train);
     zoo::InceptionResNetV2Options s;
     s.input = 75;
     s.width = 0.25;
@@ -89,7 +98,6 @@ const Fixture& fixture() {
     const auto pm = data::Preprocess::from_metadata(mobile, "mobile");
     const auto ps = data::Preprocess::from_metadata(server, "server");
     at::Tensor batch = f.train.images.slice(0, 0, 128);
-    testing::calibrate_batch_norm(mobile, data::preprocess_batch(batch, pm));
     testing::calibrate_batch_norm(server, data::preprocess_batch(batch, ps));
     f.hybrid = stitch::stitch(mobile, "36", server, "mixed_5b", {"conv"});
     f.server_path = ::testing::TempDir() + "/teacher_server.onnx";
@@ -218,13 +226,7 @@ TEST(TrainerTest, FeatureAndDistillationLossesTrainTheAdapter) {
 TEST(TrainerTest, LeastSquaresInitLowersTheFeatureError) {
   const Fixture& f = fixture();
   // A linear adapter into the same cut, stitched from the fixture's sources.
-  zoo::MobileNetV1Options m;
-  m.alpha = 0.25;
-  m.input = 32;
-  m.channels = 1;
-  m.classes = 10;
-  ir::Graph mobile = zoo::mobilenet_v1(m);
-  testing::calibrate_batch_norm(mobile, data::preprocess_batch(f.train.images.slice(0, 0, 128), f.p));
+  ir::Graph mobile = calibrated_mobile(f.train);
   ir::Graph server = ir::load(f.server_path);
   ir::Graph h = stitch::stitch(mobile, "36", server, "mixed_5b", {"linear"});
   auto feature_error = [&](const ir::Graph& g) {
