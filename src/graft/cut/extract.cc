@@ -53,17 +53,7 @@ at::Tensor constant_value(const ir::Node& n) {
 ir::Graph subgraph(const ir::Graph& g, const std::vector<bool>& keep, const std::vector<std::string>& inputs,
                    const std::vector<std::string>& outputs, const char* role, const Source& source,
                    const std::vector<std::string>& cut) {
-  ir::Graph s;
-  s.ir_version = g.ir_version;
-  s.opset_imports = g.opset_imports;
-  s.producer_name = "graft";
-  s.producer_version = g.producer_version;
-  s.model_domain = g.model_domain;
-  s.model_version = g.model_version;
-  s.model_doc_string = g.model_doc_string;
-  s.metadata = g.metadata;
-  s.name = g.name + "_" + role;
-  s.doc_string = g.doc_string;
+  ir::Graph s = ir::derived_from(g, g.name + "_" + role);
   s.inputs = inputs;
   s.outputs = outputs;
   std::set<std::string> names(inputs.begin(), inputs.end());

@@ -243,6 +243,21 @@ void Graph::erase_metadata(const std::string& key) {
                  metadata.end());
 }
 
+Graph derived_from(const Graph& g, std::string name) {
+  Graph d;
+  d.ir_version = g.ir_version;
+  d.opset_imports = g.opset_imports;
+  d.producer_name = "graft";
+  d.producer_version = g.producer_version;
+  d.model_domain = g.model_domain;
+  d.model_version = g.model_version;
+  d.model_doc_string = g.model_doc_string;
+  d.metadata = g.metadata;
+  d.name = std::move(name);
+  d.doc_string = g.doc_string;
+  return d;
+}
+
 namespace {
 
 bool same_tensor(const at::Tensor& a, const at::Tensor& b) {

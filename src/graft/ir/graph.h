@@ -126,6 +126,11 @@ class Graph {
   void erase_metadata(const std::string& key);
 };
 
+// A graph with `g`'s model-level fields (IR version, opsets, producer version, domain, model
+// version, doc strings, metadata), producer "graft", the given name, and nothing else: the start
+// of a graph derived from `g` (a head, a tail, a hybrid).
+Graph derived_from(const Graph& g, std::string name);
+
 // Structural equality: same fields, same nodes and attributes, same initializer names,
 // dtypes, sizes and bytes, same declared types of inputs and outputs. Used by round-trip tests.
 bool equal_graphs(const Graph& a, const Graph& b, std::string* why = nullptr);

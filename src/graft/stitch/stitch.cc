@@ -84,9 +84,9 @@ ir::Graph stitch(const ir::Graph& a_in, const std::string& layer_a, const ir::Gr
   prefix_names(head, "a/", std::set<std::string>(head.inputs.begin(), head.inputs.end()));
   prefix_names(tail, "b/", std::set<std::string>(tail.outputs.begin(), tail.outputs.end()));
 
-  ir::Graph h;
+  // Model-level fields and metadata (preprocessing) from A's head; opsets from both.
+  ir::Graph h = ir::derived_from(head, a.name + "+" + b.name);
   h.ir_version = std::max(head.ir_version, tail.ir_version);
-  h.opset_imports = head.opset_imports;
   for (const auto& op : tail.opset_imports) {
     auto it = std::find_if(h.opset_imports.begin(), h.opset_imports.end(),
                            [&](const ir::OpsetImport& x) { return x.domain == op.domain; });
@@ -96,8 +96,6 @@ ir::Graph stitch(const ir::Graph& a_in, const std::string& layer_a, const ir::Gr
       it->version = std::max(it->version, op.version);
     }
   }
-  h.name = a.name + "+" + b.name;
-  h.producer_name = "graft";
   h.inputs = head.inputs;
   h.outputs = tail.outputs;
   h.nodes = head.nodes;
@@ -110,7 +108,6 @@ ir::Graph stitch(const ir::Graph& a_in, const std::string& layer_a, const ir::Gr
     for (const auto& [name, v] : part.values) h.values.emplace(name, v);
   };
   merge(tail);
-  h.metadata = head.metadata;  // preprocessing (and A's other metadata)
   if (auto labels = b.get_metadata(ir::kMetaLabels)) h.set_metadata(ir::kMetaLabels, *labels);
   h.set_metadata(ir::kMetaRole, "hybrid");
 
