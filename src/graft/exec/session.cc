@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "graft/core/error.h"
+#include "graft/exec/passes/passes.h"
 #include "graft/ops/kernel.h"
 
 namespace graft::exec {
@@ -78,6 +79,9 @@ Session::Session(ir::Graph graph, SessionOptions options, std::string origin)
       }
       it->second.requires_grad_(true);
     }
+  }
+  if (s.options.optimize && !s.options.training) {
+    with_context(s.prefix() + "graph optimisation", [&] { passes::optimize(s.graph, s.options.keep); });
   }
   std::map<std::string, int64_t> opsets;
   for (const auto& o : s.graph.opset_imports) opsets[o.domain == "ai.onnx" ? "" : o.domain] = o.version;
@@ -151,7 +155,10 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
   std::vector<bool> needed(g.nodes.size(), false);
   std::vector<int> stack;
   for (const auto& name : wanted) {
-    if (!g.has_value(name)) throw Error(s.prefix() + "no tensor named '" + name + "' in the model");
+    if (!g.has_value(name)) {
+      throw Error(s.prefix() + "no tensor named '" + name + "' in the model" +
+                  (s.options.optimize ? " (graph optimisation may have fused it away: list it in SessionOptions::keep)" : ""));
+    }
     if (g.value(name).producer >= 0) stack.push_back(g.value(name).producer);
   }
   while (!stack.empty()) {

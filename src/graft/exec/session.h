@@ -24,6 +24,11 @@ struct SessionOptions {
   bool training = false;
   std::set<std::string> trainable;    // initializers that require grad (training only)
   std::set<std::string> train_nodes;  // nodes run in training mode (training only)
+  // Inference only: rewrite the graph first with graft::exec::passes (BatchNorm folding,
+  // constant folding, fusions, …). Graph outputs, graft.cut tensors and `keep` stay
+  // requestable; other intermediates may be fused away.
+  bool optimize = false;
+  std::set<std::string> keep;
 };
 
 struct RunOptions {

@@ -46,7 +46,8 @@ class Registry {
   static const Registry& instance();
 
   void add(const std::string& op_type, KernelFactory factory);
-  // nullptr when graft has no kernel for the op (only the default ONNX domain is served).
+  // nullptr when graft has no kernel for the op (the default ONNX domain and graft's own
+  // "graft" domain, whose ops are registered as "graft.OP", are served).
   const KernelFactory* find(const std::string& domain, const std::string& op_type) const;
   std::vector<std::string> op_types() const;
 

@@ -32,8 +32,9 @@ void Registry::add(const std::string& op_type, KernelFactory factory) {
 }
 
 const KernelFactory* Registry::find(const std::string& domain, const std::string& op_type) const {
-  if (!domain.empty() && domain != "ai.onnx") return nullptr;
-  auto it = factories_.find(op_type);
+  // graft's own ops (domain "graft") are registered as "graft.OP".
+  if (!domain.empty() && domain != "ai.onnx" && domain != "graft") return nullptr;
+  auto it = factories_.find(domain == "graft" ? "graft." + op_type : op_type);
   return it == factories_.end() ? nullptr : &it->second;
 }
 
