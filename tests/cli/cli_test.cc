@@ -259,4 +259,41 @@ TEST_F(CliTest, EvalReportsAccuracyAndConfusion) {
   EXPECT_NE(r.err.find("/nonexistent"), std::string::npos) << r.err;
 }
 
+// The main job on the bundled pair, shortened (a subset, one epoch): every step runs, the table
+// and the JSON carry the figures, the advisor refuses the layer inside the block and names the
+// cut point the adapter then targets, and training the adapter beats the untrained hybrid.
+TEST_F(CliTest, DemoOnTheBundledPair) {
+  const std::string out = file("demo");
+  Result r = graft("--threads 2 demo --models " GRAFT_MODELS " --out " + out +
+                   " --limit 6000 --eval-limit 1000 --epochs 1 --no-progress");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* step : {"Refused:", "Nearest cut points", "Best candidate of each family", "hybrid, adapter trained",
+                           "Bytes/image at split"}) {
+    EXPECT_NE(r.out.find(step), std::string::npos) << step << "\n" << r.out;
+  }
+  EXPECT_NE(r.out.find("Wrote " + out + "/demo.json"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(slurp(out + "/demo.json"));
+  for (const char* model : {"mobile", "server", "hybrid_untrained", "hybrid"}) {
+    const double top1 = j[model]["top1"].get<double>();
+    EXPECT_GE(top1, 0.0) << model;
+    EXPECT_LE(top1, 1.0) << model;
+  }
+  EXPECT_GT(j["hybrid"]["top1"].get<double>(), j["hybrid_untrained"]["top1"].get<double>() + 0.2);
+  EXPECT_GT(j["hybrid"]["device_macs"].get<int64_t>(), 0);
+  EXPECT_GT(j["hybrid"]["server_macs"].get<int64_t>(), 0);
+  EXPECT_EQ(j["hybrid"]["split_bytes"].get<int64_t>(), 64 * 5 * 5 * 4);  // conv_pad_6 of MobileNet 0.25 at 32 px
+  EXPECT_FALSE(j["refused_cut"]["is_cut_point"].get<bool>());
+  EXPECT_EQ(j["refused_cut"]["cut_point_before"], j["server"]["cut"]);
+  EXPECT_TRUE(fs::exists(out + "/hybrid.onnx"));
+  EXPECT_TRUE(fs::exists(out + "/hybrid_untrained.onnx"));
+
+  r = graft("demo --models " + file("no_such_dir"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("tools/train_bundled.sh"), std::string::npos) << r.err;
+  r = graft("demo --models " GRAFT_MODELS " --out " + out + " --server-cut activation_31 --limit 10");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("not a cut point"), std::string::npos) << r.err;
+}
+
 }  // namespace

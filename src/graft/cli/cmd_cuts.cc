@@ -63,17 +63,12 @@ void run(const CutsArgs& a) {
 
   if (!a.near.empty()) {
     const int node = cut::resolve_layer(g, a.near);
-    const auto crossing = cut::frontier(g, node);
-    const auto needed_inputs = cut::leaks(g, crossing);
-    const cut::CutPoint* before = nullptr;
-    const cut::CutPoint* after = nullptr;
-    for (const auto& p : points) {
-      if (p.node <= node) before = &p;
-      if (p.node > node && after == nullptr) after = &p;
-    }
-    const bool is_cut_point = crossing.size() == 1 && needed_inputs.empty() &&
-                              std::any_of(points.begin(), points.end(),
-                                          [&](const cut::CutPoint& p) { return p.tensor == crossing[0]; });
+    const cut::Advice advice = cut::advise(g, node, points);
+    const auto& crossing = advice.crossing;
+    const auto& needed_inputs = advice.inputs_still_needed;
+    const cut::CutPoint* before = advice.before ? &*advice.before : nullptr;
+    const cut::CutPoint* after = advice.after ? &*advice.after : nullptr;
+    const bool is_cut_point = advice.is_cut_point;
     nlohmann::json near = {{"layer", a.near}, {"node", g.nodes[static_cast<size_t>(node)].name},
                            {"row", ir::row_index(g, node)}, {"is_cut_point", is_cut_point},
                            {"crossing", nlohmann::json::array()}, {"inputs_still_needed", needed_inputs}};

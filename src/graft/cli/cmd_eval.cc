@@ -26,7 +26,9 @@ struct EvalArgs {
 nlohmann::json evaluate_file(const std::string& path, const data::Dataset& d, int64_t batch) {
   ir::Graph g = ir::load(path);
   const auto p = data::Preprocess::from_metadata(g, path);
-  exec::Session s(std::move(g), {}, path);
+  exec::SessionOptions so;
+  so.optimize = true;
+  exec::Session s(std::move(g), so, path);
   const train::Evaluation e = train::evaluate(s, d, p, batch);
   nlohmann::json confusion = nlohmann::json::array();
   for (int64_t i = 0; i < e.confusion.size(0); ++i) {

@@ -21,7 +21,7 @@ struct RunArgs {
   std::string model;
   std::vector<std::string> inputs, outputs, images;
   int top = 0;
-  bool check_finite = false;
+  bool check_finite = false, no_optimize = false;
   bool json = false;
 };
 
@@ -73,7 +73,12 @@ void run(const RunArgs& a) {
     if (std::find(wanted.begin(), wanted.end(), o) == wanted.end()) wanted.push_back(o);
   }
   const std::vector<std::string> labels = labels_of(g);
-  exec::Session session(std::move(g), {}, a.model);
+  exec::SessionOptions so;
+  // Graph passes (BatchNorm folding, fusions) unless the user wants every node's own outputs
+  // checked; the requested tensors are kept.
+  so.optimize = !a.no_optimize && !a.check_finite;
+  so.keep.insert(wanted.begin(), wanted.end());
+  exec::Session session(std::move(g), so, a.model);
   exec::RunOptions options;
   options.check_finite = a.check_finite;
   exec::TensorMap out = session.run(inputs, wanted, options);
@@ -137,6 +142,7 @@ Command add_run_command(CLI::App& root) {
       ->check(CLI::PositiveNumber);
   app->add_flag("--check-finite", args->check_finite,
                 "Fail on NaN/Inf, naming the first node that produced one");
+  app->add_flag("--no-optimize", args->no_optimize, "Run the graph as written (no BatchNorm folding or fusion)");
   app->add_flag("--json", args->json, "Machine-readable output");
   return {app, [args] { run(*args); }};
 }

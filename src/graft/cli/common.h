@@ -29,6 +29,8 @@ Command add_design_command(CLI::App& root);
 Command add_stitch_command(CLI::App& root);
 Command add_eval_command(CLI::App& root);
 Command add_train_command(CLI::App& root);
+Command add_demo_command(CLI::App& root);
+Command add_bench_command(CLI::App& root);
 
 // "MODEL.onnx@LAYER": the path and the layer reference (split at the last '@').
 struct ModelRef {

@@ -47,7 +47,9 @@ int main(int argc, char** argv) {
                                             graft::cli::add_design_command(app),
                                             graft::cli::add_stitch_command(app),
                                             graft::cli::add_eval_command(app),
-                                            graft::cli::add_train_command(app)};
+                                            graft::cli::add_train_command(app),
+                                            graft::cli::add_demo_command(app),
+                                            graft::cli::add_bench_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -44,6 +44,18 @@ int resolve_layer(const ir::Graph& graph, const std::string& layer);
 // The frontier of the layer at node index `node`.
 std::vector<std::string> frontier(const ir::Graph& graph, int node);
 
+// Advice on cutting right after one layer: the tensors that would cross (its frontier), graph
+// inputs the rest would still read, whether that is a single-tensor cut, and the nearest cut
+// points before (at or above the layer) and after it. `points` is cut_points(graph).
+struct Advice {
+  int node = -1;
+  bool is_cut_point = false;
+  std::vector<std::string> crossing;
+  std::vector<std::string> inputs_still_needed;
+  std::optional<CutPoint> before, after;
+};
+Advice advise(const ir::Graph& graph, int node, const std::vector<CutPoint>& points);
+
 // A cut given as on the command line: comma-separated layers (row index or node name, each
 // meaning its frontier) and tensors ("tensor:NAME"). Tensors are deduplicated, in order.
 std::vector<std::string> resolve_cut(const ir::Graph& graph, const std::string& spec);

@@ -134,6 +134,21 @@ std::vector<std::string> frontier(const ir::Graph& g, int node) {
   return out;
 }
 
+Advice advise(const ir::Graph& g, int node, const std::vector<CutPoint>& points) {
+  Advice a;
+  a.node = node;
+  a.crossing = frontier(g, node);
+  a.inputs_still_needed = leaks(g, a.crossing);
+  for (const auto& p : points) {
+    if (p.node <= node) a.before = p;
+    if (p.node > node && !a.after) a.after = p;
+  }
+  a.is_cut_point = a.crossing.size() == 1 && a.inputs_still_needed.empty() &&
+                   std::any_of(points.begin(), points.end(),
+                               [&](const CutPoint& p) { return p.tensor == a.crossing[0]; });
+  return a;
+}
+
 std::vector<std::string> resolve_cut(const ir::Graph& g, const std::string& spec) {
   std::vector<std::string> tensors;
   auto add = [&](const std::string& t) {

@@ -1,0 +1,120 @@
+// graft bench MODEL.onnx — inference latency like onnxruntime_perf_test or trtexec: load once,
+// warm up, time single runs, report median / p90 / p99 latency, images/s and peak RSS.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "graft/cli/common.h"
+#include "graft/core/error.h"
+#include "graft/exec/session.h"
+#include "graft/ir/onnx_io.h"
+
+namespace graft::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  std::vector<std::string> input_shapes;
+  int64_t batch = 1, runs = 100, warmup = 10;
+  int threads = 0;
+  bool json = false, no_optimize = false;
+};
+
+// A random tensor for every graph input, with the batch set and the dtype declared.
+exec::TensorMap random_inputs(const ir::Graph& g, const std::string& model, int64_t batch) {
+  exec::TensorMap inputs;
+  for (const auto& name : g.inputs) {
+    const ir::Value& v = g.value(name);
+    const auto sizes = ir::known_sizes(v.shape);
+    if (!sizes) {
+      throw Error(model + ": input '" + name + "' has shape " + ir::shape_str(v.shape) +
+                  "; fix it with --input-shape " + name + "=1x3x224x224 (for example)");
+    }
+    if (!sizes->empty() && (*sizes)[0] != batch) {
+      throw Error(model + ": input '" + name + "' has a fixed batch of " + std::to_string((*sizes)[0]) +
+                  ", not " + std::to_string(batch) + "; use --batch " + std::to_string((*sizes)[0]) +
+                  " or --input-shape " + name + "=" + std::to_string(batch) + "x…");
+    }
+    if (v.dtype == ir::kFloat || v.dtype == ir::kUndefined) {
+      inputs[name] = at::rand(*sizes);
+    } else if (v.dtype == ir::kInt64) {
+      inputs[name] = at::zeros(*sizes, at::kLong);
+    } else {
+      throw Error(model + ": input '" + name + "' is " + ir::dtype_name(v.dtype) + "; graft bench feeds float32 or int64");
+    }
+  }
+  return inputs;
+}
+
+double percentile(std::vector<double> sorted, double q) {
+  const double pos = q * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+}
+
+void run(const BenchArgs& a) {
+  if (a.threads > 0) at::set_num_threads(a.threads);
+  const auto t_load = std::chrono::steady_clock::now();
+  ir::Graph g = load_model(a.model, a.input_shapes, a.batch);
+  exec::SessionOptions so;
+  so.optimize = !a.no_optimize;
+  const exec::TensorMap inputs = random_inputs(g, a.model, a.batch);
+  exec::Session session(std::move(g), so, a.model);
+  const double load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count();
+  for (int64_t i = 0; i < a.warmup; ++i) session.run(inputs);
+  std::vector<double> ms;
+  ms.reserve(static_cast<size_t>(a.runs));
+  for (int64_t i = 0; i < a.runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    session.run(inputs);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const double median = percentile(ms, 0.5), p90 = percentile(ms, 0.9), p99 = percentile(ms, 0.99);
+  const double images_per_s = 1000.0 * static_cast<double>(a.batch) / median;
+  const double peak_rss_mb = static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+  if (a.json) {
+    const nlohmann::json j = {{"model", a.model}, {"batch", a.batch}, {"threads", at::get_num_threads()},
+                              {"runs", a.runs}, {"warmup", a.warmup}, {"optimized", !a.no_optimize},
+                              {"load_ms", load_ms}, {"median_ms", median}, {"p90_ms", p90}, {"p99_ms", p99},
+                              {"min_ms", ms.front()}, {"max_ms", ms.back()}, {"images_per_s", images_per_s},
+                              {"peak_rss_mb", peak_rss_mb}};
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("%s: batch %lld, %d thread(s), %lld runs after %lld warm-up%s\n", a.model.c_str(),
+              static_cast<long long>(a.batch), at::get_num_threads(), static_cast<long long>(a.runs),
+              static_cast<long long>(a.warmup), a.no_optimize ? ", graph passes off" : "");
+  std::printf("load + compile %.1f ms\nlatency: median %.3f ms, p90 %.3f ms, p99 %.3f ms (min %.3f, max %.3f)\n",
+              load_ms, median, p90, p99, ms.front(), ms.back());
+  std::printf("throughput: %.1f images/s\npeak RSS: %.1f MB\n", images_per_s, peak_rss_mb);
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& root) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* app = root.add_subcommand("bench", "Inference latency and throughput of a model on random inputs");
+  app->add_option("model", args->model, "ONNX model file")->required();
+  app->add_option("--batch", args->batch, "Batch size (sets a symbolic batch dimension; default 1)")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--threads", args->threads, "Intra-op threads (default: the global --threads, else all cores)")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--runs", args->runs, "Timed runs (default 100)")->check(CLI::PositiveNumber);
+  app->add_option("--warmup", args->warmup, "Untimed runs first (default 10)")->check(CLI::NonNegativeNumber);
+  add_input_shape_option(app, &args->input_shapes);
+  app->add_flag("--no-optimize", args->no_optimize, "Run the graph as written (no graph passes)");
+  app->add_flag("--json", args->json, "One JSON object: median_ms, p90_ms, p99_ms, images_per_s, peak_rss_mb, …");
+  return {app, [args] { run(*args); }};
+}
+
+}  // namespace graft::cli
