@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates the bundled pretrained pair in models/ from scratch with graft's own trainer on
-# Fashion-MNIST (Debian's dataset-fashion-mnist). Run from the project root after
-# scripts/build.sh:   tools/train_bundled.sh [OUT_DIR] [mobile|server|both]
+# Fashion-MNIST (Debian's dataset-fashion-mnist), then rewrites the manifest. Run from the
+# project root after scripts/build.sh:   tools/train_bundled.sh [OUT_DIR] [mobile|server|both]
 # With "both" the two run side by side (server on 2 threads, mobile on 1): on 2 cores the
-# server's 2-thread run leaves part of the machine idle, which the small mobile run fills.
+# server's 2-thread run leaves part of the machine idle, which the smaller mobile run fills.
+# Each run's output goes to OUT_DIR/<model>.train.log, its per-step losses to
+# OUT_DIR/<model>.train.jsonl (neither is committed).
 set -euo pipefail
 out="${1:-models}"; which="${2:-both}"
 g=build/graft
@@ -23,8 +25,8 @@ train_server() {
 
 train_mobile() {
   local t0; t0=$(date +%s)
-  # The "mobile": MobileNet v1 (alpha 0.25) at 32x32.
-  $g zoo mobilenet_v1 --alpha 0.25 --input 32 --channels 1 --classes 10 --seed 1 -o "$out/mobile_init.onnx"
+  # The "mobile": MobileNet v1 (alpha 0.25) at 56x56 (3/4 of the server's 75, as 224 is of 299).
+  $g zoo mobilenet_v1 --alpha 0.25 --input 56 --channels 1 --classes 10 --seed 1 -o "$out/mobile_init.onnx"
   $g --threads "${MOBILE_THREADS:-2}" train "$out/mobile_init.onnx" --train all --epochs 20 --batch 128 --lr 0.1 \
     --nesterov --weight-decay 5e-4 --warmup 200 --augment --seed 1 --checkpoint "$out/mobile.ckpt.onnx" \
     --log "$out/mobile.train.jsonl" -o "$out/mobile.onnx"
@@ -34,14 +36,14 @@ train_mobile() {
 
 t0=$(date +%s)
 case "$which" in
-  server) train_server ;;
-  mobile) train_mobile ;;
+  server) train_server > "$out/server.train.log" 2>&1 ;;
+  mobile) train_mobile > "$out/mobile.train.log" 2>&1 ;;
   both)
-    MOBILE_THREADS=1 train_mobile --no-progress > "$out/mobile.train.log" 2>&1 &
+    MOBILE_THREADS=1 train_mobile > "$out/mobile.train.log" 2>&1 &
     mobile_pid=$!
-    train_server
-    wait "$mobile_pid" || { echo "mobile training failed: see $out/mobile.train.log" >&2; exit 1; }
-    grep "training time" "$out/mobile.train.log" ;;
+    train_server > "$out/server.train.log" 2>&1 || { echo "server training failed: see $out/server.train.log" >&2; exit 1; }
+    wait "$mobile_pid" || { echo "mobile training failed: see $out/mobile.train.log" >&2; exit 1; } ;;
   *) echo "usage: $0 [OUT_DIR] [mobile|server|both]" >&2; exit 2 ;;
 esac
 echo "total wall time: $(( $(date +%s) - t0 )) s"
+tools/write_manifest.sh "$out"

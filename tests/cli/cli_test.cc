@@ -281,7 +281,7 @@ TEST_F(CliTest, DemoOnTheBundledPair) {
   EXPECT_GT(j["hybrid"]["top1"].get<double>(), j["hybrid_untrained"]["top1"].get<double>() + 0.2);
   EXPECT_GT(j["hybrid"]["device_macs"].get<int64_t>(), 0);
   EXPECT_GT(j["hybrid"]["server_macs"].get<int64_t>(), 0);
-  EXPECT_EQ(j["hybrid"]["split_bytes"].get<int64_t>(), 64 * 5 * 5 * 4);  // conv_pad_6 of MobileNet 0.25 at 32 px
+  EXPECT_EQ(j["hybrid"]["split_bytes"].get<int64_t>(), 64 * 8 * 8 * 4);  // conv_pad_6 of MobileNet 0.25 at 56 px
   EXPECT_FALSE(j["refused_cut"]["is_cut_point"].get<bool>());
   EXPECT_EQ(j["refused_cut"]["cut_point_before"], j["server"]["cut"]);
   EXPECT_TRUE(fs::exists(out + "/hybrid.onnx"));
@@ -294,6 +294,65 @@ TEST_F(CliTest, DemoOnTheBundledPair) {
   r = graft("demo --models " GRAFT_MODELS " --out " + out + " --server-cut activation_31 --limit 10");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("not a cut point"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, BenchReportsLatencyPercentilesAndRss) {
+  ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 32 --classes 10 -o " + file("b.onnx")).code, 0);
+  Result r = graft("bench " + file("b.onnx") + " --batch 2 --threads 1 --runs 5 --warmup 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"median_ms", "p90_ms", "p99_ms", "images_per_s", "peak_rss_mb"}) {
+    ASSERT_TRUE(j.contains(key)) << key;
+    EXPECT_GT(j[key].get<double>(), 0.0) << key;
+  }
+  EXPECT_LE(j["median_ms"].get<double>(), j["p90_ms"].get<double>());
+  EXPECT_LE(j["p90_ms"].get<double>(), j["p99_ms"].get<double>());
+  EXPECT_NEAR(j["images_per_s"].get<double>(), 2000.0 / j["median_ms"].get<double>(), 1e-6 * j["images_per_s"].get<double>());
+  EXPECT_EQ(j["batch"], 2);
+  EXPECT_EQ(j["threads"], 1);
+  r = graft("bench " + file("b.onnx") + " --runs 3 --warmup 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("latency: median"), std::string::npos) << r.out;
+  // Bad input: a missing file, a fixed batch that --batch contradicts.
+  r = graft("bench " + file("missing.onnx"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("missing.onnx"), std::string::npos) << r.err;
+  r = graft("bench " + file("b.onnx") + " --input-shape input_1=1x3x32x32 --batch 4 --runs 1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("fixed batch of 1"), std::string::npos) << r.err;
+}
+
+// The device half then the server half compute what the whole hybrid computes.
+TEST_F(CliTest, SplitHalvesComposeToTheHybrid) {
+  ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 32 --classes 10 --seed 2 -o " + file("sm.onnx")).code, 0);
+  ASSERT_EQ(graft("zoo inception_resnet_v2 --input 75 --width 0.25 --repeats 1,1,1 --classes 10 -o " + file("si.onnx")).code, 0);
+  ASSERT_EQ(graft("stitch --head " + file("sm.onnx") + "@conv_pad_6 --tail " + file("si.onnx") + "@mixed_6a -o " +
+                  file("sh.onnx")).code, 0);
+  Result r = graft("split " + file("sh.onnx") + " --device " + file("dev.onnx") + " --server " + file("srv.onnx"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("at 'a/conv_pad_6'"), std::string::npos) << r.out;
+  graft::data::write_npy(at::rand({2, 3, 32, 32}), file("x.npy"));
+  ASSERT_EQ(graft("run " + file("sh.onnx") + " --input " + file("x.npy") + " --output predictions=" + file("y.npy")).code, 0);
+  r = graft("run " + file("dev.onnx") + " --input " + file("x.npy") + " --output a/conv_pad_6=" + file("f.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = graft("run " + file("srv.onnx") + " --input " + file("f.npy") + " --output predictions=" + file("y2.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(at::allclose(graft::data::read_npy(file("y.npy")), graft::data::read_npy(file("y2.npy")), 1e-5, 1e-7));
+  // Both halves describe the split and each other.
+  r = graft("summary " + file("srv.onnx") + " --json");
+  ASSERT_EQ(r.code, 0);
+  // Errors: a tensor inside a block, the same file twice, a model that is not a hybrid.
+  r = graft("split " + file("sh.onnx") + " --device " + file("d2.onnx") + " --server " + file("s2.onnx") +
+            " --at b/activation_28");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("not a cut point"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(file("d2.onnx")));
+  r = graft("split " + file("sh.onnx") + " --device " + file("d2.onnx") + " --server " + file("d2.onnx"));
+  EXPECT_EQ(r.code, 2);
+  r = graft("split " + file("sm.onnx") + " --device " + file("d2.onnx") + " --server " + file("s2.onnx"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--at TENSOR"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -73,6 +73,23 @@ int count(const ir::Graph& g, const std::string& op) {
 
 at::Tensor positive(std::vector<int64_t> shape) { return at::rand(shape) + 0.5; }
 
+ir::Graph small_mobilenet(int64_t input) {
+  zoo::MobileNetV1Options o;
+  o.alpha = 0.25;
+  o.input = input;
+  o.classes = 10;
+  return zoo::mobilenet_v1(o);
+}
+
+ir::Graph small_inception_resnet_v2() {
+  zoo::InceptionResNetV2Options o;
+  o.input = 75;
+  o.width = 0.25;
+  o.repeats = {1, 1, 1};
+  o.classes = 10;
+  return zoo::inception_resnet_v2(o);
+}
+
 TEST(PassesTest, BatchNormFoldsIntoConvAndGemm) {
   at::manual_seed(1);
   Builder b;
@@ -193,11 +210,7 @@ TEST(PassesTest, ResidualAddAndActivationFuseIntoTheConv) {
 
 TEST(PassesTest, WholeModelsKeepTheirOutputs) {
   at::manual_seed(3);
-  zoo::MobileNetV1Options mo;
-  mo.alpha = 0.25;
-  mo.input = 64;
-  mo.classes = 10;
-  ir::Graph m = zoo::mobilenet_v1(mo);
+  ir::Graph m = small_mobilenet(64);
   // Statistics from 16 images (few samples make near-constant channels whose huge BatchNorm
   // scales amplify float rounding, in the original graph as much as in the folded one).
   testing::calibrate_batch_norm(m, at::rand({16, 3, 64, 64}) * 2 - 1);
@@ -208,12 +221,7 @@ TEST(PassesTest, WholeModelsKeepTheirOutputs) {
   EXPECT_EQ(count(om, "BatchNormalization") + count(om, "Pad") + count(om, "Clip"), 0);
   EXPECT_LT(om.nodes.size(), m.nodes.size() / 2);
 
-  zoo::InceptionResNetV2Options io;
-  io.input = 75;
-  io.width = 0.25;
-  io.repeats = {1, 1, 1};
-  io.classes = 10;
-  ir::Graph irv2 = zoo::inception_resnet_v2(io);
+  ir::Graph irv2 = small_inception_resnet_v2();
   testing::calibrate_batch_norm(irv2, at::rand({16, 3, 75, 75}) * 2 - 1);
   const at::Tensor xi = at::rand({4, 3, 75, 75}) * 2 - 1;
   ir::Graph oi;
@@ -222,17 +230,7 @@ TEST(PassesTest, WholeModelsKeepTheirOutputs) {
 }
 
 TEST(PassesTest, CutTensorsOfAHybridSurvive) {
-  zoo::MobileNetV1Options mo;
-  mo.alpha = 0.25;
-  mo.input = 32;
-  mo.classes = 10;
-  zoo::InceptionResNetV2Options io;
-  io.input = 75;
-  io.width = 0.25;
-  io.repeats = {1, 1, 1};
-  io.classes = 10;
-  ir::Graph h = stitch::stitch(zoo::mobilenet_v1(mo), "conv_pad_6", zoo::inception_resnet_v2(io), "mixed_6a",
-                               {"conv"});
+  ir::Graph h = stitch::stitch(small_mobilenet(32), "conv_pad_6", small_inception_resnet_v2(), "mixed_6a", {"conv"});
   const auto protect = protected_tensors(h);
   for (const char* t : {"a/conv_pad_6", "b/mixed_6a"}) EXPECT_TRUE(protect.count(t)) << t;
   ir::Graph o = h;

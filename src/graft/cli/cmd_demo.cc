@@ -27,9 +27,9 @@ namespace {
 struct DemoArgs {
   std::string models = "models", data = "fashion-mnist", out = "build/demo", json;
   std::string mobile_cut = "conv_pad_6", server_cut = "mixed_6a", refuse;
-  std::string adapter = "conv:k=3,p=1,c=128;bn;relu;conv:k=3,s=2,p=1,c=272;bn;relu";
-  std::string loss = "ce:1,kd:1";
-  int64_t epochs = 3, batch = 128, limit = 0, eval_limit = 0;
+  std::string adapter;  // default: a 3x3 convolution, then the designer's best conv candidate
+  std::string loss = "ce:1,kd:1,feature:1";
+  int64_t epochs = 8, batch = 128, limit = 0, eval_limit = 0;
   double lr = 0.05;
   uint64_t seed = 1;
   bool progress = true;
@@ -199,12 +199,19 @@ void run(const DemoArgs& a) {
     rows.push_back({c.family, c.spec(), thousands(c.params), thousands(c.macs)});
   }
   print_table({"Family", "Spec", ">Params", ">MACs"}, rows);
-  const adapt::Adapter chosen = adapt::choose(a.adapter, from, to);
-  std::printf("Chosen (--adapter): %s — %s parameters, %s MACs/image.\n", chosen.spec().c_str(),
-              thousands(chosen.params).c_str(), thousands(chosen.macs).c_str());
+  // The default adapter: one 3x3 convolution at the source's resolution (twice its channels,
+  // BatchNorm, ReLU) for capacity to re-map the mobile features, then the designer's best
+  // convolution to the target's shape.
+  std::string spec = a.adapter;
+  if (spec.empty()) {
+    spec = "conv:k=3,s=1,p=1,c=" + std::to_string(2 * from.c) + ";bn;relu;" + adapt::design(from, to, "conv").at(0).spec();
+  }
+  const adapt::Adapter chosen = adapt::choose(spec, from, to);
+  std::printf("Chosen%s: %s — %s parameters, %s MACs/image.\n", a.adapter.empty() ? " (a 3x3 convolution, then the best conv candidate)" : " (--adapter)",
+              chosen.spec().c_str(), thousands(chosen.params).c_str(), thousands(chosen.macs).c_str());
 
   heading("5. Stitch");
-  stitch::Options so(a.adapter);
+  stitch::Options so(chosen.spec());
   so.seed = a.seed;
   so.head_path = mobile_path;
   so.tail_path = server_path;
@@ -293,9 +300,11 @@ Command add_demo_command(CLI::App& root) {
   app->add_option("--mobile-cut", args->mobile_cut, "Mobile cut layer (default conv_pad_6)");
   app->add_option("--server-cut", args->server_cut, "Server cut point (default mixed_6a)");
   app->add_option("--refuse", args->refuse, "Server layer to show the advisor on (default: inside the next block)");
-  app->add_option("--adapter", args->adapter, "Adapter family or spec");
-  app->add_option("--loss", args->loss, "Adapter training loss (default ce:1,kd:1)");
-  app->add_option("--epochs", args->epochs, "Adapter training epochs (default 3)")->check(CLI::PositiveNumber);
+  app->add_option("--adapter", args->adapter,
+                  "Adapter family or spec (default: a 3x3 convolution to twice the source's channels, then the "
+                  "designer's best conv candidate)");
+  app->add_option("--loss", args->loss, "Adapter training loss (default ce:1,kd:1,feature:1)");
+  app->add_option("--epochs", args->epochs, "Adapter training epochs (default 8)")->check(CLI::PositiveNumber);
   app->add_option("--batch", args->batch, "Batch size (default 128)")->check(CLI::PositiveNumber);
   app->add_option("--lr", args->lr, "Peak learning rate (default 0.05)")->check(CLI::PositiveNumber);
   app->add_option("--seed", args->seed, "Adapter initialisation and shuffling seed (default 1)");

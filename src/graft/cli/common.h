@@ -31,6 +31,7 @@ Command add_eval_command(CLI::App& root);
 Command add_train_command(CLI::App& root);
 Command add_demo_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
+Command add_split_command(CLI::App& root);
 
 // "MODEL.onnx@LAYER": the path and the layer reference (split at the last '@').
 struct ModelRef {

@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
                                             graft::cli::add_eval_command(app),
                                             graft::cli::add_train_command(app),
                                             graft::cli::add_demo_command(app),
-                                            graft::cli::add_bench_command(app)};
+                                            graft::cli::add_bench_command(app),
+                                            graft::cli::add_split_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
