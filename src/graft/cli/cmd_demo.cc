@@ -293,9 +293,12 @@ Command add_demo_command(CLI::App& root) {
   auto args = std::make_shared<DemoArgs>();
   CLI::App* app = root.add_subcommand(
       "demo", "The main job: cut, advise, design, stitch, train and evaluate a hybrid of the bundled pair");
-  app->add_option("--models", args->models, "Folder with mobile.onnx and server.onnx (default models)");
+  // scripts/demo.sh passes --models and --out first; the user's own values (later) win.
+  app->add_option("--models", args->models, "Folder with mobile.onnx and server.onnx (default models)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app->add_option("--data", args->data, "Dataset (default fashion-mnist)");
-  app->add_option("--out", args->out, "Folder for the hybrids and demo.json (default build/demo)");
+  app->add_option("--out", args->out, "Folder for the hybrids and demo.json (default build/demo)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app->add_option("--json", args->json, "Where to write the results (default OUT/demo.json)");
   app->add_option("--mobile-cut", args->mobile_cut, "Mobile cut layer (default conv_pad_6)");
   app->add_option("--server-cut", args->server_cut, "Server cut point (default mixed_6a)");
