@@ -158,6 +158,26 @@ TEST(TrainerTest, SameSeedSameLossCurve) {
   EXPECT_NE(fit(c, f.train, f.p, quick(4)).losses, ra.losses);
 }
 
+// Training a whole model (as tools/train_bundled.sh does) runs its Dropout in training mode: the
+// masks come from the seed too, so two runs agree, even with another thread drawing random
+// numbers from the global generator in between.
+TEST(TrainerTest, SameSeedSameLossCurveWithDropoutAndAugmentation) {
+  const Fixture& f = fixture();
+  TrainOptions o = quick(5);
+  o.train = "all";
+  o.augment = true;
+  o.epochs = 1;
+  ir::Graph mobile = calibrated_mobile(f.train);
+  bool has_dropout = false;
+  for (const auto& n : mobile.nodes) has_dropout = has_dropout || n.op_type == "Dropout";
+  ASSERT_TRUE(has_dropout);
+  ir::Graph a = copy_weights(mobile), b = copy_weights(mobile);
+  const auto ra = fit(a, f.train, f.p, o);
+  at::rand({1000});  // disturb the global generator between the runs
+  const auto rb = fit(b, f.train, f.p, o);
+  EXPECT_EQ(ra.losses, rb.losses);
+}
+
 TEST(TrainerTest, FeatureCacheGivesTheSameLosses) {
   const Fixture& f = fixture();
   ir::Graph a = copy_weights(f.hybrid), b = copy_weights(f.hybrid);

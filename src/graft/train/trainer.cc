@@ -234,6 +234,9 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     double epoch_loss = 0, epoch_correct = 0;
     int64_t epoch_seen = 0;
     for (int64_t b = 0; b < per_epoch; ++b, ++step) {
+      // Ops that draw random numbers in training mode (Dropout) use ATen's global generator:
+      // seed it from the run's seed and the step, so a run — and a resumed run — is repeatable.
+      at::manual_seed(o.seed * 7919 + static_cast<uint64_t>(step) + 1);
       at::Tensor idx, x, y;
       if (loader) {
         data::Batch batch = loader->next().value();
