@@ -16,7 +16,7 @@ for m in mobile server; do
   grep -h "trained .* initializers" "$dir/$m.train.log" 2>/dev/null | tail -1 > "$tmp/$m.trained" || true
   grep -h "^$m training time" "$dir/$m.train.log" 2>/dev/null | tail -1 > "$tmp/$m.time" || true
 done
-sed -n '/^train_server()/,/^}/p;/^train_mobile()/,/^}/p' tools/train_bundled.sh | grep -E '^\s+\$g ' -A2 > "$tmp/commands"
+sed -n '/^train_server()/,/^}/p;/^train_mobile()/,/^}/p' tools/train_bundled.sh | grep -E '^\s+\$g ' -A2 | grep -v '^--$' | sed 's/^  //' > "$tmp/commands"
 $py - "$dir" "$tmp" > "$tmp/MANIFEST.md" <<'PY'
 import json, os, sys
 import onnx
