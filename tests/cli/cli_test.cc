@@ -9,10 +9,14 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "graft/core/file.h"
+#include "graft/data/dataset.h"
+#include "graft/data/image.h"
 #include "graft/data/npy.h"
 
 namespace {
@@ -356,3 +360,99 @@ TEST_F(CliTest, SplitHalvesComposeToTheHybrid) {
 }
 
 }  // namespace
+
+// split -> serve -> infer on loopback, as a user runs it: the server is a separate graft process
+// (port 0: it picks a free port and prints it), stopped with SIGTERM at the end.
+TEST_F(CliTest, SplitServeInferRoundTrip) {
+  const std::string models = GRAFT_MODELS;
+  ASSERT_EQ(graft("stitch --head " + models + "/mobile.onnx@conv_pad_6 --tail " + models + "/server.onnx@mixed_6a -o " +
+                  file("rt_hybrid.onnx")).code, 0);
+  Result r = graft("split " + file("rt_hybrid.onnx") + " --device " + file("rt_dev.onnx") + " --server " +
+                   file("rt_srv.onnx") + " --triton-repo " + file("triton"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string config = slurp(file("triton") + "/rt_srv/config.pbtxt");
+  EXPECT_NE(config.find("platform: \"onnxruntime_onnx\""), std::string::npos) << config;
+  EXPECT_NE(config.find("max_batch_size: 32"), std::string::npos) << config;
+  EXPECT_NE(config.find("dynamic_batching"), std::string::npos) << config;
+  EXPECT_TRUE(fs::exists(file("triton") + "/rt_srv/1/model.onnx"));
+
+  { std::ofstream(file("token")) << "tok-123\n"; }
+  const std::string log = file("serve.log");
+  const std::string start = "sh -c '" + std::string(GRAFT_BINARY) + " serve " + file("rt_srv.onnx") +
+                            " --listen 127.0.0.1:0 --token-file " + file("token") + " >" + log + " 2>&1 & echo $! >" +
+                            file("serve.pid") + "'";
+  ASSERT_EQ(std::system(start.c_str()), 0);
+  std::string port;
+  for (int i = 0; i < 600 && port.empty(); ++i) {
+    const std::string text = slurp(log);
+    const size_t at = text.find("listening on 127.0.0.1:");
+    if (at != std::string::npos) port = text.substr(at + 23, text.find_first_not_of("0123456789", at + 23) - at - 23);
+    if (port.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(port.empty()) << slurp(log);
+  const std::string server = " --server 127.0.0.1:" + port + " --token tok-123";
+
+  graft::data::write_npy(at::rand({3, 1, 56, 56}), file("rt_x.npy"));
+  ASSERT_EQ(graft("run " + file("rt_hybrid.onnx") + " --input " + file("rt_x.npy") + " --output " + file("rt_y.npy")).code, 0);
+  r = graft("infer " + file("rt_dev.onnx") + server + " --input " + file("rt_x.npy") + " --output " + file("rt_y2.npy") +
+            " --stats");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("network + server"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bytes per image: 16384 sent (fp32)"), std::string::npos) << r.out;
+  const at::Tensor want = graft::data::read_npy(file("rt_y.npy"));
+  EXPECT_TRUE(at::allclose(graft::data::read_npy(file("rt_y2.npy")), want, 1e-5, 1e-6));
+
+  r = graft("infer " + file("rt_dev.onnx") + server + " --input " + file("rt_x.npy") + " --output " + file("rt_y3.npy") +
+            " --codec int8 --zstd --stats --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_LT(j["stats"]["bytes_per_image"].get<double>(), 4096.0);  // under a quarter of fp32's 16384
+  EXPECT_TRUE(at::allclose(graft::data::read_npy(file("rt_y3.npy")), want, 0.05, 0.05 * want.abs().max().item<double>()));
+
+  // Images: top-k with the hybrid's labels, and each image's PNG size beside the bytes sent.
+  const graft::data::Dataset d = graft::data::head(graft::data::open_dataset("fashion-mnist", "test"), 2);
+  std::string images;
+  int64_t png_bytes = 0;
+  for (int i = 0; i < 2; ++i) {
+    const std::string png = graft::data::encode_png(d.images[i]);
+    png_bytes += static_cast<int64_t>(png.size());
+    graft::write_file_atomic(file("img" + std::to_string(i) + ".png"), png);
+    images += " " + file("img" + std::to_string(i) + ".png");
+  }
+  r = graft("infer " + file("rt_dev.onnx") + server + images + " --top 3 --stats --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto ji = nlohmann::json::parse(r.out);
+  ASSERT_EQ(ji["top"].size(), 2u);
+  EXPECT_EQ(ji["top"][1]["item"], file("img1.png"));
+  EXPECT_EQ(ji["top"][0]["classes"].size(), 3u);
+  EXPECT_NE(ji["top"][0]["classes"][0]["label"].get<std::string>(), "");
+  EXPECT_DOUBLE_EQ(ji["stats"]["png_bytes_per_image"].get<double>(), png_bytes / 2.0);
+
+  // A dataset through the server: accuracy, and the PNG size of the images beside the bytes sent.
+  r = graft("infer " + file("rt_dev.onnx") + server + " --data fashion-mnist --limit 64 --batch 16 --codec fp16 --stats");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("top-1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("the input image as PNG"), std::string::npos) << r.out;
+
+  // Errors: no token, unknown model, a server that is not there.
+  r = graft("infer " + file("rt_dev.onnx") + " --server 127.0.0.1:" + port + " --input " + file("rt_x.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("UNAUTHENTICATED"), std::string::npos) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  r = graft("infer " + file("rt_dev.onnx") + server + " --model nope --input " + file("rt_x.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown model 'nope'"), std::string::npos) << r.err;
+  r = graft("infer " + file("rt_dev.onnx") + " --server 127.0.0.1:1 --timeout-s 5 --input " + file("rt_x.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("UNAVAILABLE"), std::string::npos) << r.err;
+
+  // SIGTERM: the server stops cleanly and says what it served.
+  const std::string pid = slurp(file("serve.pid"));
+  ASSERT_EQ(std::system(("kill -TERM " + pid).c_str()), 0);
+  bool stopped = false;
+  for (int i = 0; i < 600 && !stopped; ++i) {
+    stopped = slurp(log).find("stopped after") != std::string::npos;
+    if (!stopped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(stopped) << slurp(log);
+}

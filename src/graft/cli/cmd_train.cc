@@ -4,6 +4,7 @@
 
 #include "graft/cli/common.h"
 #include "graft/core/error.h"
+#include "graft/ir/metadata.h"
 #include "graft/ir/onnx_io.h"
 #include "graft/train/evaluate.h"
 #include "graft/train/lsq.h"
@@ -33,6 +34,12 @@ void run(TrainArgs a) {
   a.o.cache = !a.no_cache;
   a.o.progress = !a.quiet;
   const train::TrainResult r = train::fit(g, d, p, a.o);
+  // A classifier trained on named classes carries their names (graft run/infer print them).
+  const auto& out_shape = g.value(g.outputs.at(0)).shape;
+  if (!g.get_metadata(ir::kMetaLabels) && !d.classes.empty() && out_shape && !out_shape->empty() &&
+      out_shape->back().value == static_cast<int64_t>(d.classes.size())) {
+    ir::set_metadata_string_list(g, ir::kMetaLabels, d.classes);
+  }
   ir::save(g, a.output);
   std::printf("wrote %s: trained %zu initializers for %lld steps on %lld images in %.1f s (%.0f images/s%s); "
               "final loss %.4f\n",

@@ -50,7 +50,9 @@ int main(int argc, char** argv) {
                                             graft::cli::add_train_command(app),
                                             graft::cli::add_demo_command(app),
                                             graft::cli::add_bench_command(app),
-                                            graft::cli::add_split_command(app)};
+                                            graft::cli::add_split_command(app),
+                                            graft::cli::add_serve_command(app),
+                                            graft::cli::add_infer_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

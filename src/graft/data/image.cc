@@ -7,6 +7,7 @@
 #define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
 #include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
 
 #include "graft/core/error.h"
 #include "graft/core/file.h"
@@ -38,6 +39,22 @@ Preprocess Preprocess::from_metadata(const ir::Graph& graph, const std::string& 
                 "and std per channel");
   }
   return p;
+}
+
+std::string encode_png(const at::Tensor& image) {
+  if (image.dim() != 3 || image.scalar_type() != at::kByte) {
+    throw Error("encode_png needs an (H, W, C) uint8 image, not " + c10::str(image.sizes()), ErrorKind::kInternal);
+  }
+  const at::Tensor pixels = image.contiguous();
+  std::string png;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  const int w = static_cast<int>(pixels.size(1)), h = static_cast<int>(pixels.size(0)), c = static_cast<int>(pixels.size(2));
+  if (!stbi_write_png_to_func(append, &png, w, h, c, pixels.data_ptr<uint8_t>(), w * c)) {
+    throw Error("PNG encoding of a " + c10::str(image.sizes()) + " image failed", ErrorKind::kInternal);
+  }
+  return png;
 }
 
 at::Tensor read_image(const std::string& path, int64_t channels) {

@@ -25,6 +25,10 @@ struct Preprocess {
 // colour images converted to grey (luma) as `channels` asks. Error names the file.
 at::Tensor read_image(const std::string& path, int64_t channels);
 
+// (H, W, C) uint8 -> the bytes of a PNG file of it (stb's encoder; what an image costs to send
+// as a file, for comparison with the split tensor).
+std::string encode_png(const at::Tensor& image);
+
 // (H, W, C) uint8 -> (C, height, width) float32: bilinear resize, then scale, mean and std.
 at::Tensor preprocess(const at::Tensor& image, const Preprocess& p);
 

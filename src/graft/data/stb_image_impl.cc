@@ -1,4 +1,5 @@
-// The one translation unit that compiles stb_image's implementation (decoders only, no stdio).
+// The one translation unit that compiles stb_image's implementation (decoders, and the PNG
+// encoder; no stdio).
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
@@ -9,6 +10,9 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #endif
 #include <stb/stb_image.h>
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#include <stb/stb_image_write.h>
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
