@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The stitched hybrid is plain ONNX: ONNX Runtime (npm onnxruntime-node) runs it and gives
+# The stitched hybrid (and the server half graft split writes for Triton) is plain ONNX: ONNX
+# Runtime (npm onnxruntime-node) runs it and gives
 # graft's outputs. Installs onnxruntime-node into $GRAFT_ORT_DIR (default ~/.cache/graft-ort)
 # when it is missing; fails (never skips) if it cannot.
 set -euo pipefail
@@ -46,3 +47,14 @@ run_both h1 logits "resnet18@$ta -> mobilenet_v2@$tb"
 "$graft" run "$t/h2.onnx" --input "input_1=$t/x.npy" --output "predictions=$t/h2.graft.npy" >/dev/null
 GRAFT_ORT_DIR="$ort_dir" node "$root/tools/ort_run.js" "$t/h2.onnx" --input "input_1=$t/x.npy" --output "predictions=$t/h2.ort.npy"
 compare "$t/h2.graft.npy" "$t/h2.ort.npy" "mobilenet_v1@36 -> inception_resnet_v2@activation_31 (2 branches)"
+
+# 3. The server half graft split writes into a Triton model repository is what Triton's
+#    onnxruntime backend runs: ONNX Runtime runs it on a batch of split tensors, and the device
+#    half (in graft) followed by it gives the hybrid's outputs.
+"$graft" split "$t/h2.onnx" --device "$t/dev.onnx" --server "$t/srv.onnx" --triton-repo "$t/triton" >/dev/null
+split=$(/usr/bin/python3 -c "import onnx; print(onnx.load('$t/dev.onnx').graph.output[0].name)")
+"$graft" run "$t/dev.onnx" --input "input_1=$t/x.npy" --output "$split=$t/f.npy" >/dev/null
+GRAFT_ORT_DIR="$ort_dir" node "$root/tools/ort_run.js" "$t/triton/srv/1/model.onnx" --input "$split=$t/f.npy" \
+  --output "predictions=$t/srv.ort.npy"
+compare "$t/h2.graft.npy" "$t/srv.ort.npy" "triton repository entry of the server half (batch 3)"
+grep -q 'platform: "onnxruntime_onnx"' "$t/triton/srv/config.pbtxt"

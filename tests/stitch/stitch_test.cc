@@ -70,6 +70,12 @@ TEST(StitchTest, ThreeCutPairsIncludingAMultiTensorFrontier) {
     const auto record = nlohmann::json::parse(*h.get_metadata(ir::kMetaCut));
     EXPECT_EQ(record["adapters"].size(), c.branches);
     EXPECT_EQ(record["tail"]["tensors"].size(), c.branches);
+    // Only a lone bottleneck moves the split point off the head's output: with two branches the
+    // other one crosses too, so the narrow tensor is not a cut of the hybrid.
+    const std::string split = record["split_point"];
+    if (c.branches > 1) {
+      EXPECT_EQ(split, "a/" + record["head"]["tensors"][0].get<std::string>());
+    }
     // Only adapter initializers are trainable, and each exists.
     for (const auto& name : ir::metadata_string_list(h, ir::kMetaTrainable)) {
       EXPECT_EQ(name.rfind("adapter", 0), 0u) << name;

@@ -118,7 +118,9 @@ ir::Graph stitch(const ir::Graph& a_in, const std::string& layer_a, const ir::Gr
     std::string split;
     const auto added = adapt::build(adapters[i], h, "a/" + source, "b/" + targets[i], prefix, o.seed + i, &split);
     trainable.insert(trainable.end(), added.begin(), added.end());
-    if (adapters[i].split_after >= 0) split_point = split;
+    // A bottleneck's narrow tensor is where to split only if it is the one adapter: with several
+    // branches the others cross the same boundary, so the head's output stays the split point.
+    if (adapters[i].split_after >= 0 && targets.size() == 1) split_point = split;
     adapter_record.push_back({{"target", targets[i]}, {"family", adapters[i].family},
                               {"spec", adapters[i].spec()}, {"params", adapters[i].params},
                               {"macs", adapters[i].macs}, {"output", "b/" + targets[i]}});
