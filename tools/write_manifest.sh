@@ -16,6 +16,7 @@ for m in mobile server; do
   grep -h "trained .* initializers" "$dir/$m.train.log" 2>/dev/null | tail -1 > "$tmp/$m.trained" || true
   grep -h "^$m training time" "$dir/$m.train.log" 2>/dev/null | tail -1 > "$tmp/$m.time" || true
 done
+cat "$dir/regen.time" > "$tmp/total" 2>/dev/null || true
 sed -n '/^train_server()/,/^}/p;/^train_mobile()/,/^}/p' tools/train_bundled.sh | grep -E '^\s+\$g ' -A2 | grep -v '^--$' | sed 's/^  //' > "$tmp/commands"
 $py - "$dir" "$tmp" > "$tmp/MANIFEST.md" <<'PY'
 import json, os, sys
@@ -29,7 +30,10 @@ out = ["# The bundled pretrained pair", "",
        "Fashion-MNIST's 60,000 training images (Debian's dataset-fashion-mnist); accuracy is on its",
        "10,000 test images, measured by `graft eval` when this file was written",
        "(`tools/write_manifest.sh`). Regenerate both with `tools/train_bundled.sh models both` from the",
-       "project root after `scripts/build.sh`; it runs the commands below, the two side by side.", "",
+       "project root after `scripts/build.sh`; it runs the commands below, one after the other.",
+       "Training is deterministic for a given thread count: shuffling, augmentation and Dropout all",
+       "draw from generators seeded by `--seed` and the step, so a re-run on this machine gives the",
+       "same weights.", "",
        "| model | file | architecture (graft.architecture) | input | parameters | MACs/image | test top-1 | test top-5 | size | sha256 |",
        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
 for m in ["mobile", "server"]:
@@ -47,6 +51,8 @@ for m in ["mobile", "server"]:
     out.append(f"- **{m}**: {read(m + '.trained') or 'training log not found'}")
     if read(m + ".time"):
         out.append(f"  ({read(m + '.time')})")
+if read("total"):
+    out += ["", f"Both, end to end ({read('total')}), on {os.cpu_count()} cores."]
 out += ["", "## Commands (from tools/train_bundled.sh)", "", "```sh", read("commands"), "```"]
 print("\n".join(out))
 PY
