@@ -282,12 +282,7 @@ nlohmann::json load_test(Remote& remote, const at::Tensor& x, const InferArgs& a
 }
 
 void run(InferArgs a) {
-  if (!a.token.empty() && !a.token_file.empty()) throw Error("give --token or --token-file, not both");
-  if (!a.token_file.empty()) {
-    std::string t = read_file(a.token_file);
-    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
-    a.token = t;
-  }
+  a.token = bearer_token(a.token, a.token_file);
   const int sources = (a.images.empty() ? 0 : 1) + (a.input.empty() ? 0 : 1) + (a.data.empty() ? 0 : 1);
   if (sources != 1) throw Error("give one source: IMAGES…, --input x.npy or --data SPEC");
   if (a.threads > 0) at::set_num_threads(a.threads);
@@ -379,19 +374,9 @@ void run(InferArgs a) {
     j["count"] = seen;
     j["top1"] = static_cast<double>(correct) / static_cast<double>(seen);
   } else if (a.top > 0) {
-    const at::Tensor y = at::cat(results, 0);
-    const int64_t k = std::min<int64_t>(a.top, y.size(1));
-    auto [scores, classes] = at::topk(y, k, 1);
-    const auto& l = remote.labels();
-    for (int64_t n = 0; n < y.size(0); ++n) {
-      nlohmann::json rows = nlohmann::json::array();
-      for (int64_t r = 0; r < k; ++r) {
-        const int64_t c = classes[n][r].item<int64_t>();
-        rows.push_back({{"class", c}, {"label", c < static_cast<int64_t>(l.size()) ? l[c] : ""},
-                        {"score", scores[n][r].item<double>()}});
-      }
-      j["top"].push_back({{"item", n < static_cast<int64_t>(names.size()) ? names[n] : "item " + std::to_string(n)},
-                          {"classes", rows}});
+    const nlohmann::json top = top_k(at::cat(results, 0), a.top, remote.labels());
+    for (size_t n = 0; n < top.size(); ++n) {
+      j["top"].push_back({{"item", n < names.size() ? names[n] : "item " + std::to_string(n)}, {"classes", top[n]}});
     }
   }
   if (a.stats) j["stats"] = stats_json(phases, a);
@@ -405,13 +390,7 @@ void run(InferArgs a) {
                 static_cast<long long>(seen));
   }
   if (j.contains("top")) {
-    for (const auto& item : j["top"]) {
-      std::printf("%s\n", item["item"].get<std::string>().c_str());
-      for (const auto& r : item["classes"]) {
-        std::printf("  %5lld  %-20s %.6f\n", static_cast<long long>(r["class"].get<int64_t>()),
-                    r["label"].get<std::string>().c_str(), r["score"].get<double>());
-      }
-    }
+    for (const auto& item : j["top"]) print_top_k(item["item"].get<std::string>(), item["classes"]);
   }
   if (!a.output.empty()) std::printf("wrote %s (the server's output)\n", a.output.c_str());
   if (a.stats) print_stats(j["stats"]);

@@ -92,20 +92,7 @@ void run(const RunArgs& a) {
     j["outputs"][name] = {{"shape", t.sizes().vec()}, {"dtype", c10::toString(t.scalar_type())}};
   }
   if (a.top > 0) {
-    if (y.dim() != 2 || !y.is_floating_point()) {
-      throw Error("--top needs a (batch, classes) output; '" + main_output + "' is " + c10::str(y.sizes()));
-    }
-    const int64_t k = std::min<int64_t>(a.top, y.size(1));
-    auto [scores, classes] = at::topk(y.detach(), k, 1);
-    for (int64_t n = 0; n < y.size(0); ++n) {
-      nlohmann::json rows = nlohmann::json::array();
-      for (int64_t r = 0; r < k; ++r) {
-        const int64_t c = classes[n][r].item<int64_t>();
-        const std::string label = c < static_cast<int64_t>(labels.size()) ? labels[c] : "";
-        rows.push_back({{"class", c}, {"label", label}, {"score", scores[n][r].item<double>()}});
-      }
-      j["top"].push_back(rows);
-    }
+    j["top"] = with_context("--top on output '" + main_output + "'", [&] { return top_k(y, a.top, labels); });
   }
   if (a.json) {
     std::printf("%s\n", j.dump(1).c_str());
@@ -117,11 +104,7 @@ void run(const RunArgs& a) {
   }
   if (a.top > 0) {
     for (size_t n = 0; n < j["top"].size(); ++n) {
-      std::printf("%s\n", a.images.size() > n ? a.images[n].c_str() : ("item " + std::to_string(n)).c_str());
-      for (const auto& r : j["top"][n]) {
-        std::printf("  %5lld  %-20s %.6f\n", static_cast<long long>(r["class"].get<int64_t>()),
-                    r["label"].get<std::string>().c_str(), r["score"].get<double>());
-      }
+      print_top_k(a.images.size() > n ? a.images[n] : "item " + std::to_string(n), j["top"][n]);
     }
   }
   for (const auto& [name, path] : saves) std::printf("wrote %s (%s)\n", path.c_str(), name.c_str());

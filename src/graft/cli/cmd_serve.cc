@@ -24,14 +24,7 @@ struct ServeArgs {
 };
 
 void run(ServeArgs a) {
-  if (!a.token.empty() && !a.token_file.empty()) throw Error("give --token or --token-file, not both");
-  if (!a.token_file.empty()) {
-    std::string t = read_file(a.token_file);
-    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
-    if (t.empty()) throw Error(a.token_file + ": the token file is empty");
-    a.token = t;
-  }
-  a.o.token = a.token;
+  a.o.token = bearer_token(a.token, a.token_file);
   a.o.max_delay_us = static_cast<int64_t>(a.max_delay_ms * 1000);
   a.o.max_message_bytes = static_cast<int64_t>(a.max_message_mb * (1 << 20));
   if (a.threads > 0) at::set_num_threads(a.threads);

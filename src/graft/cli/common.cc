@@ -1,9 +1,13 @@
 #include "graft/cli/common.h"
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "graft/core/error.h"
+#include "graft/core/file.h"
 #include "graft/ir/onnx_io.h"
 #include "graft/ir/shapes.h"
 
@@ -20,6 +24,42 @@ ir::Graph load_model(const std::string& path, const std::vector<std::string>& in
   if (batch > 0) ir::fix_batch(g, batch);
   with_context(path, [&] { ir::infer_shapes(g); });
   return g;
+}
+
+nlohmann::json top_k(const at::Tensor& scores, int64_t k, const std::vector<std::string>& labels) {
+  if (scores.dim() != 2 || !scores.is_floating_point()) {
+    throw Error("top-k needs a (batch, classes) output, not " + c10::str(scores.sizes()));
+  }
+  k = std::min<int64_t>(k, scores.size(1));
+  auto [values, classes] = at::topk(scores.detach(), k, 1);
+  nlohmann::json all = nlohmann::json::array();
+  for (int64_t n = 0; n < scores.size(0); ++n) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (int64_t r = 0; r < k; ++r) {
+      const int64_t c = classes[n][r].item<int64_t>();
+      rows.push_back({{"class", c}, {"label", c < static_cast<int64_t>(labels.size()) ? labels[c] : ""},
+                      {"score", values[n][r].item<double>()}});
+    }
+    all.push_back(rows);
+  }
+  return all;
+}
+
+void print_top_k(const std::string& item, const nlohmann::json& rows) {
+  std::printf("%s\n", item.c_str());
+  for (const auto& r : rows) {
+    std::printf("  %5lld  %-20s %.6f\n", static_cast<long long>(r["class"].get<int64_t>()),
+                r["label"].get<std::string>().c_str(), r["score"].get<double>());
+  }
+}
+
+std::string bearer_token(const std::string& token, const std::string& token_file) {
+  if (!token.empty() && !token_file.empty()) throw Error("give --token or --token-file, not both");
+  if (token_file.empty()) return token;
+  std::string t = read_file(token_file);
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+  if (t.empty()) throw Error(token_file + ": the token file is empty");
+  return t;
 }
 
 ModelRef parse_model_ref(const std::string& text, const char* option) {

@@ -52,6 +52,16 @@ void add_input_shape_option(CLI::App* app, std::vector<std::string>* shapes);
 // A shape as JSON: a list of sizes (symbols as strings, unknown as null), or null if unknown.
 nlohmann::json shape_json(const std::optional<ir::Shape>& shape);
 
+// The top k classes of each row of a (batch, classes) output, as JSON:
+// [[{"class", "label", "score"}, …], …] (label "" where `labels` has none).
+nlohmann::json top_k(const at::Tensor& scores, int64_t k, const std::vector<std::string>& labels);
+// Prints one item's top-k rows (as top_k gives them) under its name.
+void print_top_k(const std::string& item, const nlohmann::json& rows);
+
+// The bearer token from --token or --token-file (trailing whitespace stripped). Error if both
+// are given or the file is empty; "" if neither.
+std::string bearer_token(const std::string& token, const std::string& token_file);
+
 // 4253864 -> "4,253,864".
 std::string thousands(int64_t n);
 
