@@ -33,15 +33,16 @@ infer="$g --quiet infer $out/dev.onnx --server 127.0.0.1:$port --data fashion-mn
 
 echo "hybrid: $hybrid; server half on 1 thread; $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) cores"
 echo
-echo "| concurrency | requests | requests/s | p50 ms | p99 ms | overhead p50 us | overhead p99 us | in-handler overhead p50 us |"
-echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| concurrency | requests | requests/s | p50 ms | p99 ms | overhead p50 us | overhead p99 us | in-handler overhead p50 us | empty call p50 us |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for c in 1 8 32; do
   $infer --limit 1 --batch 1 --concurrency "$c" --requests "$requests" --json > "$out/load_$c.json"
   /usr/bin/python3 - "$out/load_$c.json" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 print(f"| {j['concurrency']} | {j['requests']} | {j['requests_per_s']:.0f} | {j['p50_ms']:.3f} | {j['p99_ms']:.3f} | "
-      f"{j['overhead_p50_us']:.0f} | {j['overhead_p99_us']:.0f} | {j['handler_overhead_p50_us']:.0f} |")
+      f"{j['overhead_p50_us']:.0f} | {j['overhead_p99_us']:.0f} | {j['handler_overhead_p50_us']:.0f} | "
+      f"{j['empty_call_p50_us']:.0f} |")
 PY
 done
 echo

@@ -3,10 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#if defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#endif
+// stb_image_write's implementation is compiled into graft_data (data/stb_image_impl.cc).
 #include <stb/stb_image_write.h>
 
 #include <filesystem>

@@ -229,6 +229,13 @@ nlohmann::json load_test(Remote& remote, const at::Tensor& x, const InferArgs& a
   const serve::Encoded encoded = serve::encode(f.data_ptr<float>(), shape, remote.codec(), a.zstd);
   // One warm-up call (connection set-up, first-run allocations).
   remote.client().infer(remote.model_name(), remote.server_input(), shape, encoded);
+  // The floor: gRPC's own round trip for an empty call (ServerLive), one client at a time.
+  std::vector<double> empty;
+  for (int i = 0; i < 200; ++i) {
+    const auto t = Clock::now();
+    remote.client().live();
+    empty.push_back(ms_since(t));
+  }
   std::vector<std::vector<double>> latency(static_cast<size_t>(a.concurrency)), overhead(latency.size()),
       handler_overhead(latency.size());
   std::atomic<int64_t> errors{0};
@@ -276,6 +283,7 @@ nlohmann::json load_test(Remote& remote, const at::Tensor& x, const InferArgs& a
                       {"overhead_p50_us", 1000 * percentile(over, 50)},
                       {"overhead_p99_us", 1000 * percentile(over, 99)},
                       {"handler_overhead_p50_us", 1000 * percentile(handler, 50)},
+                      {"empty_call_p50_us", 1000 * percentile(empty, 50)},
                       {"bytes_per_image", static_cast<double>(encoded.bytes.size()) / static_cast<double>(x.size(0))}};
   if (errors > 0) j["first_error"] = first_error;
   return j;
@@ -340,12 +348,13 @@ void run(InferArgs a) {
     } else {
       std::printf("%lld clients x %lld requests of batch %lld (%s%s): %.1f requests/s, %.1f images/s; latency p50 %.3f ms, "
                   "p99 %.3f ms; overhead (latency - model compute) p50 %.0f us, p99 %.0f us; in the server's handler "
-                  "p50 %.0f us; %.0f bytes/image; %lld errors\n",
+                  "p50 %.0f us; an empty call (ServerLive) p50 %.0f us; %.0f bytes/image; %lld errors\n",
                   static_cast<long long>(a.concurrency), static_cast<long long>(a.requests),
                   static_cast<long long>(batches[0].size(0)), a.codec.c_str(), a.zstd ? " + zstd" : "",
                   r["requests_per_s"].get<double>(), r["images_per_s"].get<double>(), r["p50_ms"].get<double>(),
                   r["p99_ms"].get<double>(), r["overhead_p50_us"].get<double>(), r["overhead_p99_us"].get<double>(),
-                  r["handler_overhead_p50_us"].get<double>(), r["bytes_per_image"].get<double>(),
+                  r["handler_overhead_p50_us"].get<double>(), r["empty_call_p50_us"].get<double>(),
+                  r["bytes_per_image"].get<double>(),
                   static_cast<long long>(r["errors"].get<int64_t>()));
       if (r.contains("first_error")) std::printf("first error: %s\n", r["first_error"].get<std::string>().c_str());
     }

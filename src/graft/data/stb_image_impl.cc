@@ -1,5 +1,5 @@
-// The one translation unit that compiles stb_image's implementation (decoders, and the PNG
-// encoder; no stdio).
+// The one translation unit that compiles stb's image implementations: the decoders (no stdio)
+// and the encoders (graft uses the in-memory PNG one; the tests also write files).
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
@@ -11,7 +11,6 @@
 #endif
 #include <stb/stb_image.h>
 #define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_WRITE_NO_STDIO
 #include <stb/stb_image_write.h>
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop

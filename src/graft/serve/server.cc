@@ -80,6 +80,7 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
   std::deque<std::unique_ptr<Pending>> queue;
   int64_t queued_images = 0;
   bool stopping = false;
+  bool running = false;  // a model run is in progress (the batcher's, or a handler's inline one)
   std::thread worker;
   std::once_flag shutdown_once;
 
@@ -93,7 +94,7 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
   void run_worker() {
     std::unique_lock<std::mutex> lock(mu);
     for (;;) {
-      cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      cv.wait(lock, [&] { return (stopping && queue.empty()) || (!queue.empty() && !running); });
       if (queue.empty()) return;  // stopping, nothing left
       const Clock::time_point deadline = queue.front()->enqueued + std::chrono::microseconds(options.max_delay_us);
       while (!stopping && queued_images < options.max_batch && Clock::now() < deadline) {
@@ -112,9 +113,11 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
         batch.push_back(std::move(queue.front()));
         queue.pop_front();
       }
+      running = true;
       lock.unlock();
       run_batch(batch);
       lock.lock();
+      running = false;
     }
   }
 
@@ -330,6 +333,7 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
     pending->enqueued = Clock::now();
     std::future<Outcome> future = pending->promise.get_future();
     const auto cancelled = pending->cancelled;
+    bool inline_run = false;
     {
       std::lock_guard<std::mutex> lock(mu);
       if (stopping) return {StatusCode::UNAVAILABLE, "the server is shutting down"};
@@ -338,8 +342,25 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
         return {StatusCode::RESOURCE_EXHAUSTED, "the queue is full (" + std::to_string(queue.size()) +
                                                     " requests waiting); retry later, or raise --max-queue"};
       }
-      queued_images += pending->input.size(0);
-      queue.push_back(std::move(pending));
+      // Nothing to wait for and nobody to batch with: run it on this thread, which saves two
+      // thread hand-offs (the batcher's wake-up and ours). Requests arriving meanwhile queue up
+      // and the batcher runs them together as soon as this run ends.
+      if (queue.empty() && !running && options.max_delay_us == 0) {
+        running = true;
+        inline_run = true;
+      } else {
+        queued_images += pending->input.size(0);
+        queue.push_back(std::move(pending));
+      }
+    }
+    if (inline_run) {
+      std::vector<std::unique_ptr<Pending>> one;
+      one.push_back(std::move(pending));
+      run_batch(one);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        running = false;
+      }
     }
     cv.notify_all();
     while (future.wait_for(std::chrono::milliseconds(2)) != std::future_status::ready) {
