@@ -425,7 +425,7 @@ Command add_infer_command(CLI::App& root) {
   app->add_option("--batch", args->batch, "Images per request (default 32)")->check(CLI::PositiveNumber);
   app->add_option("--top", args->top, "Print the top K classes (default 5)")->check(CLI::NonNegativeNumber);
   app->add_flag("--stats", args->stats, "Per-phase times and bytes sent per image (beside the image's PNG size)");
-  app->add_option("--concurrency", args->concurrency, "Load test: this many clients, each sending --requests copies of the first batch")
+  app->add_option("--concurrency", args->concurrency, "Load test: this many concurrent callers (one connection), each sending --requests copies of the first batch")
       ->check(CLI::PositiveNumber);
   app->add_option("--requests", args->requests, "Requests per client in the load test (default 100)")->check(CLI::PositiveNumber);
   app->add_option("--token", args->token, "Bearer token");

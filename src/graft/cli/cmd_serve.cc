@@ -46,7 +46,7 @@ void run(ServeArgs a) {
   std::fflush(stdout);
   int sig = 0;
   sigwait(&signals, &sig);
-  log::info(std::string("graft serve: ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+  log::info(std::string("serve: ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
             ": no new calls; finishing the ones in flight");
   server.shutdown(std::chrono::milliseconds(static_cast<int64_t>(a.grace_s * 1000)));
   const serve::ServerStats s = server.stats();
