@@ -24,10 +24,10 @@ TEST(HalfTest, KnownValues) {
   EXPECT_EQ(float_to_half(-0.0f), 0x8000);
   EXPECT_EQ(float_to_half(1.0f), 0x3c00);
   EXPECT_EQ(float_to_half(-2.0f), 0xc000);
-  EXPECT_EQ(float_to_half(65504.0f), 0x7bff);          // the largest half
-  EXPECT_EQ(float_to_half(65520.0f), 0x7c00);          // rounds up to Inf
-  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -24)), 0x0001);  // the smallest subnormal
-  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -26)), 0x0000);  // underflows
+  EXPECT_EQ(float_to_half(65504.0f), 0x7bff);                          // the largest half
+  EXPECT_EQ(float_to_half(65520.0f), 0x7c00);                          // rounds up to Inf
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -24)), 0x0001);             // the smallest subnormal
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -26)), 0x0000);             // underflows
   EXPECT_EQ(float_to_half(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // a tie: to even (down)
   EXPECT_EQ(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // a tie: to even (up)
   EXPECT_EQ(float_to_half(INFINITY), 0x7c00);
@@ -58,7 +58,8 @@ TEST(CodecTest, Fp16WithinHalfPrecision) {
   const Encoded e = encode(x.data(), {10, 100}, Codec::kFp16, false);
   EXPECT_EQ(e.bytes.size(), 2000u);
   const std::vector<float> y = decode("FP16", {10, 100}, e.bytes, false, {}, {});
-  for (size_t i = 0; i < x.size(); ++i) EXPECT_LE(std::abs(y[i] - x[i]), std::abs(x[i]) * 0x1p-11f + 1e-7f);
+  for (size_t i = 0; i < x.size(); ++i)
+    EXPECT_LE(std::abs(y[i] - x[i]), std::abs(x[i]) * 0x1p-11f + 1e-7f);
 }
 
 TEST(CodecTest, Int8PerChannelWithinHalfAStep) {
@@ -69,7 +70,8 @@ TEST(CodecTest, Int8PerChannelWithinHalfAStep) {
   std::mt19937 rng(3);
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t ch = 0; ch < c; ++ch) {
-      std::uniform_real_distribution<float> dist(ch == 3 ? 0.0f : -ranges[ch], ranges[ch]);  // channel 3: ReLU-like
+      std::uniform_real_distribution<float> dist(ch == 3 ? 0.0f : -ranges[ch],
+                                                 ranges[ch]);  // channel 3: ReLU-like
       for (int64_t k = 0; k < hw; ++k) x[static_cast<size_t>((i * c + ch) * hw + k)] = dist(rng);
     }
   }
@@ -98,7 +100,10 @@ TEST(CodecTest, Int8ConstantAndZeroChannels) {
   for (size_t i = 0; i < 4; ++i) EXPECT_EQ(y[i], 0.0f);
   for (size_t i = 4; i < 8; ++i) EXPECT_NEAR(y[i], 2.5f, 0.5f * e.scale[1] * 1.001f);
   const float bad[] = {1.0f, NAN};
-  EXPECT_NE(testing::error_message([&] { encode(bad, {1, 1, 2}, Codec::kInt8, false); }).find("NaN"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] {
+              encode(bad, {1, 1, 2}, Codec::kInt8, false);
+            }).find("NaN"),
+            std::string::npos);
 }
 
 TEST(CodecTest, ZstdRoundTripsAndShrinksSparseTensors) {
@@ -109,32 +114,45 @@ TEST(CodecTest, ZstdRoundTripsAndShrinksSparseTensors) {
     const Encoded packed = encode(x.data(), {1, 16, 16, 16}, c, true);
     EXPECT_TRUE(packed.zstd);
     EXPECT_LT(packed.bytes.size(), plain.bytes.size()) << codec_name(c);
-    EXPECT_EQ(decode(packed.datatype, {1, 16, 16, 16}, packed.bytes, true, packed.scale, packed.zero_point),
-              decode(plain.datatype, {1, 16, 16, 16}, plain.bytes, false, plain.scale, plain.zero_point));
+    EXPECT_EQ(
+        decode(packed.datatype, {1, 16, 16, 16}, packed.bytes, true, packed.scale,
+               packed.zero_point),
+        decode(plain.datatype, {1, 16, 16, 16}, plain.bytes, false, plain.scale, plain.zero_point));
   }
 }
 
 TEST(CodecTest, MalformedContentsAreNamed) {
   const std::vector<float> x(8, 1.0f);
   const Encoded e = encode(x.data(), {2, 4}, Codec::kFp32, false);
-  EXPECT_NE(testing::error_message([&] { decode("FP32", {3, 4}, e.bytes, false, {}, {}); })
-                .find("hold 32 bytes, but shape [3, 4] of FP32 needs 48"),
+  EXPECT_NE(testing::error_message([&] {
+              decode("FP32", {3, 4}, e.bytes, false, {}, {});
+            }).find("hold 32 bytes, but shape [3, 4] of FP32 needs 48"),
             std::string::npos);
-  EXPECT_NE(testing::error_message([&] { decode("INT64", {2, 4}, e.bytes, false, {}, {}); }).find("INT64"),
+  EXPECT_NE(testing::error_message([&] {
+              decode("INT64", {2, 4}, e.bytes, false, {}, {});
+            }).find("INT64"),
             std::string::npos);
-  EXPECT_NE(testing::error_message([&] { decode("FP32", {2, 4}, e.bytes, true, {}, {}); }).find("not a zstd frame"),
+  EXPECT_NE(testing::error_message([&] {
+              decode("FP32", {2, 4}, e.bytes, true, {}, {});
+            }).find("not a zstd frame"),
             std::string::npos);
   // A frame claiming more than the shape allows is refused before anything is allocated for it.
   const std::string big = zstd_compress(std::string(1 << 20, 'x'), 3);
-  EXPECT_NE(testing::error_message([&] { decode("FP32", {2, 4}, big, true, {}, {}); }).find("holds 1048576 bytes"),
+  EXPECT_NE(testing::error_message([&] {
+              decode("FP32", {2, 4}, big, true, {}, {});
+            }).find("holds 1048576 bytes"),
             std::string::npos);
   const Encoded q = encode(x.data(), {2, 4}, Codec::kInt8, false);
-  EXPECT_NE(testing::error_message([&] { decode("INT8", {2, 4}, q.bytes, false, {1.0f}, {0}); })
-                .find("4 channels need as many graft.scale"),
+  EXPECT_NE(testing::error_message([&] {
+              decode("INT8", {2, 4}, q.bytes, false, {1.0f}, {0});
+            }).find("4 channels need as many graft.scale"),
             std::string::npos);
-  EXPECT_NE(testing::error_message([&] { decode("FP32", {2, -4}, e.bytes, false, {}, {}); }).find("negative"),
+  EXPECT_NE(testing::error_message([&] {
+              decode("FP32", {2, -4}, e.bytes, false, {}, {});
+            }).find("negative"),
             std::string::npos);
-  EXPECT_NE(testing::error_message([&] { parse_codec("bf16"); }).find("use fp32, fp16 or int8"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] { parse_codec("bf16"); }).find("use fp32, fp16 or int8"),
+            std::string::npos);
 }
 
 TEST(CodecTest, ParameterListsRoundTripExactly) {
@@ -142,9 +160,13 @@ TEST(CodecTest, ParameterListsRoundTripExactly) {
   EXPECT_EQ(split_floats(join_floats(f), "s"), f);
   const std::vector<int32_t> z = {-128, 0, 127};
   EXPECT_EQ(split_ints(join_ints(z), "z"), z);
-  EXPECT_NE(testing::error_message([] { split_floats("1,x", "graft.scale"); }).find("graft.scale: 'x' is not a number"),
+  EXPECT_NE(testing::error_message([] {
+              split_floats("1,x", "graft.scale");
+            }).find("graft.scale: 'x' is not a number"),
             std::string::npos);
-  EXPECT_NE(testing::error_message([] { split_ints("1,,2", "graft.zero_point"); }).find("'' is not a number"),
+  EXPECT_NE(testing::error_message([] {
+              split_ints("1,,2", "graft.zero_point");
+            }).find("'' is not a number"),
             std::string::npos);
 }
 

@@ -3,11 +3,10 @@
 // server its tail, as graft split would cut a hybrid.
 #include "graft/serve/server.h"
 
-#include <gtest/gtest.h>
-#include <grpcpp/grpcpp.h>
-
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -78,7 +77,8 @@ class ServeTest : public ::testing::Test {
     c10::InferenceMode guard;
     return local_->run({{local_->graph().inputs[0], f}}).begin()->second;
   }
-  static at::Tensor remote(Client& c, const at::Tensor& f, Codec codec = Codec::kFp32, bool zstd = false) {
+  static at::Tensor remote(Client& c, const at::Tensor& f, Codec codec = Codec::kFp32,
+                           bool zstd = false) {
     InferResult r = c.infer("srv", *tensor_, f.data_ptr<float>(), f.sizes().vec(), codec, zstd);
     EXPECT_EQ(r.outputs.size(), 1u);
     return at::from_blob(r.outputs[0].data.data(), r.outputs[0].shape, at::kFloat).clone();
@@ -95,8 +95,8 @@ class ServeTest : public ::testing::Test {
     return req;
   }
   static std::unique_ptr<pb::GRPCInferenceService::Stub> stub(const Server& s) {
-    return pb::GRPCInferenceService::NewStub(
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(s.port()), grpc::InsecureChannelCredentials()));
+    return pb::GRPCInferenceService::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(s.port()), grpc::InsecureChannelCredentials()));
   }
   static grpc::Status call(pb::GRPCInferenceService::Stub& stub, const pb::ModelInferRequest& req,
                            const std::string& token = "") {
@@ -106,7 +106,8 @@ class ServeTest : public ::testing::Test {
     return stub.ModelInfer(&ctx, req, &resp);
   }
   static void wait_queued(const Server& s, int64_t n) {
-    for (int i = 0; i < 1000 && s.stats().queued < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 1000 && s.stats().queued < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     ASSERT_EQ(s.stats().queued, n);
   }
 
@@ -142,7 +143,9 @@ TEST_F(ServeTest, HealthAndMetadata) {
   ASSERT_EQ(m.outputs.size(), 1u);
   EXPECT_EQ(m.outputs[0].shape, (std::vector<int64_t>{-1, 10}));
   EXPECT_TRUE(m.properties.count("graft.labels"));
-  EXPECT_NE(testing::error_message([&] { c.model_metadata("nope"); }).find("NOT_FOUND: unknown model 'nope'"),
+  EXPECT_NE(testing::error_message([&] {
+              c.model_metadata("nope");
+            }).find("NOT_FOUND: unknown model 'nope'"),
             std::string::npos);
 }
 
@@ -157,8 +160,10 @@ TEST_F(ServeTest, RemoteEqualsLocal) {
   // fp16 and int8 (stated tolerances): the largest logit difference relative to the largest logit.
   const double scale = want.abs().max().item<double>();
   for (bool zstd : {false, true}) {
-    const double fp16 = (remote(c, f, Codec::kFp16, zstd) - want).abs().max().item<double>() / scale;
-    const double int8 = (remote(c, f, Codec::kInt8, zstd) - want).abs().max().item<double>() / scale;
+    const double fp16 =
+        (remote(c, f, Codec::kFp16, zstd) - want).abs().max().item<double>() / scale;
+    const double int8 =
+        (remote(c, f, Codec::kInt8, zstd) - want).abs().max().item<double>() / scale;
     EXPECT_LT(fp16, 5e-3) << "fp16";
     EXPECT_LT(int8, 5e-2) << "int8";
   }
@@ -178,7 +183,8 @@ TEST_F(ServeTest, Int8AccuracyWithinHalfAPointOfFp32) {
     right8 += remote(c, f, Codec::kInt8).argmax(1).eq(labels).sum().item<int64_t>();
   }
   const double top1_32 = static_cast<double>(right32) / n, top1_8 = static_cast<double>(right8) / n;
-  std::printf("Fashion-MNIST test top-1 through the server: fp32 %.2f%%, int8 %.2f%%\n", 100 * top1_32, 100 * top1_8);
+  std::printf("Fashion-MNIST test top-1 through the server: fp32 %.2f%%, int8 %.2f%%\n",
+              100 * top1_32, 100 * top1_8);
   EXPECT_GT(top1_32, 0.9);
   EXPECT_LE(std::abs(top1_32 - top1_8), 0.005);
 }
@@ -211,7 +217,8 @@ TEST_F(ServeTest, ThirtyTwoConcurrentClientsOfAHundredRequests) {
   EXPECT_EQ(s.requests, 3200);
   EXPECT_EQ(s.errors, 0);
   EXPECT_EQ(s.images, 3200);
-  std::printf("3200 requests ran in %lld model runs (dynamic batching)\n", static_cast<long long>(s.runs));
+  std::printf("3200 requests ran in %lld model runs (dynamic batching)\n",
+              static_cast<long long>(s.runs));
 }
 
 TEST_F(ServeTest, MalformedRequestsGetTheirStatusAndTheServerKeepsServing) {
@@ -223,7 +230,8 @@ TEST_F(ServeTest, MalformedRequestsGetTheirStatusAndTheServerKeepsServing) {
   const pb::ModelInferRequest good = request(f);
   ASSERT_TRUE(call(*s, good).ok());
 
-  auto expect = [&](const pb::ModelInferRequest& req, grpc::StatusCode code, const std::string& says) {
+  auto expect = [&](const pb::ModelInferRequest& req, grpc::StatusCode code,
+                    const std::string& says) {
     const grpc::Status st = call(*s, req);
     EXPECT_EQ(st.error_code(), code) << st.error_message();
     EXPECT_NE(st.error_message().find(says), std::string::npos) << st.error_message();
@@ -232,10 +240,12 @@ TEST_F(ServeTest, MalformedRequestsGetTheirStatusAndTheServerKeepsServing) {
   pb::ModelInferRequest r = good;
   r.mutable_inputs(0)->set_datatype("INT64");
   expect(r, grpc::StatusCode::INVALID_ARGUMENT, "datatype 'INT64' is not accepted");
-  const std::string c = std::to_string(f.size(1)), h = std::to_string(f.size(2)), w = std::to_string(f.size(3));
+  const std::string c = std::to_string(f.size(1)), h = std::to_string(f.size(2)),
+                    w = std::to_string(f.size(3));
   r = good;
   r.mutable_inputs(0)->set_shape(0, 3);  // shape says 3 images, the bytes hold 2
-  expect(r, grpc::StatusCode::INVALID_ARGUMENT, "but shape [3, " + c + ", " + h + ", " + w + "] of FP32 needs");
+  expect(r, grpc::StatusCode::INVALID_ARGUMENT,
+         "but shape [3, " + c + ", " + h + ", " + w + "] of FP32 needs");
   r = good;
   r.mutable_inputs(0)->set_shape(1, f.size(1) + 1);
   expect(r, grpc::StatusCode::INVALID_ARGUMENT, "dimension 1 is " + c);
@@ -253,7 +263,8 @@ TEST_F(ServeTest, MalformedRequestsGetTheirStatusAndTheServerKeepsServing) {
   expect(r, grpc::StatusCode::INVALID_ARGUMENT, "has no output 'logits'");
   r = good;
   r.mutable_inputs(0)->set_datatype("INT8");
-  expect(r, grpc::StatusCode::INVALID_ARGUMENT, "of INT8 needs");  // 4 bytes an element are not INT8
+  expect(r, grpc::StatusCode::INVALID_ARGUMENT,
+         "of INT8 needs");  // 4 bytes an element are not INT8
   r = good;
   (*r.mutable_inputs(0)->mutable_parameters())["graft.zstd"].set_bool_param(true);
   expect(r, grpc::StatusCode::INVALID_ARGUMENT, "not a zstd frame");
@@ -318,7 +329,9 @@ TEST_F(ServeTest, TokenIsRequiredButNotForHealthProbes) {
   ClientOptions co = client_options(*server);
   Client anonymous(co);
   EXPECT_TRUE(anonymous.live());
-  EXPECT_NE(testing::error_message([&] { anonymous.model_metadata("srv"); }).find("UNAUTHENTICATED"), std::string::npos);
+  EXPECT_NE(
+      testing::error_message([&] { anonymous.model_metadata("srv"); }).find("UNAUTHENTICATED"),
+      std::string::npos);
   co.token = "s3cret";
   Client c(co);
   EXPECT_EQ(c.model_metadata("srv").name, "srv");
@@ -355,8 +368,10 @@ TEST_F(ServeTest, ShutdownFinishesCallsInFlight) {
 
 TEST_F(ServeTest, TlsWithASelfSignedCertificate) {
   const std::string cert = dir_ + "/cert.pem", key = dir_ + "/key.pem";
-  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
-                          "-addext subjectAltName=DNS:localhost -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   ServerOptions o;
   o.tls_cert = cert;
@@ -377,17 +392,21 @@ TEST_F(ServeTest, TlsWithASelfSignedCertificate) {
 TEST_F(ServeTest, BadServerOptionsAreNamed) {
   ServerOptions o;
   o.tls_cert = "c.pem";
-  EXPECT_NE(testing::error_message([&] { start(o); }).find("both --tls-cert and --tls-key"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] { start(o); }).find("both --tls-cert and --tls-key"),
+            std::string::npos);
   o = {};
   o.max_batch = 0;
   EXPECT_NE(testing::error_message([&] { start(o); }).find("--max-batch"), std::string::npos);
-  EXPECT_NE(testing::error_message([&] { Server("/nonexistent/srv.onnx", {}); }).find("/nonexistent/srv.onnx"),
+  EXPECT_NE(testing::error_message([&] {
+              Server("/nonexistent/srv.onnx", {});
+            }).find("/nonexistent/srv.onnx"),
             std::string::npos);
   // The port is taken: the second server says so.
   auto first = start();
   ServerOptions same;
   same.listen = "127.0.0.1:" + std::to_string(first->port());
-  EXPECT_NE(testing::error_message([&] { Server(dir_ + "/srv.onnx", same); }).find("cannot listen"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] { Server(dir_ + "/srv.onnx", same); }).find("cannot listen"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -7,15 +7,14 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "graft/cli/common.h"
 #include "graft/core/error.h"
@@ -45,7 +44,9 @@ struct InferArgs {
   double timeout_s = 60;
 };
 
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 // Per-request phase times (ms) and sizes.
 struct Phases {
@@ -62,7 +63,8 @@ double mean(const std::vector<double>& v) {
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5));
+  const size_t i = std::min(
+      v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5));
   return v[i];
 }
 
@@ -72,19 +74,24 @@ class Remote {
   explicit Remote(const InferArgs& a) : a_(a), codec_(serve::parse_codec(a.codec)) {
     ir::Graph g = ir::load(a.model);
     if (g.inputs.size() != 1 || g.outputs.size() != 1) {
-      throw Error(a.model + ": graft infer needs a device half with one input and one output (the split tensor); "
-                            "this model has " + std::to_string(g.inputs.size()) + " and " +
-                  std::to_string(g.outputs.size()) + " (make one with graft split)");
+      throw Error(
+          a.model +
+          ": graft infer needs a device half with one input and one output (the split tensor); "
+          "this model has " +
+          std::to_string(g.inputs.size()) + " and " + std::to_string(g.outputs.size()) +
+          " (make one with graft split)");
     }
     pre_ = data::Preprocess::from_metadata(g, a.model);
     input_ = g.inputs[0];
     split_ = g.outputs[0];
-    const auto record = nlohmann::json::parse(g.get_metadata("graft.split").value_or("{}"), nullptr, false);
+    const auto record =
+        nlohmann::json::parse(g.get_metadata("graft.split").value_or("{}"), nullptr, false);
     model_name_ = a.model_name;
     if (model_name_.empty() && record.is_object() && record.contains("server")) {
       model_name_ = std::filesystem::path(record["server"].value("file", "")).stem().string();
     }
-    if (model_name_.empty()) throw Error(a.model + " has no graft.split record naming its server half; give --model NAME");
+    if (model_name_.empty())
+      throw Error(a.model + " has no graft.split record naming its server half; give --model NAME");
     try {
       labels_ = ir::metadata_string_list(g, ir::kMetaLabels);
     } catch (const Error&) {
@@ -104,17 +111,18 @@ class Remote {
     const serve::ServerInfo info = client_->server_metadata();
     if ((codec_ != serve::Codec::kFp32 || a.zstd) && !info.has_extension(serve::kExtensionCodecs)) {
       throw Error(a.server + " (" + info.name + " " + info.version + ") does not decode graft's " +
-                  (a.zstd ? "zstd" : a.codec) + " codec (it is not graft serve); use --codec fp32 without --zstd");
+                  (a.zstd ? "zstd" : a.codec) +
+                  " codec (it is not graft serve); use --codec fp32 without --zstd");
     }
     const serve::ModelInfo m = client_->model_metadata(model_name_);
     if (m.inputs.size() != 1) {
-      throw Error(a.server + ": model '" + model_name_ + "' takes " + std::to_string(m.inputs.size()) +
-                  " inputs; the device half sends one");
+      throw Error(a.server + ": model '" + model_name_ + "' takes " +
+                  std::to_string(m.inputs.size()) + " inputs; the device half sends one");
     }
     server_input_ = m.inputs[0];
     if (server_input_.datatype != "FP32") {
-      throw Error(a.server + ": model '" + model_name_ + "' input '" + server_input_.name + "' is " +
-                  server_input_.datatype + "; the split tensor is FP32");
+      throw Error(a.server + ": model '" + model_name_ + "' input '" + server_input_.name +
+                  "' is " + server_input_.datatype + "; the split tensor is FP32");
     }
     if (m.properties.count("max_batch")) {  // graft serve's limit: larger requests would be refused
       server_max_batch_ = std::atoll(m.properties.at("max_batch").c_str());
@@ -141,12 +149,14 @@ class Remote {
     at::Tensor f = device_->run({{input_, x}}, {split_}).at(split_).to(at::kFloat).contiguous();
     const auto& want = server_input_.shape;
     bool ok = static_cast<int64_t>(want.size()) == f.dim();
-    for (size_t i = 1; ok && i < want.size(); ++i) ok = want[i] < 0 || want[i] == f.size(static_cast<int64_t>(i));
+    for (size_t i = 1; ok && i < want.size(); ++i)
+      ok = want[i] < 0 || want[i] == f.size(static_cast<int64_t>(i));
     if (!ok) {
       std::string s = "[";
       for (size_t i = 0; i < want.size(); ++i) s += (i ? ", " : "") + std::to_string(want[i]);
-      throw Error(a_.model + ": the split tensor '" + split_ + "' is " + c10::str(f.sizes()) + " but model '" +
-                  model_name_ + "' at " + a_.server + " takes " + s + "] (-1: any): are these halves of one split?");
+      throw Error(a_.model + ": the split tensor '" + split_ + "' is " + c10::str(f.sizes()) +
+                  " but model '" + model_name_ + "' at " + a_.server + " takes " + s +
+                  "] (-1: any): are these halves of one split?");
     }
     return f;
   }
@@ -163,7 +173,8 @@ class Remote {
     const auto t2 = Clock::now();
     serve::InferResult r = client_->infer(model_name_, server_input_.name, shape, std::move(e));
     const double t_rpc = ms_since(t2);
-    if (r.outputs.empty()) throw Error(a_.server + ": model '" + model_name_ + "' answered no outputs");
+    if (r.outputs.empty())
+      throw Error(a_.server + ": model '" + model_name_ + "' answered no outputs");
     p->device.push_back(t_device);
     p->encode.push_back(t_encode);
     p->rpc.push_back(t_rpc);
@@ -176,7 +187,8 @@ class Remote {
     p->request_bytes += static_cast<int64_t>(r.request_bytes);
     serve::OutputTensor& o = r.outputs[0];
     auto* owned = new std::vector<float>(std::move(o.data));
-    return at::from_blob(owned->data(), o.shape, [owned](void*) { delete owned; }, at::kFloat);
+    return at::from_blob(
+        owned->data(), o.shape, [owned](void*) { delete owned; }, at::kFloat);
   }
 
  private:
@@ -205,20 +217,26 @@ nlohmann::json stats_json(const Phases& p, const InferArgs& a) {
                       {"total_ms", mean(p.total)},
                       {"bytes_per_image", static_cast<double>(p.payload_bytes) / n},
                       {"request_bytes_per_image", static_cast<double>(p.request_bytes) / n}};
-  if (p.png_images > 0) j["png_bytes_per_image"] = static_cast<double>(p.png_bytes) / static_cast<double>(p.png_images);
+  if (p.png_images > 0)
+    j["png_bytes_per_image"] = static_cast<double>(p.png_bytes) / static_cast<double>(p.png_images);
   return j;
 }
 
 void print_stats(const nlohmann::json& s) {
-  std::printf("per request (%lld requests, %lld images): device %.3f ms | encode %.3f ms | network + server %.3f ms "
-              "(server compute %.3f, queue %.3f) | total %.3f ms\n",
-              static_cast<long long>(s["requests"].get<int64_t>()), static_cast<long long>(s["images"].get<int64_t>()),
-              s["device_ms"].get<double>(), s["encode_ms"].get<double>(), s["network_and_server_ms"].get<double>(),
-              s["server_compute_ms"].get<double>(), s["server_queue_ms"].get<double>(), s["total_ms"].get<double>());
+  std::printf(
+      "per request (%lld requests, %lld images): device %.3f ms | encode %.3f ms | network + "
+      "server %.3f ms "
+      "(server compute %.3f, queue %.3f) | total %.3f ms\n",
+      static_cast<long long>(s["requests"].get<int64_t>()),
+      static_cast<long long>(s["images"].get<int64_t>()), s["device_ms"].get<double>(),
+      s["encode_ms"].get<double>(), s["network_and_server_ms"].get<double>(),
+      s["server_compute_ms"].get<double>(), s["server_queue_ms"].get<double>(),
+      s["total_ms"].get<double>());
   std::printf("bytes per image: %.0f sent (%s%s), %.0f with the request's framing",
               s["bytes_per_image"].get<double>(), s["codec"].get<std::string>().c_str(),
               s["zstd"].get<bool>() ? " + zstd" : "", s["request_bytes_per_image"].get<double>());
-  if (s.contains("png_bytes_per_image")) std::printf("; the input image as PNG: %.0f", s["png_bytes_per_image"].get<double>());
+  if (s.contains("png_bytes_per_image"))
+    std::printf("; the input image as PNG: %.0f", s["png_bytes_per_image"].get<double>());
   std::printf("\n");
 }
 
@@ -236,8 +254,8 @@ nlohmann::json load_test(Remote& remote, const at::Tensor& x, const InferArgs& a
     remote.client().live();
     empty.push_back(ms_since(t));
   }
-  std::vector<std::vector<double>> latency(static_cast<size_t>(a.concurrency)), overhead(latency.size()),
-      handler_overhead(latency.size());
+  std::vector<std::vector<double>> latency(static_cast<size_t>(a.concurrency)),
+      overhead(latency.size()), handler_overhead(latency.size());
   std::atomic<int64_t> errors{0};
   std::string first_error;
   std::mutex mu;
@@ -248,7 +266,8 @@ nlohmann::json load_test(Remote& remote, const at::Tensor& x, const InferArgs& a
       for (int64_t r = 0; r < a.requests; ++r) {
         const auto t = Clock::now();
         try {
-          const serve::InferResult res = remote.client().infer(remote.model_name(), remote.server_input(), shape, encoded);
+          const serve::InferResult res =
+              remote.client().infer(remote.model_name(), remote.server_input(), shape, encoded);
           const double ms = ms_since(t);
           latency[c].push_back(ms);
           overhead[c].push_back(ms - static_cast<double>(res.compute_us) / 1000);
@@ -270,28 +289,31 @@ nlohmann::json load_test(Remote& remote, const at::Tensor& x, const InferArgs& a
     over.insert(over.end(), overhead[c].begin(), overhead[c].end());
     handler.insert(handler.end(), handler_overhead[c].begin(), handler_overhead[c].end());
   }
-  nlohmann::json j = {{"concurrency", a.concurrency},
-                      {"requests", a.concurrency * a.requests},
-                      {"batch", x.size(0)},
-                      {"codec", a.codec},
-                      {"zstd", a.zstd},
-                      {"errors", errors.load()},
-                      {"requests_per_s", static_cast<double>(all.size()) / seconds},
-                      {"images_per_s", static_cast<double>(all.size() * static_cast<size_t>(x.size(0))) / seconds},
-                      {"p50_ms", percentile(all, 50)},
-                      {"p99_ms", percentile(all, 99)},
-                      {"overhead_p50_us", 1000 * percentile(over, 50)},
-                      {"overhead_p99_us", 1000 * percentile(over, 99)},
-                      {"handler_overhead_p50_us", 1000 * percentile(handler, 50)},
-                      {"empty_call_p50_us", 1000 * percentile(empty, 50)},
-                      {"bytes_per_image", static_cast<double>(encoded.bytes.size()) / static_cast<double>(x.size(0))}};
+  nlohmann::json j = {
+      {"concurrency", a.concurrency},
+      {"requests", a.concurrency * a.requests},
+      {"batch", x.size(0)},
+      {"codec", a.codec},
+      {"zstd", a.zstd},
+      {"errors", errors.load()},
+      {"requests_per_s", static_cast<double>(all.size()) / seconds},
+      {"images_per_s", static_cast<double>(all.size() * static_cast<size_t>(x.size(0))) / seconds},
+      {"p50_ms", percentile(all, 50)},
+      {"p99_ms", percentile(all, 99)},
+      {"overhead_p50_us", 1000 * percentile(over, 50)},
+      {"overhead_p99_us", 1000 * percentile(over, 99)},
+      {"handler_overhead_p50_us", 1000 * percentile(handler, 50)},
+      {"empty_call_p50_us", 1000 * percentile(empty, 50)},
+      {"bytes_per_image",
+       static_cast<double>(encoded.bytes.size()) / static_cast<double>(x.size(0))}};
   if (errors > 0) j["first_error"] = first_error;
   return j;
 }
 
 void run(InferArgs a) {
   a.token = bearer_token(a.token, a.token_file);
-  const int sources = (a.images.empty() ? 0 : 1) + (a.input.empty() ? 0 : 1) + (a.data.empty() ? 0 : 1);
+  const int sources =
+      (a.images.empty() ? 0 : 1) + (a.input.empty() ? 0 : 1) + (a.data.empty() ? 0 : 1);
   if (sources != 1) throw Error("give one source: IMAGES…, --input x.npy or --data SPEC");
   if (a.threads > 0) at::set_num_threads(a.threads);
   Remote remote(a);
@@ -302,7 +324,8 @@ void run(InferArgs a) {
   }
   const data::Preprocess& pre = remote.preprocess();
   Phases phases;
-  nlohmann::json j = {{"server", a.server}, {"model", remote.model_name()}, {"codec", a.codec}, {"zstd", a.zstd}};
+  nlohmann::json j = {
+      {"server", a.server}, {"model", remote.model_name()}, {"codec", a.codec}, {"zstd", a.zstd}};
 
   // The inputs as batches of preprocessed images (and, for --data, labels).
   std::vector<at::Tensor> batches, labels;
@@ -319,11 +342,13 @@ void run(InferArgs a) {
       names.push_back(path);
     }
     const at::Tensor all = at::stack(xs);
-    for (int64_t s = 0; s < all.size(0); s += a.batch) batches.push_back(all.narrow(0, s, std::min(a.batch, all.size(0) - s)));
+    for (int64_t s = 0; s < all.size(0); s += a.batch)
+      batches.push_back(all.narrow(0, s, std::min(a.batch, all.size(0) - s)));
   } else if (!a.input.empty()) {
     const at::Tensor x = data::read_npy(a.input).to(at::kFloat);
     if (x.dim() == 0) throw Error(a.input + ": a scalar; the device half takes a batch");
-    for (int64_t s = 0; s < x.size(0); s += a.batch) batches.push_back(x.narrow(0, s, std::min(a.batch, x.size(0) - s)));
+    for (int64_t s = 0; s < x.size(0); s += a.batch)
+      batches.push_back(x.narrow(0, s, std::min(a.batch, x.size(0) - s)));
   } else {
     const data::Dataset d = data::head(data::open_dataset(a.data, a.split), a.limit);
     for (int64_t s = 0; s < d.size(); s += a.batch) {
@@ -332,7 +357,8 @@ void run(InferArgs a) {
       batches.push_back(data::preprocess_batch(raw, pre));
       labels.push_back(d.labels.narrow(0, s, n));
       if (a.stats && s == 0) {  // the PNG size of the images sent (a sample: the first batch)
-        for (int64_t i = 0; i < n; ++i) phases.png_bytes += static_cast<int64_t>(data::encode_png(raw[i]).size());
+        for (int64_t i = 0; i < n; ++i)
+          phases.png_bytes += static_cast<int64_t>(data::encode_png(raw[i]).size());
         phases.png_images += n;
       }
     }
@@ -346,19 +372,24 @@ void run(InferArgs a) {
     if (a.json) {
       std::printf("%s\n", r.dump(1).c_str());
     } else {
-      std::printf("%lld clients x %lld requests of batch %lld (%s%s): %.1f requests/s, %.1f images/s; latency p50 %.3f ms, "
-                  "p99 %.3f ms; overhead (latency - model compute) p50 %.0f us, p99 %.0f us; in the server's handler "
-                  "p50 %.0f us; an empty call (ServerLive) p50 %.0f us; %.0f bytes/image; %lld errors\n",
-                  static_cast<long long>(a.concurrency), static_cast<long long>(a.requests),
-                  static_cast<long long>(batches[0].size(0)), a.codec.c_str(), a.zstd ? " + zstd" : "",
-                  r["requests_per_s"].get<double>(), r["images_per_s"].get<double>(), r["p50_ms"].get<double>(),
-                  r["p99_ms"].get<double>(), r["overhead_p50_us"].get<double>(), r["overhead_p99_us"].get<double>(),
-                  r["handler_overhead_p50_us"].get<double>(), r["empty_call_p50_us"].get<double>(),
-                  r["bytes_per_image"].get<double>(),
-                  static_cast<long long>(r["errors"].get<int64_t>()));
-      if (r.contains("first_error")) std::printf("first error: %s\n", r["first_error"].get<std::string>().c_str());
+      std::printf(
+          "%lld clients x %lld requests of batch %lld (%s%s): %.1f requests/s, %.1f images/s; "
+          "latency p50 %.3f ms, "
+          "p99 %.3f ms; overhead (latency - model compute) p50 %.0f us, p99 %.0f us; in the "
+          "server's handler "
+          "p50 %.0f us; an empty call (ServerLive) p50 %.0f us; %.0f bytes/image; %lld errors\n",
+          static_cast<long long>(a.concurrency), static_cast<long long>(a.requests),
+          static_cast<long long>(batches[0].size(0)), a.codec.c_str(), a.zstd ? " + zstd" : "",
+          r["requests_per_s"].get<double>(), r["images_per_s"].get<double>(),
+          r["p50_ms"].get<double>(), r["p99_ms"].get<double>(), r["overhead_p50_us"].get<double>(),
+          r["overhead_p99_us"].get<double>(), r["handler_overhead_p50_us"].get<double>(),
+          r["empty_call_p50_us"].get<double>(), r["bytes_per_image"].get<double>(),
+          static_cast<long long>(r["errors"].get<int64_t>()));
+      if (r.contains("first_error"))
+        std::printf("first error: %s\n", r["first_error"].get<std::string>().c_str());
     }
-    if (r["errors"].get<int64_t>() > 0) throw Error("the load test had errors", ErrorKind::kInternal);
+    if (r["errors"].get<int64_t>() > 0)
+      throw Error("the load test had errors", ErrorKind::kInternal);
     return;
   }
 
@@ -367,8 +398,9 @@ void run(InferArgs a) {
   for (size_t b = 0; b < batches.size(); ++b) {
     const at::Tensor y = remote.run(batches[b], &phases);
     if (y.dim() != 2 || y.size(0) != batches[b].size(0)) {
-      throw Error(a.server + ": model '" + remote.model_name() + "' answered " + c10::str(y.sizes()) +
-                  " for a batch of " + std::to_string(batches[b].size(0)) + "; expected (batch, classes)");
+      throw Error(a.server + ": model '" + remote.model_name() + "' answered " +
+                  c10::str(y.sizes()) + " for a batch of " + std::to_string(batches[b].size(0)) +
+                  "; expected (batch, classes)");
     }
     if (!labels.empty()) {
       correct += y.argmax(1).eq(labels[b]).sum().item<int64_t>();
@@ -385,7 +417,8 @@ void run(InferArgs a) {
   } else if (a.top > 0) {
     const nlohmann::json top = top_k(at::cat(results, 0), a.top, remote.labels());
     for (size_t n = 0; n < top.size(); ++n) {
-      j["top"].push_back({{"item", n < names.size() ? names[n] : "item " + std::to_string(n)}, {"classes", top[n]}});
+      j["top"].push_back({{"item", n < names.size() ? names[n] : "item " + std::to_string(n)},
+                          {"classes", top[n]}});
     }
   }
   if (a.stats) j["stats"] = stats_json(phases, a);
@@ -394,9 +427,9 @@ void run(InferArgs a) {
     return;
   }
   if (j.contains("top1")) {
-    std::printf("%s, %s split, through %s (%s%s): top-1 %.2f%% over %lld images\n", a.data.c_str(), a.split.c_str(),
-                a.server.c_str(), a.codec.c_str(), a.zstd ? " + zstd" : "", 100 * j["top1"].get<double>(),
-                static_cast<long long>(seen));
+    std::printf("%s, %s split, through %s (%s%s): top-1 %.2f%% over %lld images\n", a.data.c_str(),
+                a.split.c_str(), a.server.c_str(), a.codec.c_str(), a.zstd ? " + zstd" : "",
+                100 * j["top1"].get<double>(), static_cast<long long>(seen));
   }
   if (j.contains("top")) {
     for (const auto& item : j["top"]) print_top_k(item["item"].get<std::string>(), item["classes"]);
@@ -409,32 +442,52 @@ void run(InferArgs a) {
 
 Command add_infer_command(CLI::App& root) {
   auto args = std::make_shared<InferArgs>();
-  CLI::App* app = root.add_subcommand("infer", "Run the device half here and the server half on a server");
+  CLI::App* app =
+      root.add_subcommand("infer", "Run the device half here and the server half on a server");
   app->add_option("model", args->model, "The device half (from graft split)")->required();
   app->add_option("images", args->images, "PNG/JPEG images to classify");
-  app->add_option("--server", args->server, "HOST:PORT of graft serve, Triton or KServe")->required();
-  app->add_option("--model", args->model_name, "Model name on the server (default: the server half's file stem)");
-  app->add_option("--codec", args->codec, "How the split tensor travels: fp32 (default), fp16 or int8")
+  app->add_option("--server", args->server, "HOST:PORT of graft serve, Triton or KServe")
+      ->required();
+  app->add_option("--model", args->model_name,
+                  "Model name on the server (default: the server half's file stem)");
+  app->add_option("--codec", args->codec,
+                  "How the split tensor travels: fp32 (default), fp16 or int8")
       ->check(CLI::IsMember({"fp32", "fp16", "int8"}));
   app->add_flag("--zstd", args->zstd, "zstd-compress the split tensor (graft serve only)");
   app->add_option("--input", args->input, "x.npy: a preprocessed batch for the device half");
   app->add_option("--output", args->output, "y.npy: save the server's output");
-  app->add_option("--data", args->data, "Accuracy over a dataset: fashion-mnist, an IDX directory, an image folder, X.npy,Y.npy");
-  app->add_option("--split", args->split, "With --data: train or test (default test)")->check(CLI::IsMember({"train", "test"}));
-  app->add_option("--limit", args->limit, "With --data: only the first N examples")->check(CLI::PositiveNumber);
-  app->add_option("--batch", args->batch, "Images per request (default 32)")->check(CLI::PositiveNumber);
-  app->add_option("--top", args->top, "Print the top K classes (default 5)")->check(CLI::NonNegativeNumber);
-  app->add_flag("--stats", args->stats, "Per-phase times and bytes sent per image (beside the image's PNG size)");
-  app->add_option("--concurrency", args->concurrency, "Load test: this many concurrent callers (one connection), each sending --requests copies of the first batch")
+  app->add_option(
+      "--data", args->data,
+      "Accuracy over a dataset: fashion-mnist, an IDX directory, an image folder, X.npy,Y.npy");
+  app->add_option("--split", args->split, "With --data: train or test (default test)")
+      ->check(CLI::IsMember({"train", "test"}));
+  app->add_option("--limit", args->limit, "With --data: only the first N examples")
       ->check(CLI::PositiveNumber);
-  app->add_option("--requests", args->requests, "Requests per client in the load test (default 100)")->check(CLI::PositiveNumber);
+  app->add_option("--batch", args->batch, "Images per request (default 32)")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--top", args->top, "Print the top K classes (default 5)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_flag("--stats", args->stats,
+                "Per-phase times and bytes sent per image (beside the image's PNG size)");
+  app->add_option(
+         "--concurrency", args->concurrency,
+         "Load test: this many concurrent callers (one connection), each sending --requests "
+         "copies of the first batch")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--requests", args->requests,
+                  "Requests per caller in the load test (default 100)")
+      ->check(CLI::PositiveNumber);
   app->add_option("--token", args->token, "Bearer token");
   app->add_option("--token-file", args->token_file, "Read the bearer token from this file");
-  app->add_flag("--tls", args->tls, "Use TLS (verifying the server against the system's roots, or --tls-ca)");
+  app->add_flag("--tls", args->tls,
+                "Use TLS (verifying the server against the system's roots, or --tls-ca)");
   app->add_option("--tls-ca", args->tls_ca, "PEM certificate(s) to trust (implies --tls)");
-  app->add_option("--tls-server-name", args->tls_server_name, "The name the server's certificate must carry");
-  app->add_option("--timeout-s", args->timeout_s, "Per-call deadline (default 60)")->check(CLI::PositiveNumber);
-  app->add_option("--threads", args->threads, "Intra-op threads of the device half")->check(CLI::PositiveNumber);
+  app->add_option("--tls-server-name", args->tls_server_name,
+                  "The name the server's certificate must carry");
+  app->add_option("--timeout-s", args->timeout_s, "Per-call deadline (default 60)")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--threads", args->threads, "Intra-op threads of the device half")
+      ->check(CLI::PositiveNumber);
   app->add_flag("--json", args->json, "Machine-readable output");
   return {app, [args] { run(*args); }};
 }

@@ -19,28 +19,47 @@ namespace pb = ::inference;
 
 const char* status_name(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    default: return "UNKNOWN";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    default:
+      return "UNKNOWN";
   }
 }
 
-int64_t int_param(const google::protobuf::Map<std::string, pb::InferParameter>& params, const char* key) {
+int64_t int_param(const google::protobuf::Map<std::string, pb::InferParameter>& params,
+                  const char* key) {
   const auto it = params.find(key);
   return it == params.end() ? 0 : it->second.int64_param();
 }
@@ -67,8 +86,10 @@ struct Client::Impl {
 
   void check(const grpc::Status& s, const char* method) const {
     if (s.ok()) return;
-    std::string message = options.target + ": " + method + ": " + status_name(s.error_code()) + ": " + s.error_message();
-    if (s.error_code() == grpc::StatusCode::UNAVAILABLE) message += " (is the server running, and is the address right?)";
+    std::string message = options.target + ": " + method + ": " + status_name(s.error_code()) +
+                          ": " + s.error_message();
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE)
+      message += " (is the server running, and is the address right?)";
     throw Error(message);
   }
 };
@@ -83,7 +104,8 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   }
   std::shared_ptr<grpc::ChannelCredentials> creds;
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(o.max_message_bytes, INT32_MAX)));
+  args.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<int64_t>(o.max_message_bytes, INT32_MAX)));
   args.SetMaxSendMessageSize(static_cast<int>(std::min<int64_t>(o.max_message_bytes, INT32_MAX)));
   if (o.tls || !o.tls_ca.empty()) {
     grpc::SslCredentialsOptions ssl;
@@ -113,7 +135,8 @@ ServerInfo Client::server_metadata() {
   pb::ServerMetadataRequest req;
   pb::ServerMetadataResponse resp;
   impl_->check(impl_->stub->ServerMetadata(&ctx, req, &resp), "ServerMetadata");
-  return {resp.name(), resp.version(), std::vector<std::string>(resp.extensions().begin(), resp.extensions().end())};
+  return {resp.name(), resp.version(),
+          std::vector<std::string>(resp.extensions().begin(), resp.extensions().end())};
 }
 
 ModelInfo Client::model_metadata(const std::string& model, const std::string& version) {
@@ -134,13 +157,14 @@ ModelInfo Client::model_metadata(const std::string& model, const std::string& ve
   return m;
 }
 
-InferResult Client::infer(const std::string& model, const std::string& input_name, const float* data,
-                          const std::vector<int64_t>& shape, Codec codec, bool zstd) {
+InferResult Client::infer(const std::string& model, const std::string& input_name,
+                          const float* data, const std::vector<int64_t>& shape, Codec codec,
+                          bool zstd) {
   return infer(model, input_name, shape, encode(data, shape, codec, zstd));
 }
 
-InferResult Client::infer(const std::string& model, const std::string& input_name, const std::vector<int64_t>& shape,
-                          Encoded e) {
+InferResult Client::infer(const std::string& model, const std::string& input_name,
+                          const std::vector<int64_t>& shape, Encoded e) {
   pb::ModelInferRequest req;
   req.set_model_name(model);
   auto* in = req.add_inputs();
@@ -164,7 +188,8 @@ InferResult Client::infer(const std::string& model, const std::string& input_nam
 
   const bool raw = resp.raw_output_contents_size() > 0;
   if (raw && resp.raw_output_contents_size() != resp.outputs_size()) {
-    throw Error(impl_->options.target + ": ModelInfer answered " + std::to_string(resp.outputs_size()) + " outputs but " +
+    throw Error(impl_->options.target + ": ModelInfer answered " +
+                std::to_string(resp.outputs_size()) + " outputs but " +
                 std::to_string(resp.raw_output_contents_size()) + " raw contents");
   }
   for (int i = 0; i < resp.outputs_size(); ++i) {
@@ -173,19 +198,23 @@ InferResult Client::infer(const std::string& model, const std::string& input_nam
     o.name = t.name();
     o.shape.assign(t.shape().begin(), t.shape().end());
     const std::string where = impl_->options.target + ": output '" + t.name() + "': ";
-    if (t.datatype() != "FP32") throw Error(where + "datatype " + t.datatype() + "; graft infer reads FP32 outputs");
+    if (t.datatype() != "FP32")
+      throw Error(where + "datatype " + t.datatype() + "; graft infer reads FP32 outputs");
     const int64_t count = with_context(impl_->options.target + ": output '" + t.name() + "'",
                                        [&] { return element_count(o.shape); });
     if (raw) {
       const std::string& bytes = resp.raw_output_contents(i);
       if (bytes.size() != static_cast<size_t>(count) * sizeof(float)) {
-        throw Error(where + std::to_string(bytes.size()) + " bytes for " + std::to_string(count) + " floats");
+        throw Error(where + std::to_string(bytes.size()) + " bytes for " + std::to_string(count) +
+                    " floats");
       }
       o.data.resize(static_cast<size_t>(count));
       std::memcpy(o.data.data(), bytes.data(), bytes.size());
     } else {
       const auto& list = t.contents().fp32_contents();
-      if (list.size() != count) throw Error(where + std::to_string(list.size()) + " values for shape of " + std::to_string(count));
+      if (list.size() != count)
+        throw Error(where + std::to_string(list.size()) + " values for shape of " +
+                    std::to_string(count));
       o.data.assign(list.begin(), list.end());
     }
     r.outputs.push_back(std::move(o));

@@ -13,12 +13,12 @@
 namespace graft::serve {
 
 struct ClientOptions {
-  std::string target;                   // HOST:PORT
-  std::string token;                    // sent as "authorization: Bearer TOKEN" when not empty
-  bool tls = false;                     // TLS, verifying the server against tls_ca (or the system roots)
-  std::string tls_ca;                   // PEM file of the CA (or self-signed certificate) to trust
-  std::string tls_server_name;          // the name to verify, if not the target's host
-  double timeout_s = 60;                // per call
+  std::string target;           // HOST:PORT
+  std::string token;            // sent as "authorization: Bearer TOKEN" when not empty
+  bool tls = false;             // TLS, verifying the server against tls_ca (or the system roots)
+  std::string tls_ca;           // PEM file of the CA (or self-signed certificate) to trust
+  std::string tls_server_name;  // the name to verify, if not the target's host
+  double timeout_s = 60;        // per call
   int64_t max_message_bytes = 64 << 20;
 };
 
@@ -70,10 +70,11 @@ class Client {
   // returns every output as float32. Throws Error carrying the gRPC status and the server's
   // message, e.g. "HOST:PORT: ModelInfer: INVALID_ARGUMENT: …".
   InferResult infer(const std::string& model, const std::string& input_name, const float* data,
-                    const std::vector<int64_t>& shape, Codec codec = Codec::kFp32, bool zstd = false);
+                    const std::vector<int64_t>& shape, Codec codec = Codec::kFp32,
+                    bool zstd = false);
   // The same with the tensor already encoded (so a caller can time encoding on its own).
-  InferResult infer(const std::string& model, const std::string& input_name, const std::vector<int64_t>& shape,
-                    Encoded encoded);
+  InferResult infer(const std::string& model, const std::string& input_name,
+                    const std::vector<int64_t>& shape, Encoded encoded);
 
  private:
   struct Impl;

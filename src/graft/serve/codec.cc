@@ -62,18 +62,24 @@ Codec parse_codec(const std::string& name) {
 
 const char* codec_name(Codec codec) {
   switch (codec) {
-    case Codec::kFp32: return "fp32";
-    case Codec::kFp16: return "fp16";
-    case Codec::kInt8: return "int8";
+    case Codec::kFp32:
+      return "fp32";
+    case Codec::kFp16:
+      return "fp16";
+    case Codec::kInt8:
+      return "int8";
   }
   return "?";
 }
 
 const char* codec_datatype(Codec codec) {
   switch (codec) {
-    case Codec::kFp32: return "FP32";
-    case Codec::kFp16: return "FP16";
-    case Codec::kInt8: return "INT8";
+    case Codec::kFp32:
+      return "FP32";
+    case Codec::kFp16:
+      return "FP16";
+    case Codec::kInt8:
+      return "INT8";
   }
   return "?";
 }
@@ -139,7 +145,9 @@ float half_to_float(uint16_t half) {
 std::string zstd_compress(const std::string& bytes, int level) {
   std::string out(ZSTD_compressBound(bytes.size()), '\0');
   const size_t n = ZSTD_compress(out.data(), out.size(), bytes.data(), bytes.size(), level);
-  if (ZSTD_isError(n)) throw Error(std::string("zstd compression failed: ") + ZSTD_getErrorName(n), ErrorKind::kInternal);
+  if (ZSTD_isError(n))
+    throw Error(std::string("zstd compression failed: ") + ZSTD_getErrorName(n),
+                ErrorKind::kInternal);
   out.resize(n);
   return out;
 }
@@ -148,15 +156,15 @@ std::string zstd_decompress(const std::string& frame, size_t expected) {
   const unsigned long long claimed = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (claimed == ZSTD_CONTENTSIZE_ERROR) throw Error("the contents are not a zstd frame");
   if (claimed != ZSTD_CONTENTSIZE_UNKNOWN && claimed != expected) {
-    throw Error("the zstd frame holds " + std::to_string(claimed) + " bytes; the shape and datatype need " +
-                std::to_string(expected));
+    throw Error("the zstd frame holds " + std::to_string(claimed) +
+                " bytes; the shape and datatype need " + std::to_string(expected));
   }
   std::string out(expected, '\0');
   const size_t n = ZSTD_decompress(out.data(), out.size(), frame.data(), frame.size());
   if (ZSTD_isError(n)) throw Error(std::string("corrupt zstd frame: ") + ZSTD_getErrorName(n));
   if (n != expected) {
-    throw Error("the zstd frame holds " + std::to_string(n) + " bytes; the shape and datatype need " +
-                std::to_string(expected));
+    throw Error("the zstd frame holds " + std::to_string(n) +
+                " bytes; the shape and datatype need " + std::to_string(expected));
   }
   return out;
 }
@@ -203,24 +211,28 @@ std::vector<T> split_list(const std::string& text, const char* what, Parse parse
 }  // namespace
 
 std::vector<float> split_floats(const std::string& text, const char* what) {
-  return split_list<float>(text, what, [](const char* s, char** end) { return std::strtof(s, end); });
+  return split_list<float>(text, what,
+                           [](const char* s, char** end) { return std::strtof(s, end); });
 }
 
 std::vector<int32_t> split_ints(const std::string& text, const char* what) {
   return split_list<int32_t>(text, what, [](const char* s, char** end) {
     const long v = std::strtol(s, end, 10);
-    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) errno = ERANGE;
+    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
+      errno = ERANGE;
     return static_cast<int32_t>(v);
   });
 }
 
-Encoded encode(const float* data, const std::vector<int64_t>& shape, Codec codec, bool zstd, int zstd_level) {
+Encoded encode(const float* data, const std::vector<int64_t>& shape, Codec codec, bool zstd,
+               int zstd_level) {
   const int64_t count = element_count(shape);
   Encoded e;
   e.datatype = codec_datatype(codec);
   switch (codec) {
     case Codec::kFp32:
-      e.bytes.assign(reinterpret_cast<const char*>(data), static_cast<size_t>(count) * sizeof(float));
+      e.bytes.assign(reinterpret_cast<const char*>(data),
+                     static_cast<size_t>(count) * sizeof(float));
       break;
     case Codec::kFp16: {
       e.bytes.resize(static_cast<size_t>(count) * 2);
@@ -243,13 +255,15 @@ Encoded encode(const float* data, const std::vector<int64_t>& shape, Codec codec
         for (int64_t n = 0; n < l.outer; ++n) {
           const float* p = data + (n * l.channels + c) * l.inner;
           for (int64_t i = 0; i < l.inner; ++i) {
-            if (!std::isfinite(p[i])) throw Error("the tensor holds NaN or Inf; the int8 codec cannot carry it (use fp32)");
+            if (!std::isfinite(p[i]))
+              throw Error("the tensor holds NaN or Inf; the int8 codec cannot carry it (use fp32)");
             lo = std::min(lo, p[i]);
             hi = std::max(hi, p[i]);
           }
         }
         float scale = (hi - lo) / 255.0f;
-        if (!(scale > 0) || !std::isfinite(scale)) scale = hi - lo > 0 ? std::numeric_limits<float>::max() / 256 : 1.0f;
+        if (!(scale > 0) || !std::isfinite(scale))
+          scale = hi - lo > 0 ? std::numeric_limits<float>::max() / 256 : 1.0f;
         const float zp = std::clamp(std::nearbyint(-128.0f - lo / scale), -128.0f, 127.0f);
         e.scale[c] = scale;
         e.zero_point[c] = static_cast<int32_t>(zp);
@@ -272,10 +286,12 @@ Encoded encode(const float* data, const std::vector<int64_t>& shape, Codec codec
   return e;
 }
 
-std::vector<float> decode(const std::string& datatype, const std::vector<int64_t>& shape, const std::string& bytes,
-                          bool zstd, const std::vector<float>& scale, const std::vector<int32_t>& zero_point) {
+std::vector<float> decode(const std::string& datatype, const std::vector<int64_t>& shape,
+                          const std::string& bytes, bool zstd, const std::vector<float>& scale,
+                          const std::vector<int32_t>& zero_point) {
   const size_t size = datatype_size(datatype);
-  if (size == 0) throw Error("datatype '" + datatype + "' is not one graft decodes: send FP32, FP16 or INT8");
+  if (size == 0)
+    throw Error("datatype '" + datatype + "' is not one graft decodes: send FP32, FP16 or INT8");
   const int64_t count = element_count(shape);
   const size_t expected = static_cast<size_t>(count) * size;
   std::string inflated;
@@ -284,8 +300,8 @@ std::vector<float> decode(const std::string& datatype, const std::vector<int64_t
     inflated = zstd_decompress(bytes, expected);
     raw = &inflated;
   } else if (bytes.size() != expected) {
-    throw Error("the contents hold " + std::to_string(bytes.size()) + " bytes, but shape " + shape_text(shape) +
-                " of " + datatype + " needs " + std::to_string(expected));
+    throw Error("the contents hold " + std::to_string(bytes.size()) + " bytes, but shape " +
+                shape_text(shape) + " of " + datatype + " needs " + std::to_string(expected));
   }
   std::vector<float> out(static_cast<size_t>(count));
   const auto* in = reinterpret_cast<const unsigned char*>(raw->data());
@@ -297,10 +313,11 @@ std::vector<float> decode(const std::string& datatype, const std::vector<int64_t
     }
   } else {  // INT8
     const Layout l = layout_of(shape);
-    if (static_cast<int64_t>(scale.size()) != l.channels || static_cast<int64_t>(zero_point.size()) != l.channels) {
-      throw Error("INT8 contents with " + std::to_string(l.channels) + " channels need as many " + kParamScale +
-                  " and " + kParamZeroPoint + " values; got " + std::to_string(scale.size()) + " and " +
-                  std::to_string(zero_point.size()));
+    if (static_cast<int64_t>(scale.size()) != l.channels ||
+        static_cast<int64_t>(zero_point.size()) != l.channels) {
+      throw Error("INT8 contents with " + std::to_string(l.channels) + " channels need as many " +
+                  kParamScale + " and " + kParamZeroPoint + " values; got " +
+                  std::to_string(scale.size()) + " and " + std::to_string(zero_point.size()));
     }
     const auto* q = reinterpret_cast<const int8_t*>(in);
     for (int64_t n = 0; n < l.outer; ++n) {
@@ -308,7 +325,8 @@ std::vector<float> decode(const std::string& datatype, const std::vector<int64_t
         const int64_t base = (n * l.channels + c) * l.inner;
         const float s = scale[c];
         const int32_t z = zero_point[c];
-        for (int64_t i = 0; i < l.inner; ++i) out[base + i] = static_cast<float>(q[base + i] - z) * s;
+        for (int64_t i = 0; i < l.inner; ++i)
+          out[base + i] = static_cast<float>(q[base + i] - z) * s;
       }
     }
   }

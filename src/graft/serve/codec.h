@@ -35,9 +35,9 @@ inline constexpr const char* kParamZeroPoint = "graft.zero_point";
 inline constexpr const char* kParamZstd = "graft.zstd";
 
 struct Encoded {
-  std::string datatype;          // FP32 | FP16 | INT8
-  std::string bytes;             // what goes into raw_input_contents (compressed if zstd)
-  std::vector<float> scale;      // int8 only: one per channel
+  std::string datatype;      // FP32 | FP16 | INT8
+  std::string bytes;         // what goes into raw_input_contents (compressed if zstd)
+  std::vector<float> scale;  // int8 only: one per channel
   std::vector<int32_t> zero_point;
   bool zstd = false;
 };

@@ -14,6 +14,7 @@ inline constexpr const char* kExtensionCodecs = "graft_codecs";
 inline constexpr const char* kParamQueueUs = "graft.queue_us";      // enqueued -> its batch started
 inline constexpr const char* kParamComputeUs = "graft.compute_us";  // the model run it was part of
 inline constexpr const char* kParamBatch = "graft.batch";           // that run's batch size
-inline constexpr const char* kParamServerUs = "graft.server_us";    // receipt -> reply, in the handler
+inline constexpr const char* kParamServerUs =
+    "graft.server_us";  // receipt -> reply, in the handler
 
 }  // namespace graft::serve

@@ -32,7 +32,9 @@ namespace {
 namespace pb = ::inference;
 using Clock = std::chrono::steady_clock;
 
-int64_t micros(Clock::duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); }
+int64_t micros(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
 
 // What the batcher hands back to one request.
 struct Outcome {
@@ -51,11 +53,13 @@ struct Pending {
 // Equal-time comparison, so a wrong token's timing tells nothing about the right one.
 bool same_secret(const std::string& a, const std::string& b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % std::max<size_t>(b.size(), 1)]);
+  for (size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i % std::max<size_t>(b.size(), 1)]);
   return diff == 0;
 }
 
-void set_int(google::protobuf::Map<std::string, pb::InferParameter>* params, const char* key, int64_t v) {
+void set_int(google::protobuf::Map<std::string, pb::InferParameter>* params, const char* key,
+             int64_t v) {
   (*params)[key].set_int64_param(v);
 }
 
@@ -96,7 +100,8 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
     for (;;) {
       cv.wait(lock, [&] { return (stopping && queue.empty()) || (!queue.empty() && !running); });
       if (queue.empty()) return;  // stopping, nothing left
-      const Clock::time_point deadline = queue.front()->enqueued + std::chrono::microseconds(options.max_delay_us);
+      const Clock::time_point deadline =
+          queue.front()->enqueued + std::chrono::microseconds(options.max_delay_us);
       while (!stopping && queued_images < options.max_batch && Clock::now() < deadline) {
         cv.wait_until(lock, deadline);
       }
@@ -107,7 +112,9 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
       while (!queue.empty()) {
         Pending& p = *queue.front();
         const int64_t n = p.input.size(0);
-        if (!batch.empty() && (images + n > options.max_batch || p.input.sizes().slice(1).vec() != first_sizes)) break;
+        if (!batch.empty() &&
+            (images + n > options.max_batch || p.input.sizes().slice(1).vec() != first_sizes))
+          break;
         images += n;
         queued_images -= n;
         batch.push_back(std::move(queue.front()));
@@ -156,7 +163,8 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
       if (o.error.empty()) {
         for (const auto& t : outputs) {
           if (t.dim() == 0 || t.size(0) != shared.batch) {
-            o.error = "output has no batch dimension (shape " + c10::str(t.sizes()) + "); serve it with --max-batch 1";
+            o.error = "output has no batch dimension (shape " + c10::str(t.sizes()) +
+                      "); serve it with --max-batch 1";
             o.outputs.clear();
             break;
           }
@@ -176,7 +184,8 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
     const auto& md = ctx->client_metadata();
     const auto it = md.find("authorization");
     if (it == md.end()) {
-      return {grpc::StatusCode::UNAUTHENTICATED, "missing bearer token: send metadata 'authorization: Bearer TOKEN'"};
+      return {grpc::StatusCode::UNAUTHENTICATED,
+              "missing bearer token: send metadata 'authorization: Bearer TOKEN'"};
     }
     const std::string value(it->second.data(), it->second.size());
     if (value.rfind("Bearer ", 0) != 0 || !same_secret(value.substr(7), options.token)) {
@@ -187,21 +196,24 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
 
   grpc::Status check_model(const std::string& model, const std::string& version) const {
     if (model != name) {
-      return {grpc::StatusCode::NOT_FOUND, "unknown model '" + model + "': this server serves '" + name + "'"};
+      return {grpc::StatusCode::NOT_FOUND,
+              "unknown model '" + model + "': this server serves '" + name + "'"};
     }
     if (!version.empty() && version != kModelVersion) {
-      return {grpc::StatusCode::NOT_FOUND, "model '" + name + "' has no version '" + version + "' (only '" +
-                                               std::string(kModelVersion) + "')"};
+      return {grpc::StatusCode::NOT_FOUND, "model '" + name + "' has no version '" + version +
+                                               "' (only '" + std::string(kModelVersion) + "')"};
     }
     return grpc::Status::OK;
   }
 
-  grpc::Status ServerLive(grpc::ServerContext*, const pb::ServerLiveRequest*, pb::ServerLiveResponse* r) override {
+  grpc::Status ServerLive(grpc::ServerContext*, const pb::ServerLiveRequest*,
+                          pb::ServerLiveResponse* r) override {
     r->set_live(true);
     return grpc::Status::OK;
   }
 
-  grpc::Status ServerReady(grpc::ServerContext*, const pb::ServerReadyRequest*, pb::ServerReadyResponse* r) override {
+  grpc::Status ServerReady(grpc::ServerContext*, const pb::ServerReadyRequest*,
+                           pb::ServerReadyResponse* r) override {
     std::lock_guard<std::mutex> lock(mu);
     r->set_ready(!stopping);
     return grpc::Status::OK;
@@ -255,43 +267,50 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
     return status;
   }
 
-  grpc::Status infer(grpc::ServerContext* ctx, const pb::ModelInferRequest* req, pb::ModelInferResponse* resp,
-                     Clock::time_point received) {
+  grpc::Status infer(grpc::ServerContext* ctx, const pb::ModelInferRequest* req,
+                     pb::ModelInferResponse* resp, Clock::time_point received) {
     using grpc::StatusCode;
     if (auto s = authorize(ctx); !s.ok()) return s;
     if (auto s = check_model(req->model_name(), req->model_version()); !s.ok()) return s;
     if (req->inputs_size() != 1) {
-      return {StatusCode::INVALID_ARGUMENT, "model '" + name + "' takes one input, '" + input_name + "'; the request has " +
+      return {StatusCode::INVALID_ARGUMENT, "model '" + name + "' takes one input, '" + input_name +
+                                                "'; the request has " +
                                                 std::to_string(req->inputs_size())};
     }
     const auto& in = req->inputs(0);
     if (in.name() != input_name) {
-      return {StatusCode::INVALID_ARGUMENT, "model '" + name + "' has no input '" + in.name() + "'; its input is '" +
-                                                input_name + "'"};
+      return {StatusCode::INVALID_ARGUMENT, "model '" + name + "' has no input '" + in.name() +
+                                                "'; its input is '" + input_name + "'"};
     }
     std::vector<int64_t> shape(in.shape().begin(), in.shape().end());
     if (shape.size() != input_dims.size()) {
-      return {StatusCode::INVALID_ARGUMENT, "input '" + input_name + "' has rank " + std::to_string(input_dims.size()) +
-                                                "; the request's shape has rank " + std::to_string(shape.size())};
+      return {StatusCode::INVALID_ARGUMENT,
+              "input '" + input_name + "' has rank " + std::to_string(input_dims.size()) +
+                  "; the request's shape has rank " + std::to_string(shape.size())};
     }
     for (size_t i = 0; i < shape.size(); ++i) {
-      if (shape[i] < 0 || (i == 0 && shape[i] == 0) || (input_dims[i] >= 0 && shape[i] != input_dims[i])) {
-        return {StatusCode::INVALID_ARGUMENT, "input '" + input_name + "' dimension " + std::to_string(i) + " is " +
-                                                  std::to_string(input_dims[i]) + " (-1: any positive size); the request says " +
-                                                  std::to_string(shape[i])};
+      if (shape[i] < 0 || (i == 0 && shape[i] == 0) ||
+          (input_dims[i] >= 0 && shape[i] != input_dims[i])) {
+        return {StatusCode::INVALID_ARGUMENT,
+                "input '" + input_name + "' dimension " + std::to_string(i) + " is " +
+                    std::to_string(input_dims[i]) + " (-1: any positive size); the request says " +
+                    std::to_string(shape[i])};
       }
     }
     if (shape[0] > options.max_batch) {
       return {StatusCode::INVALID_ARGUMENT, "the request's batch of " + std::to_string(shape[0]) +
-                                                " is larger than the server's --max-batch " + std::to_string(options.max_batch)};
+                                                " is larger than the server's --max-batch " +
+                                                std::to_string(options.max_batch)};
     }
     if (datatype_size(in.datatype()) == 0) {
-      return {StatusCode::INVALID_ARGUMENT, "input '" + input_name + "' datatype '" + in.datatype() +
-                                                "' is not accepted: send FP32 (or graft's FP16/INT8 codecs)"};
+      return {StatusCode::INVALID_ARGUMENT,
+              "input '" + input_name + "' datatype '" + in.datatype() +
+                  "' is not accepted: send FP32 (or graft's FP16/INT8 codecs)"};
     }
     for (const auto& o : req->outputs()) {
       if (std::find(output_names.begin(), output_names.end(), o.name()) == output_names.end()) {
-        return {StatusCode::INVALID_ARGUMENT, "model '" + name + "' has no output '" + o.name() + "'"};
+        return {StatusCode::INVALID_ARGUMENT,
+                "model '" + name + "' has no output '" + o.name() + "'"};
       }
     }
     // The input's bytes: raw contents, or FP32 typed contents from a client that sends lists.
@@ -314,11 +333,14 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
         values = decode(in.datatype(), shape, req->raw_input_contents(0), zstd, scale, zero_point);
       } else if (req->raw_input_contents_size() == 0 && in.datatype() == "FP32") {
         const auto& list = in.contents().fp32_contents();
-        std::string bytes(reinterpret_cast<const char*>(list.data()), static_cast<size_t>(list.size()) * sizeof(float));
+        std::string bytes(reinterpret_cast<const char*>(list.data()),
+                          static_cast<size_t>(list.size()) * sizeof(float));
         values = decode("FP32", shape, bytes, false, {}, {});
       } else {
-        return {StatusCode::INVALID_ARGUMENT, "send the input as one raw_input_contents entry (or FP32 contents); the request has " +
-                                                  std::to_string(req->raw_input_contents_size()) + " raw entries"};
+        return {
+            StatusCode::INVALID_ARGUMENT,
+            "send the input as one raw_input_contents entry (or FP32 contents); the request has " +
+                std::to_string(req->raw_input_contents_size()) + " raw entries"};
       }
     } catch (const Error& e) {
       return {StatusCode::INVALID_ARGUMENT, "input '" + input_name + "': " + e.what()};
@@ -326,7 +348,8 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
 
     auto owned = std::make_unique<std::vector<float>>(std::move(values));
     float* data = owned->data();
-    at::Tensor x = at::from_blob(data, shape, [keep = owned.release()](void*) { delete keep; }, at::kFloat);
+    at::Tensor x = at::from_blob(
+        data, shape, [keep = owned.release()](void*) { delete keep; }, at::kFloat);
 
     auto pending = std::make_unique<Pending>();
     pending->input = std::move(x);
@@ -339,8 +362,9 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
       if (stopping) return {StatusCode::UNAVAILABLE, "the server is shutting down"};
       if (static_cast<int64_t>(queue.size()) >= options.max_queue) {
         n_full++;
-        return {StatusCode::RESOURCE_EXHAUSTED, "the queue is full (" + std::to_string(queue.size()) +
-                                                    " requests waiting); retry later, or raise --max-queue"};
+        return {StatusCode::RESOURCE_EXHAUSTED,
+                "the queue is full (" + std::to_string(queue.size()) +
+                    " requests waiting); retry later, or raise --max-queue"};
       }
       // Nothing to wait for and nobody to batch with: run it on this thread, which saves two
       // thread hand-offs (the batcher's wake-up and ours). Requests arriving meanwhile queue up
@@ -383,8 +407,8 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
       for (size_t i = 0; i < output_names.size(); ++i) order.push_back(i);
     } else {
       for (const auto& o : req->outputs()) {
-        order.push_back(static_cast<size_t>(std::find(output_names.begin(), output_names.end(), o.name()) -
-                                            output_names.begin()));
+        order.push_back(static_cast<size_t>(
+            std::find(output_names.begin(), output_names.end(), o.name()) - output_names.begin()));
       }
     }
     for (size_t i : order) {
@@ -407,9 +431,11 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
 
 namespace {
 
-std::vector<int64_t> dims_of(const ir::Graph& g, const std::string& value, const std::string& path) {
+std::vector<int64_t> dims_of(const ir::Graph& g, const std::string& value,
+                             const std::string& path) {
   const auto& shape = g.value(value).shape;
-  if (!shape) throw Error(path + ": the shape of '" + value + "' is unknown; graft serve needs its rank");
+  if (!shape)
+    throw Error(path + ": the shape of '" + value + "' is unknown; graft serve needs its rank");
   std::vector<int64_t> dims;
   for (const auto& d : *shape) dims.push_back(d.known() ? d.value : -1);
   if (!dims.empty()) dims[0] = -1;  // the batch
@@ -423,11 +449,13 @@ Server::Server(const std::string& model_path, ServerOptions options) {
   if (options.max_batch < 1) throw Error("--max-batch must be at least 1");
   if (options.max_queue < 1) throw Error("--max-queue must be at least 1");
   if (options.max_delay_us < 0) throw Error("--max-delay-ms must not be negative");
-  if (options.tls_cert.empty() != options.tls_key.empty()) throw Error("give both --tls-cert and --tls-key, or neither");
+  if (options.tls_cert.empty() != options.tls_key.empty())
+    throw Error("give both --tls-cert and --tls-key, or neither");
   ir::Graph g = ir::load(model_path);
   with_context(model_path, [&] { ir::infer_shapes(g); });
   if (g.inputs.size() != 1) {
-    throw Error(model_path + ": graft serve serves models with one input; this one has " + std::to_string(g.inputs.size()));
+    throw Error(model_path + ": graft serve serves models with one input; this one has " +
+                std::to_string(g.inputs.size()));
   }
   const std::string input = g.inputs[0];
   if (g.value(input).dtype != ir::kFloat) {
@@ -435,7 +463,9 @@ Server::Server(const std::string& model_path, ServerOptions options) {
                 "; graft serve takes float32 inputs");
   }
   std::vector<int64_t> in_dims = dims_of(g, input, model_path);
-  if (in_dims.empty()) throw Error(model_path + ": input '" + input + "' is a scalar; graft serve needs a batch dimension");
+  if (in_dims.empty())
+    throw Error(model_path + ": input '" + input +
+                "' is a scalar; graft serve needs a batch dimension");
   std::vector<std::string> outputs = g.outputs;
   std::vector<std::vector<int64_t>> out_dims;
   for (const auto& o : outputs) out_dims.push_back(dims_of(g, o, model_path));
@@ -444,7 +474,8 @@ Server::Server(const std::string& model_path, ServerOptions options) {
     if (auto v = g.get_metadata(key)) props[key] = *v;
   }
   props["max_batch"] = std::to_string(options.max_batch);
-  std::string name = options.model_name.empty() ? std::filesystem::path(model_path).stem().string() : options.model_name;
+  std::string name = options.model_name.empty() ? std::filesystem::path(model_path).stem().string()
+                                                : options.model_name;
   exec::SessionOptions so;
   so.optimize = true;
   exec::Session session(std::move(g), so, model_path);
@@ -471,11 +502,13 @@ Server::Server(const std::string& model_path, ServerOptions options) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(s.options.listen, creds, &s.bound_port);
   builder.RegisterService(&s);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(s.options.max_message_bytes, INT32_MAX)));
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<int64_t>(s.options.max_message_bytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(INT32_MAX);
   // Handler threads: one per queued request and in-flight batch, plus a few for metadata calls.
   grpc::ResourceQuota quota("graft-serve");
-  quota.SetMaxThreads(static_cast<int>(std::min<int64_t>(s.options.max_queue + s.options.max_batch + 16, 4096)));
+  quota.SetMaxThreads(
+      static_cast<int>(std::min<int64_t>(s.options.max_queue + s.options.max_batch + 16, 4096)));
   builder.SetResourceQuota(quota);
   s.grpc_server = builder.BuildAndStart();
   if (!s.grpc_server || s.bound_port == 0) {
@@ -494,7 +527,8 @@ const std::string& Server::model_name() const { return impl_->name; }
 void Server::shutdown(std::chrono::milliseconds grace) {
   Impl& s = *impl_;
   std::call_once(s.shutdown_once, [&] {
-    // No new calls; in-flight ones finish (the batcher still runs) or are cancelled at the deadline.
+    // No new calls; in-flight ones finish (the batcher still runs) or are cancelled at the
+    // deadline.
     s.grpc_server->Shutdown(std::chrono::system_clock::now() + grace);
     {
       std::lock_guard<std::mutex> lock(s.mu);
@@ -509,8 +543,8 @@ void Server::shutdown(std::chrono::milliseconds grace) {
 ServerStats Server::stats() const {
   const Impl& s = *impl_;
   std::lock_guard<std::mutex> lock(s.mu);
-  return {s.n_requests.load(), s.n_errors.load(), s.n_full.load(), s.n_runs.load(), s.n_images.load(),
-          static_cast<int64_t>(s.queue.size())};
+  return {s.n_requests.load(), s.n_errors.load(), s.n_full.load(),
+          s.n_runs.load(),     s.n_images.load(), static_cast<int64_t>(s.queue.size())};
 }
 
 }  // namespace graft::serve

@@ -4,10 +4,10 @@
 // Requests go through a dynamic batcher: one worker takes the first queued request, waits up to
 // max_delay_us for more (or until max_batch images are queued), runs them as one batch and
 // answers each with its own rows; a request that finds the server idle (and max_delay_us 0)
-// runs on its own handler thread instead, sparing two thread hand-offs. The queue is bounded (RESOURCE_EXHAUSTED when full), messages
-// are size-limited (RESOURCE_EXHAUSTED from gRPC), a bearer token is checked on every call but
-// the two health probes (UNAUTHENTICATED), and shutdown() stops taking calls, finishes the ones
-// in flight, then stops the worker.
+// runs on its own handler thread instead, sparing two thread hand-offs. The queue is bounded
+// (RESOURCE_EXHAUSTED when full), messages are size-limited (RESOURCE_EXHAUSTED from gRPC), a
+// bearer token is checked on every call but the two health probes (UNAUTHENTICATED), and shutdown()
+// stops taking calls, finishes the ones in flight, then stops the worker.
 //
 // Inputs may arrive as FP32, FP16 or INT8 (with graft's codec parameters, see codec.h), raw or
 // zstd-compressed; outputs go back as FP32 raw_output_contents. Each response carries graft's
