@@ -407,6 +407,8 @@ TEST_F(CliTest, SplitServeInferRoundTrip) {
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_LT(j["stats"]["bytes_per_image"].get<double>(), 4096.0);  // under a quarter of fp32's 16384
+  // The server's receipt-to-reply time contains the model run it reports.
+  EXPECT_GE(j["stats"]["server_handler_ms"].get<double>(), j["stats"]["server_compute_ms"].get<double>());
   EXPECT_TRUE(at::allclose(graft::data::read_npy(file("rt_y3.npy")), want, 0.05, 0.05 * want.abs().max().item<double>()));
 
   // Images: top-k with the hybrid's labels, and each image's PNG size beside the bytes sent.

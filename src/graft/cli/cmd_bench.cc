@@ -51,13 +51,6 @@ exec::TensorMap random_inputs(const ir::Graph& g, const std::string& model, int6
   return inputs;
 }
 
-double percentile(std::vector<double> sorted, double q) {
-  const double pos = q * static_cast<double>(sorted.size() - 1);
-  const size_t lo = static_cast<size_t>(pos);
-  const size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
-}
-
 void run(const BenchArgs& a) {
   if (a.threads > 0) at::set_num_threads(a.threads);
   const auto t_load = std::chrono::steady_clock::now();

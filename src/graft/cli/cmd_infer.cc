@@ -60,14 +60,6 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? 0 : s / static_cast<double>(v.size());
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(
-      v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5));
-  return v[i];
-}
-
 // The device half, its split record, and the connection to the server half.
 class Remote {
  public:
@@ -214,6 +206,7 @@ nlohmann::json stats_json(const Phases& p, const InferArgs& a) {
                       {"network_and_server_ms", mean(p.rpc)},
                       {"server_compute_ms", mean(p.server_compute)},
                       {"server_queue_ms", mean(p.server_queue)},
+                      {"server_handler_ms", mean(p.server_handler)},
                       {"total_ms", mean(p.total)},
                       {"bytes_per_image", static_cast<double>(p.payload_bytes) / n},
                       {"request_bytes_per_image", static_cast<double>(p.request_bytes) / n}};
@@ -298,12 +291,12 @@ nlohmann::json load_test(Remote& remote, const at::Tensor& x, const InferArgs& a
       {"errors", errors.load()},
       {"requests_per_s", static_cast<double>(all.size()) / seconds},
       {"images_per_s", static_cast<double>(all.size() * static_cast<size_t>(x.size(0))) / seconds},
-      {"p50_ms", percentile(all, 50)},
-      {"p99_ms", percentile(all, 99)},
-      {"overhead_p50_us", 1000 * percentile(over, 50)},
-      {"overhead_p99_us", 1000 * percentile(over, 99)},
-      {"handler_overhead_p50_us", 1000 * percentile(handler, 50)},
-      {"empty_call_p50_us", 1000 * percentile(empty, 50)},
+      {"p50_ms", percentile(all, 0.5)},
+      {"p99_ms", percentile(all, 0.99)},
+      {"overhead_p50_us", 1000 * percentile(over, 0.5)},
+      {"overhead_p99_us", 1000 * percentile(over, 0.99)},
+      {"handler_overhead_p50_us", 1000 * percentile(handler, 0.5)},
+      {"empty_call_p50_us", 1000 * percentile(empty, 0.5)},
       {"bytes_per_image",
        static_cast<double>(encoded.bytes.size()) / static_cast<double>(x.size(0))}};
   if (errors > 0) j["first_error"] = first_error;

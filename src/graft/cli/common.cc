@@ -53,6 +53,15 @@ void print_top_k(const std::string& item, const nlohmann::json& rows) {
   }
 }
 
+double percentile(std::vector<double> values, double q) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const double pos = q * static_cast<double>(values.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
+}
+
 std::string bearer_token(const std::string& token, const std::string& token_file) {
   if (!token.empty() && !token_file.empty()) throw Error("give --token or --token-file, not both");
   if (token_file.empty()) return token;

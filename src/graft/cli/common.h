@@ -62,6 +62,9 @@ void print_top_k(const std::string& item, const nlohmann::json& rows);
 // are given or the file is empty; "" if neither.
 std::string bearer_token(const std::string& token, const std::string& token_file);
 
+// The q-quantile (q in [0, 1]) of `values`, interpolating between neighbours; 0 if empty.
+double percentile(std::vector<double> values, double q);
+
 // 4253864 -> "4,253,864".
 std::string thousands(int64_t n);
 

@@ -40,6 +40,7 @@ int64_t micros(Clock::duration d) {
 struct Outcome {
   std::vector<at::Tensor> outputs;  // this request's rows of every graph output
   std::string error;
+  bool cancelled = false;  // dropped before its batch ran: its caller had gone
   int64_t queue_us = 0, compute_us = 0, batch = 0;
 };
 
@@ -66,7 +67,6 @@ void set_int(google::protobuf::Map<std::string, pb::InferParameter>* params, con
 }  // namespace
 
 struct Server::Impl final : pb::GRPCInferenceService::Service {
-  std::string path;
   ServerOptions options;
   std::string name;
   exec::Session session;
@@ -90,8 +90,7 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
 
   std::atomic<int64_t> n_requests{0}, n_errors{0}, n_full{0}, n_runs{0}, n_images{0};
 
-  Impl(const std::string& model_path, ServerOptions opts, exec::Session s)
-      : path(model_path), options(std::move(opts)), session(std::move(s)) {}
+  Impl(ServerOptions opts, exec::Session s) : options(std::move(opts)), session(std::move(s)) {}
 
   // ---- the batcher ----
 
@@ -133,7 +132,9 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
     std::vector<std::unique_ptr<Pending>> live;
     for (auto& p : batch) {
       if (p->cancelled->load()) {
-        p->promise.set_value(Outcome{{}, "cancelled", 0, 0, 0});
+        Outcome dropped;
+        dropped.cancelled = true;
+        p->promise.set_value(std::move(dropped));
       } else {
         live.push_back(std::move(p));
       }
@@ -163,8 +164,9 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
       if (o.error.empty()) {
         for (const auto& t : outputs) {
           if (t.dim() == 0 || t.size(0) != shared.batch) {
-            o.error = "output has no batch dimension (shape " + c10::str(t.sizes()) +
-                      "); serve it with --max-batch 1";
+            o.error = "output of shape " + c10::str(t.sizes()) + " for a batch of " +
+                      std::to_string(shared.batch) +
+                      ": graft serve needs the batch as every output's first dimension";
             o.outputs.clear();
             break;
           }
@@ -307,11 +309,18 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
               "input '" + input_name + "' datatype '" + in.datatype() +
                   "' is not accepted: send FP32 (or graft's FP16/INT8 codecs)"};
     }
+    // The outputs to answer with, as indices into output_names: the ones asked for, else all.
+    std::vector<size_t> order;
     for (const auto& o : req->outputs()) {
-      if (std::find(output_names.begin(), output_names.end(), o.name()) == output_names.end()) {
+      const auto it = std::find(output_names.begin(), output_names.end(), o.name());
+      if (it == output_names.end()) {
         return {StatusCode::INVALID_ARGUMENT,
                 "model '" + name + "' has no output '" + o.name() + "'"};
       }
+      order.push_back(static_cast<size_t>(it - output_names.begin()));
+    }
+    if (order.empty()) {
+      for (size_t i = 0; i < output_names.size(); ++i) order.push_back(i);
     }
     // The input's bytes: raw contents, or FP32 typed contents from a client that sends lists.
     std::vector<float> values;
@@ -394,23 +403,13 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
       }
     }
     Outcome outcome = future.get();
-    if (!outcome.error.empty()) {
-      return {outcome.error == "cancelled" ? StatusCode::CANCELLED : StatusCode::INTERNAL,
-              "model '" + name + "': " + outcome.error};
-    }
+    if (outcome.cancelled) return {StatusCode::CANCELLED, "the client cancelled the call"};
+    if (!outcome.error.empty())
+      return {StatusCode::INTERNAL, "model '" + name + "': " + outcome.error};
 
     resp->set_model_name(name);
     resp->set_model_version(kModelVersion);
     resp->set_id(req->id());
-    std::vector<size_t> order;
-    if (req->outputs_size() == 0) {
-      for (size_t i = 0; i < output_names.size(); ++i) order.push_back(i);
-    } else {
-      for (const auto& o : req->outputs()) {
-        order.push_back(static_cast<size_t>(
-            std::find(output_names.begin(), output_names.end(), o.name()) - output_names.begin()));
-      }
-    }
     for (size_t i : order) {
       const at::Tensor& t = outcome.outputs[i];
       auto* out = resp->add_outputs();
@@ -480,7 +479,7 @@ Server::Server(const std::string& model_path, ServerOptions options) {
   so.optimize = true;
   exec::Session session(std::move(g), so, model_path);
 
-  impl_ = std::make_unique<Impl>(model_path, std::move(options), std::move(session));
+  impl_ = std::make_unique<Impl>(std::move(options), std::move(session));
   Impl& s = *impl_;
   s.name = std::move(name);
   s.input_name = input;
