@@ -1,6 +1,7 @@
 // PyTorch interop: torchvision models exported by PyTorch's ONNX exporter at opsets 11, 13 and
 // 17 (fixtures made at test time by tools/export_torchvision.py) must give PyTorch's outputs:
-// max |graft - torch| <= 1e-4 * max |torch|.
+// max |graft - torch| <= 1e-4 * max |torch|, on the reference kernels and on the optimised
+// oneDNN path.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -30,18 +31,27 @@ TEST(InteropTest, TorchvisionExportsMatchPyTorch) {
     const std::string name = dir.filename().string();
     try {
       ir::Graph g = ir::load((dir / "model.onnx").string());
-      Session session(g, {}, name);
       at::Tensor x = ir::load_tensor((dir / "test_data_set_0/input_0.pb").string());
       at::Tensor want = ir::load_tensor((dir / "test_data_set_0/output_0.pb").string());
-      at::Tensor got = session.run({{g.inputs[0], x}}).at(g.outputs[0]);
-      ASSERT_EQ(got.sizes(), want.sizes()) << name;
-      const double scale = want.abs().max().item<double>();
-      const double diff = (got - want).abs().max().item<double>();
-      EXPECT_LE(diff, 1e-4 * scale) << name << ": max abs difference " << diff
-                                    << ", max |reference| " << scale;
-      if (diff / scale > worst) {
-        worst = diff / scale;
-        worst_name = name;
+      SessionOptions fast;
+      fast.optimize = true;
+      for (const SessionOptions& options : {SessionOptions{}, fast}) {
+        const std::string label = name + (options.optimize ? " (oneDNN)" : " (reference)");
+        Session session(g, options, name);
+        at::Tensor got = session.run({{g.inputs[0], x}}).at(g.outputs[0]);
+        ASSERT_EQ(got.sizes(), want.sizes()) << label;
+        const double scale = want.abs().max().item<double>();
+        const double diff = (got - want).abs().max().item<double>();
+        EXPECT_LE(diff, 1e-4 * scale) << label << ": max abs difference " << diff
+                                      << ", max |reference| " << scale;
+        if (options.optimize) {
+          ASSERT_TRUE(session.engine_stats().has_value()) << label;
+          EXPECT_GT(session.engine_stats()->onednn_nodes, 0) << label;
+        }
+        if (diff / scale > worst) {
+          worst = diff / scale;
+          worst_name = label;
+        }
       }
     } catch (const std::exception& e) {
       ADD_FAILURE() << name << ": " << e.what();

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "../common/calibrate.h"
+#include "../common/graph_builder.h"
 #include "graft/exec/session.h"
 #include "graft/ir/shapes.h"
 #include "graft/stitch/stitch.h"
@@ -14,39 +15,7 @@
 namespace graft::exec::passes {
 namespace {
 
-// A small graph built by hand: values get dtype float unless given.
-struct Builder {
-  ir::Graph g;
-  explicit Builder(int64_t opset = 13) { g.opset_imports = {{"", opset}}; }
-  void input(const std::string& name, ir::Shape shape) {
-    g.inputs.push_back(name);
-    g.values[name].dtype = ir::kFloat;
-    g.values[name].shape = std::move(shape);
-  }
-  std::string init(const std::string& name, const at::Tensor& t) {
-    g.initializers[name] = t;
-    return name;
-  }
-  ir::Node& node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
-    ir::Node n;
-    n.name = op + std::to_string(g.nodes.size());
-    n.op_type = op;
-    n.inputs = std::move(in);
-    n.outputs = std::move(out);
-    g.nodes.push_back(std::move(n));
-    return g.nodes.back();
-  }
-  ir::Graph done(std::vector<std::string> outputs) {
-    g.outputs = std::move(outputs);
-    for (const auto& [name, t] : g.initializers) {
-      g.values[name].dtype = ir::dtype_of(t.scalar_type());
-      g.values[name].shape = ir::Shape(t.sizes().begin(), t.sizes().end());
-    }
-    g.reindex();
-    ir::infer_shapes(g);
-    return g;
-  }
-};
+using testing::Builder;
 
 // Runs `g` with and without passes and compares every output (relative to its largest value).
 double max_relative_difference(const ir::Graph& g, const TensorMap& inputs, ir::Graph* optimised = nullptr,

@@ -22,7 +22,7 @@ struct BenchArgs {
   std::vector<std::string> input_shapes;
   int64_t batch = 1, runs = 100, warmup = 10;
   int threads = 0;
-  bool json = false, no_optimize = false;
+  bool json = false, no_optimize = false, no_onednn = false;
 };
 
 // A random tensor for every graph input, with the batch set and the dtype declared.
@@ -57,6 +57,7 @@ void run(const BenchArgs& a) {
   ir::Graph g = load_model(a.model, a.input_shapes, a.batch);
   exec::SessionOptions so;
   so.optimize = !a.no_optimize;
+  so.onednn = !a.no_onednn;
   const exec::TensorMap inputs = random_inputs(g, a.model, a.batch);
   exec::Session session(std::move(g), so, a.model);
   const double load_ms =
@@ -75,12 +76,21 @@ void run(const BenchArgs& a) {
   const double median = percentile(ms, 0.5), p90 = percentile(ms, 0.9), p99 = percentile(ms, 0.99);
   const double images_per_s = 1000.0 * static_cast<double>(a.batch) / median;
   const double peak_rss_mb = static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+  const auto stats = session.engine_stats();
+  const std::string engine = stats ? "onednn" : "reference";
   if (a.json) {
-    const nlohmann::json j = {{"model", a.model}, {"batch", a.batch}, {"threads", at::get_num_threads()},
+    nlohmann::json j = {{"model", a.model}, {"batch", a.batch}, {"threads", at::get_num_threads()},
                               {"runs", a.runs}, {"warmup", a.warmup}, {"optimized", !a.no_optimize},
                               {"load_ms", load_ms}, {"median_ms", median}, {"p90_ms", p90}, {"p99_ms", p99},
                               {"min_ms", ms.front()}, {"max_ms", ms.back()}, {"images_per_s", images_per_s},
-                              {"peak_rss_mb", peak_rss_mb}};
+                              {"peak_rss_mb", peak_rss_mb}, {"engine", engine}};
+    if (stats) {
+      j["onednn_nodes"] = stats->onednn_nodes;
+      j["reference_nodes"] = stats->reference_nodes;
+      j["reference_ops"] = stats->reference_ops;
+      j["reorders"] = stats->reorders;
+      j["arena_mb"] = static_cast<double>(stats->arena_bytes) / (1024.0 * 1024.0);
+    }
     std::printf("%s\n", j.dump().c_str());
     return;
   }
@@ -90,6 +100,15 @@ void run(const BenchArgs& a) {
   std::printf("load + compile %.1f ms\nlatency: median %.3f ms, p90 %.3f ms, p99 %.3f ms (min %.3f, max %.3f)\n",
               load_ms, median, p90, p99, ms.front(), ms.back());
   std::printf("throughput: %.1f images/s\npeak RSS: %.1f MB\n", images_per_s, peak_rss_mb);
+  if (stats) {
+    std::string ops;
+    for (const auto& [op, n] : stats->reference_ops) ops += (ops.empty() ? "" : ", ") + op + " x" + std::to_string(n);
+    std::printf("engine: oneDNN runs %d nodes, ATen %d%s; %d layout reorders per run; arena %.1f MB\n",
+                stats->onednn_nodes, stats->reference_nodes, ops.empty() ? "" : (" (" + ops + ")").c_str(),
+                stats->reorders, static_cast<double>(stats->arena_bytes) / (1024.0 * 1024.0));
+  } else {
+    std::printf("engine: reference ATen kernels\n");
+  }
 }
 
 }  // namespace
@@ -105,7 +124,8 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--runs", args->runs, "Timed runs (default 100)")->check(CLI::PositiveNumber);
   app->add_option("--warmup", args->warmup, "Untimed runs first (default 10)")->check(CLI::NonNegativeNumber);
   add_input_shape_option(app, &args->input_shapes);
-  app->add_flag("--no-optimize", args->no_optimize, "Run the graph as written (no graph passes)");
+  app->add_flag("--no-optimize", args->no_optimize, "Run the graph as written (no graph passes, no oneDNN)");
+  app->add_flag("--no-onednn", args->no_onednn, "Graph passes, then the reference ATen kernels (not oneDNN)");
   app->add_flag("--json", args->json, "One JSON object: median_ms, p90_ms, p99_ms, images_per_s, peak_rss_mb, …");
   return {app, [args] { run(*args); }};
 }

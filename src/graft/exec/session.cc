@@ -4,9 +4,14 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
+#include <list>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
 
 #include "graft/core/error.h"
+#include "graft/core/log.h"
+#include "graft/exec/onednn.h"
 #include "graft/exec/passes/passes.h"
 #include "graft/ops/kernel.h"
 
@@ -32,7 +37,21 @@ struct Session::Impl {
   std::vector<ops::Kernel> kernels;
   std::vector<bool> train_node;
 
+  // The oneDNN path: programs by input shapes and requested outputs, newest first.
+  bool onednn = false;
+  std::mutex mu;
+  std::shared_ptr<onednn::WeightCache> weights;
+  std::list<std::pair<std::string, std::unique_ptr<onednn::Program>>> programs;
+  std::optional<EngineStats> last_stats;
+  static constexpr size_t kMaxPrograms = 8;
+
   std::string prefix() const { return origin.empty() ? "" : origin + ": "; }
+
+  // Runs the needed nodes one by one on their ATen kernels; `record` (if given) receives every
+  // value's sizes and dtype.
+  void interpret(std::unordered_map<std::string, at::Tensor>& env, const std::vector<bool>& needed,
+                 const std::set<std::string>& keep, const RunOptions& run_options,
+                 onednn::ValueInfos* record);
 };
 
 std::vector<std::pair<std::string, std::string>> unsupported_ops(const ir::Graph& graph) {
@@ -82,6 +101,8 @@ Session::Session(ir::Graph graph, SessionOptions options, std::string origin)
   }
   if (s.options.optimize && !s.options.training) {
     with_context(s.prefix() + "graph optimisation", [&] { passes::optimize(s.graph, s.options.keep); });
+    s.onednn = s.options.onednn;
+    s.weights = onednn::make_weight_cache();
   }
   std::map<std::string, int64_t> opsets;
   for (const auto& o : s.graph.opset_imports) opsets[o.domain == "ai.onnx" ? "" : o.domain] = o.version;
@@ -107,6 +128,11 @@ Session& Session::operator=(Session&&) noexcept = default;
 const ir::Graph& Session::graph() const { return impl_->graph; }
 const std::map<std::string, at::Tensor>& Session::initializers() const {
   return impl_->graph.initializers;
+}
+
+std::optional<EngineStats> Session::engine_stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->last_stats;
 }
 
 std::vector<at::Tensor> Session::trainable_parameters() const {
@@ -170,13 +196,89 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
       if (!in.empty() && g.value(in).producer >= 0) stack.push_back(g.value(in).producer);
     }
   }
+  const std::set<std::string> keep(wanted.begin(), wanted.end());
+  TensorMap result;
+  for (const auto& name : wanted) {
+    auto init = g.initializers.find(name);
+    if (init != g.initializers.end()) result[name] = init->second;
+  }
+
+  if (s.onednn && !run_options.check_finite) {
+    std::string key;
+    for (const auto& name : g.inputs) key += c10::str(env.at(name).sizes(), ";");
+    for (const auto& name : wanted) key += name + ",";
+    std::lock_guard<std::mutex> lock(s.mu);
+    auto it = std::find_if(s.programs.begin(), s.programs.end(),
+                           [&](const auto& p) { return p.first == key; });
+    if (it == s.programs.end()) {
+      // Compile from one reference run's shapes; the program then answers this run too, so
+      // every run of these shapes computes the same way.
+      onednn::ValueInfos infos;
+      for (const auto& name : g.inputs) {
+        infos[name] = {env.at(name).sizes().vec(), env.at(name).scalar_type()};
+      }
+      std::unordered_map<std::string, at::Tensor> probe = env;
+      s.interpret(probe, needed, keep, run_options, &infos);
+      std::vector<std::string> computed;
+      for (const auto& name : wanted) {
+        if (!g.initializers.count(name)) computed.push_back(name);
+      }
+      try {
+        s.programs.emplace_front(key, std::make_unique<onednn::Program>(g, s.kernels, needed, computed,
+                                                                        infos, *s.weights));
+        if (s.programs.size() > Impl::kMaxPrograms) s.programs.pop_back();
+        it = s.programs.begin();
+      } catch (const dnnl::error& e) {
+        // oneDNN refused something the checks let through: stay on the reference kernels.
+        log::warn(s.prefix() + "oneDNN path unavailable (" + e.what() +
+                  "); running on the reference kernels");
+        s.onednn = false;
+        for (const auto& name : wanted) {
+          if (!result.count(name)) result[name] = probe.at(name);
+        }
+        return result;
+      }
+    } else if (it != s.programs.begin()) {
+      s.programs.splice(s.programs.begin(), s.programs, it);
+      it = s.programs.begin();
+    }
+    const onednn::ProgramStats& ps = it->second->stats();
+    s.last_stats = EngineStats{ps.onednn_nodes, ps.reference_nodes, ps.reorders, ps.arena_bytes,
+                               ps.reference_ops};
+    c10::InferenceMode guard;
+    std::map<std::string, at::Tensor> outs;
+    try {
+      outs = it->second->run(std::map<std::string, at::Tensor>(inputs.begin(), inputs.end()));
+    } catch (const Error& e) {
+      throw e.with_context(s.prefix().empty() ? "oneDNN program" : s.origin);
+    }
+    for (auto& [name, t] : outs) result[name] = std::move(t);
+    return result;
+  }
+
+  s.interpret(env, needed, keep, run_options, nullptr);
+  for (const auto& name : wanted) {
+    if (result.count(name)) continue;
+    auto it = env.find(name);
+    if (it == env.end()) {
+      throw Error(s.prefix() + "'" + name + "' was not computed", ErrorKind::kInternal);
+    }
+    result[name] = it->second;
+  }
+  return result;
+}
+
+void Session::Impl::interpret(std::unordered_map<std::string, at::Tensor>& env,
+                              const std::vector<bool>& needed, const std::set<std::string>& keep,
+                              const RunOptions& run_options, onednn::ValueInfos* record) {
+  Impl& s = *this;
+  const ir::Graph& g = s.graph;
   // Last needed consumer of every value, so it can be freed right after.
   std::unordered_map<std::string, size_t> last_use;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (!needed[i]) continue;
     for (const auto& in : g.nodes[i].inputs) last_use[in] = i;
   }
-  const std::set<std::string> keep(wanted.begin(), wanted.end());
 
   std::unique_ptr<c10::InferenceMode> guard;
   if (!s.options.training) guard = std::make_unique<c10::InferenceMode>();
@@ -228,6 +330,9 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
         throw Error(s.prefix() + n.describe() + " produced " + (nan ? "NaN" : "Inf") +
                     " in '" + n.outputs[k] + "' (the first node to do so)");
       }
+      if (record != nullptr) {
+        (*record)[n.outputs[k]] = {outs[k].sizes().vec(), outs[k].scalar_type()};
+      }
       env[n.outputs[k]] = std::move(outs[k]);
     }
     if (s.options.training) continue;  // autograd keeps what backward needs anyway
@@ -237,18 +342,6 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
     }
   }
 
-  TensorMap result;
-  for (const auto& name : wanted) {
-    auto init = g.initializers.find(name);
-    if (init != g.initializers.end()) {
-      result[name] = init->second;
-      continue;
-    }
-    auto it = env.find(name);
-    if (it == env.end()) throw Error(s.prefix() + "'" + name + "' was not computed", ErrorKind::kInternal);
-    result[name] = it->second;
-  }
-  return result;
 }
 
 }  // namespace graft::exec

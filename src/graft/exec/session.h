@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -29,6 +30,16 @@ struct SessionOptions {
   // requestable; other intermediates may be fused away.
   bool optimize = false;
   std::set<std::string> keep;
+  // With `optimize`: run through oneDNN (graft/exec/onednn.h), compiled on the first run of
+  // each set of input shapes and requested outputs. False: the reference ATen kernels only.
+  bool onednn = true;
+};
+
+// How an optimised session runs its graph (for the last compiled shapes).
+struct EngineStats {
+  int onednn_nodes = 0, reference_nodes = 0, reorders = 0;
+  int64_t arena_bytes = 0;
+  std::map<std::string, int> reference_ops;  // op type -> nodes run by their ATen kernel
 };
 
 struct RunOptions {
@@ -56,6 +67,8 @@ class Session {
   // optimiser updates these in place.
   const std::map<std::string, at::Tensor>& initializers() const;
   std::vector<at::Tensor> trainable_parameters() const;
+  // The oneDNN program of the latest run; nullopt before it, or without the oneDNN path.
+  std::optional<EngineStats> engine_stats() const;
 
  private:
   struct Impl;

@@ -1,0 +1,837 @@
+#include "graft/exec/onednn.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <climits>
+#include <limits>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <set>
+
+#include "graft/core/error.h"
+#include "graft/exec/passes/passes.h"
+
+namespace graft::exec::onednn {
+namespace {
+
+using dnnl::memory;
+using Tag = dnnl::memory::format_tag;
+using DataType = dnnl::memory::data_type;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
+
+memory::desc plain_desc(const std::vector<int64_t>& sizes) {
+  static const Tag tags[] = {Tag::a, Tag::a, Tag::ab, Tag::abc, Tag::abcd, Tag::abcde};
+  if (sizes.empty() || sizes.size() > 5) {
+    throw Error("oneDNN path: no plain layout for rank " + std::to_string(sizes.size()),
+                ErrorKind::kInternal);
+  }
+  return memory::desc(to_dims(sizes), DataType::f32, tags[sizes.size()]);
+}
+
+std::vector<int64_t> ints_or(const ir::Node& n, const char* name, std::vector<int64_t> fallback) {
+  return n.attributes.has(name) ? n.attributes.get_ints(name) : fallback;
+}
+
+// Begin and end pads of a 2-D window op, ONNX's auto_pad resolved for the input's sizes.
+bool window_pads(const ir::Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel,
+                 const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                 memory::dims* begin, memory::dims* end) {
+  const std::string auto_pad = n.attributes.get_string("auto_pad", "NOTSET");
+  const auto pads = ints_or(n, "pads", {0, 0, 0, 0});
+  if (pads.size() != 4) return false;
+  begin->assign(2, 0);
+  end->assign(2, 0);
+  for (size_t i = 0; i < 2; ++i) {
+    const int64_t size = in[i + 2];
+    const int64_t extent = (kernel[i] - 1) * dilations[i] + 1;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      const int64_t out = (size + strides[i] - 1) / strides[i];
+      const int64_t total = std::max<int64_t>((out - 1) * strides[i] + extent - size, 0);
+      (*begin)[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      (*end)[i] = total - (*begin)[i];
+    } else if (auto_pad == "NOTSET") {
+      (*begin)[i] = pads[i];
+      (*end)[i] = pads[i + 2];
+    } else if (auto_pad != "VALID") {
+      return false;
+    }
+  }
+  return true;
+}
+
+struct Activation {
+  dnnl::algorithm algorithm = dnnl::algorithm::undef;
+  float alpha = 0.f, beta = 0.f;
+  bool hard_sigmoid = false;  // linear(alpha, beta) then clip(0, 1)
+};
+
+// oneDNN's form of an ONNX activation; nullopt when it has none.
+std::optional<Activation> activation_of(const std::string& op, const std::vector<float>& p) {
+  Activation a;
+  if (op == "Relu") {
+    a.algorithm = dnnl::algorithm::eltwise_relu;
+  } else if (op == "LeakyRelu" && p.size() == 1) {
+    a.algorithm = dnnl::algorithm::eltwise_relu;
+    a.alpha = p[0];
+  } else if (op == "Clip" && p.size() == 2) {
+    a.algorithm = dnnl::algorithm::eltwise_clip_v2;
+    a.alpha = p[0];
+    a.beta = p[1];
+  } else if (op == "Sigmoid") {
+    a.algorithm = dnnl::algorithm::eltwise_logistic;
+  } else if (op == "Tanh") {
+    a.algorithm = dnnl::algorithm::eltwise_tanh;
+  } else if (op == "HardSwish") {
+    a.algorithm = dnnl::algorithm::eltwise_hardswish;
+  } else if (op == "HardSigmoid" && p.size() == 2) {
+    a.algorithm = dnnl::algorithm::eltwise_linear;
+    a.alpha = p[0];
+    a.beta = p[1];
+    a.hard_sigmoid = true;
+  } else {
+    return std::nullopt;
+  }
+  return a;
+}
+
+void append_activation(dnnl::post_ops& po, const Activation& a) {
+  po.append_eltwise(1.f, a.algorithm, a.alpha, a.beta);
+  if (a.hard_sigmoid) po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f);
+}
+
+}  // namespace
+
+struct WeightCache {
+  std::mutex mu;
+  std::map<std::string, std::vector<std::pair<memory::desc, memory>>> entries;
+
+  // `w` reordered into `want`, made once per (initializer, layout).
+  memory get(const std::string& name, const at::Tensor& w, const memory::desc& plain,
+             const memory::desc& want, dnnl::stream& stream) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& [md, mem] : entries[name]) {
+      if (md == want) return mem;
+    }
+    at::Tensor src = w.contiguous();
+    memory user(plain, cpu_engine(), src.data_ptr());
+    memory out(want, cpu_engine());
+    dnnl::reorder(user, out).execute(stream, user, out);
+    stream.wait();
+    entries[name].emplace_back(want, out);
+    return out;
+  }
+};
+
+std::shared_ptr<WeightCache> make_weight_cache() { return std::make_shared<WeightCache>(); }
+
+struct Program::Impl {
+  // A buffer of the arena, before buffers are assigned to memory.
+  struct Buffer {
+    size_t bytes = 0;
+    int first = -1, last = -1;  // steps that write it first and read it last
+    size_t physical = 0;
+  };
+  // What a primitive argument is bound to.
+  struct Operand {
+    memory mem;
+    int buffer = -1;  // arena buffer, or
+    int slot = -1;    // runtime tensor (graph inputs, reference outputs), or neither (weights)
+  };
+  struct FallbackInput {
+    enum Kind { kNone, kSlot, kBuffer, kConstant } kind = kNone;
+    int index = -1;
+    std::vector<int64_t> sizes;  // kBuffer
+    at::Tensor constant;
+  };
+  struct Step {
+    bool primitive = true;
+    dnnl::primitive prim;
+    std::unordered_map<int, memory> args;
+    std::vector<std::pair<memory, int>> slot_args;  // memory to point at a runtime tensor
+    std::vector<int> reads, writes;                  // arena buffers
+    // Reference node:
+    size_t node = 0;
+    std::vector<FallbackInput> inputs;
+    std::vector<int> output_slots;                   // per node output; -1 unused
+    std::vector<std::vector<int64_t>> output_sizes;
+    std::vector<bool> output_contiguous;
+  };
+  // Where a value lives while the program runs.
+  struct Value {
+    bool in_arena = false;
+    int buffer = -1;  // in_arena
+    int slot = -1;    // otherwise
+    memory::desc md;  // layout (for slots: plain, when the value is float)
+    ValueInfo info;
+    std::vector<std::pair<memory::desc, int>> copies;  // reordered copies: layout -> buffer
+  };
+  struct Output {
+    std::string name;
+    int buffer = -1, slot = -1;
+    memory src, dst;
+    std::optional<dnnl::reorder> reorder;
+    std::vector<int64_t> sizes;
+  };
+
+  const ir::Graph& graph;
+  const std::vector<ops::Kernel>& kernels;
+  const ValueInfos& infos;
+  WeightCache& weights;
+  dnnl::stream stream{cpu_engine()};
+
+  std::vector<Step> steps;
+  std::vector<Buffer> buffers;
+  std::vector<at::Tensor> arena;  // physical buffers
+  std::unordered_map<std::string, Value> values;
+  std::vector<std::pair<std::string, int>> input_slots;
+  std::vector<int> slot_last;  // last step reading each slot
+  int slots = 0;
+  std::vector<Output> outputs;
+  std::unordered_map<std::string, int> last_node_use;  // value -> last needed node reading it
+  std::set<std::string> wanted;
+  std::vector<at::Tensor> keep_alive;  // constants primitives read
+  ProgramStats stats;
+
+  Impl(const ir::Graph& g, const std::vector<ops::Kernel>& k, const ValueInfos& i, WeightCache& w)
+      : graph(g), kernels(k), infos(i), weights(w) {}
+
+  int new_buffer(const memory::desc& md) {
+    buffers.push_back({md.get_size(), -1, -1, 0});
+    return static_cast<int>(buffers.size()) - 1;
+  }
+
+  void push(Step step) {
+    const int index = static_cast<int>(steps.size());
+    for (int b : step.writes) {
+      if (buffers[static_cast<size_t>(b)].first < 0) buffers[static_cast<size_t>(b)].first = index;
+      buffers[static_cast<size_t>(b)].last = std::max(buffers[static_cast<size_t>(b)].last, index);
+    }
+    for (int b : step.reads) buffers[static_cast<size_t>(b)].last = std::max(buffers[static_cast<size_t>(b)].last, index);
+    for (const auto& [mem, slot] : step.slot_args) slot_last[static_cast<size_t>(slot)] = index;
+    for (const auto& in : step.inputs) {
+      if (in.kind == FallbackInput::kSlot) slot_last[static_cast<size_t>(in.index)] = index;
+    }
+    steps.push_back(std::move(step));
+  }
+
+  int new_slot() {
+    slot_last.push_back(-1);
+    return slots++;
+  }
+
+  bool is_f32(const std::string& name, size_t rank) const {
+    auto it = values.find(name);
+    return it != values.end() && it->second.info.dtype == at::kFloat &&
+           it->second.info.sizes.size() == rank;
+  }
+
+  // Binds `arg` of `step` to value `name` in layout `want`, reordering (once per layout) when
+  // the value lives in another one.
+  void bind(Step& step, int arg, const std::string& name, const memory::desc& want, bool read = true) {
+    Value& v = values.at(name);
+    if (v.in_arena && v.md == want) {
+      step.args[arg] = memory(want, cpu_engine(), DNNL_MEMORY_NONE);
+      (read ? step.reads : step.writes).push_back(v.buffer);
+      pending_.emplace_back(step.args[arg], v.buffer);
+      return;
+    }
+    if (!v.in_arena && v.md == want) {
+      memory m(want, cpu_engine(), DNNL_MEMORY_NONE);
+      step.args[arg] = m;
+      step.slot_args.emplace_back(m, v.slot);
+      return;
+    }
+    for (const auto& [md, buffer] : v.copies) {
+      if (md == want) {
+        step.args[arg] = memory(want, cpu_engine(), DNNL_MEMORY_NONE);
+        step.reads.push_back(buffer);
+        pending_.emplace_back(step.args[arg], buffer);
+        return;
+      }
+    }
+    const int buffer = new_buffer(want);
+    reorder_into(name, want, buffer);
+    v.copies.emplace_back(want, buffer);
+    step.args[arg] = memory(want, cpu_engine(), DNNL_MEMORY_NONE);
+    step.reads.push_back(buffer);
+    pending_.emplace_back(step.args[arg], buffer);
+  }
+
+  // A reorder step writing value `name` into `buffer` in layout `want`.
+  void reorder_into(const std::string& name, const memory::desc& want, int buffer) {
+    const Value& v = values.at(name);
+    Step r;
+    memory src(v.md, cpu_engine(), DNNL_MEMORY_NONE);
+    if (v.in_arena) {
+      r.reads.push_back(v.buffer);
+      pending_.emplace_back(src, v.buffer);
+    } else {
+      r.slot_args.emplace_back(src, v.slot);
+    }
+    memory dst(want, cpu_engine(), DNNL_MEMORY_NONE);
+    r.writes.push_back(buffer);
+    pending_.emplace_back(dst, buffer);
+    r.prim = dnnl::reorder(src, dst);
+    r.args = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+    stats.reorders++;
+    push(std::move(r));
+  }
+
+  void define(const std::string& name, const memory::desc& md, int buffer) {
+    Value v;
+    v.in_arena = true;
+    v.buffer = buffer;
+    v.md = md;
+    v.info = infos.at(name);
+    values[name] = std::move(v);
+  }
+
+  const at::Tensor* initializer(const std::string& name) const {
+    auto it = graph.initializers.find(name);
+    return it == graph.initializers.end() ? nullptr : &it->second;
+  }
+
+  bool last_use_here(const std::string& name, size_t node) const {
+    auto it = last_node_use.find(name);
+    return it != last_node_use.end() && it->second == static_cast<int>(node) && !wanted.count(name);
+  }
+
+  // --- Nodes oneDNN serves; each returns false (having changed nothing) to fall back. -------
+
+  bool conv(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    const bool fused = n.domain == passes::kDomain;
+    if (n.inputs.size() < 2 || !is_f32(n.inputs[0], 4)) return false;
+    const at::Tensor* w = initializer(n.inputs[1]);
+    if (w == nullptr || w->scalar_type() != at::kFloat || w->dim() != 4) return false;
+    const at::Tensor* b = nullptr;
+    if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+      b = initializer(n.inputs[2]);
+      if (b == nullptr || b->scalar_type() != at::kFloat || b->dim() != 1) return false;
+    }
+    const std::string z = fused && n.inputs.size() > 3 ? n.inputs[3] : "";
+    const std::vector<int64_t>& x = values.at(n.inputs[0]).info.sizes;
+    const std::vector<int64_t>& y = infos.at(n.outputs[0]).sizes;
+    if (!z.empty() && (!is_f32(z, 4) || values.at(z).info.sizes != y)) return false;
+    const int64_t group = n.attributes.get_int("group", 1);
+    const auto strides = ints_or(n, "strides", {1, 1});
+    const auto dilations = ints_or(n, "dilations", {1, 1});
+    const std::vector<int64_t> kernel{w->size(2), w->size(3)};
+    memory::dims pad_l, pad_r;
+    if (strides.size() != 2 || dilations.size() != 2 ||
+        !window_pads(n, x, kernel, strides, dilations, &pad_l, &pad_r)) {
+      return false;
+    }
+    std::optional<Activation> act;
+    const std::string act_name = fused ? n.attributes.get_string("activation", "") : "";
+    if (!act_name.empty()) {
+      act = activation_of(act_name, n.attributes.get_floats("activation_params", {}));
+      if (!act) return false;
+    }
+    const int64_t oc = w->size(0);
+    const memory::dims w_dims = group == 1 ? memory::dims{oc, w->size(1), kernel[0], kernel[1]}
+                                           : memory::dims{group, oc / group, w->size(1), kernel[0], kernel[1]};
+    const memory::desc w_plain(w_dims, DataType::f32, group == 1 ? Tag::oihw : Tag::goihw);
+    const memory::desc b_md({oc}, DataType::f32, Tag::x);
+    dnnl::post_ops po;
+    if (!z.empty()) po.append_sum(1.f);
+    if (act) append_activation(po, *act);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(po);
+    std::optional<dnnl::convolution_forward::primitive_desc> pd;
+    try {
+      const memory::dims dil{dilations[0] - 1, dilations[1] - 1};
+      dnnl::convolution_forward::desc d(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+          memory::desc(to_dims(x), DataType::f32, Tag::any),
+          memory::desc(w_dims, DataType::f32, Tag::any),
+          b ? b_md : memory::desc(), memory::desc(to_dims(y), DataType::f32, Tag::any),
+          to_dims(strides), dil, pad_l, pad_r);
+      pd.emplace(d, attr, cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    Step s;
+    s.prim = dnnl::convolution_forward(*pd);
+    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
+    s.args[DNNL_ARG_WEIGHTS] = weights.get(n.inputs[1], *w, w_plain, pd->weights_desc(), stream);
+    if (b) {
+      keep_alive.push_back(b->contiguous());
+      s.args[DNNL_ARG_BIAS] = memory(b_md, cpu_engine(), keep_alive.back().data_ptr());
+    }
+    const memory::desc dst_md = pd->dst_desc();
+    int dst = -1;
+    if (!z.empty()) {
+      const Value& zv = values.at(z);
+      if (zv.in_arena && zv.md == dst_md && last_use_here(z, index) && z != n.inputs[0]) {
+        dst = zv.buffer;  // the sum accumulates into the residual's own buffer
+      } else {
+        dst = new_buffer(dst_md);
+        reorder_into(z, dst_md, dst);
+      }
+    } else {
+      dst = new_buffer(dst_md);
+    }
+    s.args[DNNL_ARG_DST] = memory(dst_md, cpu_engine(), DNNL_MEMORY_NONE);
+    pending_.emplace_back(s.args[DNNL_ARG_DST], dst);
+    s.writes.push_back(dst);
+    if (!z.empty()) s.reads.push_back(dst);
+    push(std::move(s));
+    define(n.outputs[0], dst_md, dst);
+    return true;
+  }
+
+  bool pool(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    const bool global = n.op_type == "GlobalAveragePool";
+    if (!is_f32(n.inputs[0], 4)) return false;
+    for (size_t k = 1; k < n.outputs.size(); ++k) {
+      if (!n.outputs[k].empty() && infos.count(n.outputs[k])) return false;  // Indices wanted
+    }
+    const std::vector<int64_t>& x = values.at(n.inputs[0]).info.sizes;
+    const std::vector<int64_t>& y = infos.at(n.outputs[0]).sizes;
+    std::vector<int64_t> kernel{x[2], x[3]}, strides{1, 1};
+    memory::dims pad_l{0, 0}, pad_r{0, 0};
+    dnnl::algorithm alg = dnnl::algorithm::pooling_avg_exclude_padding;
+    if (!global) {
+      kernel = n.attributes.get_ints("kernel_shape", {});
+      strides = ints_or(n, "strides", {1, 1});
+      const auto dilations = ints_or(n, "dilations", {1, 1});
+      if (kernel.size() != 2 || strides.size() != 2 || dilations != std::vector<int64_t>{1, 1} ||
+          !window_pads(n, x, kernel, strides, dilations, &pad_l, &pad_r)) {
+        return false;
+      }
+      const bool include = n.attributes.get_int("count_include_pad", 0) != 0;
+      alg = n.op_type == "MaxPool" ? dnnl::algorithm::pooling_max
+            : include              ? dnnl::algorithm::pooling_avg_include_padding
+                                   : dnnl::algorithm::pooling_avg_exclude_padding;
+      // ceil_mode: the last window may hang over the end; oneDNN sees that as more end padding,
+      // which max pooling and averaging without padding ignore.
+      for (size_t i = 0; i < 2; ++i) {
+        const int64_t end = (y[i + 2] - 1) * strides[i] + kernel[i] - x[i + 2] - pad_l[i];
+        if (end > pad_r[i]) {
+          if (alg == dnnl::algorithm::pooling_avg_include_padding) return false;
+          pad_r[i] = end;
+        }
+      }
+    }
+    const memory::desc src_md = values.at(n.inputs[0]).md;
+    std::optional<dnnl::pooling_forward::primitive_desc> pd;
+    try {
+      dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md,
+                                    memory::desc(to_dims(y), DataType::f32, Tag::any),
+                                    to_dims(strides), to_dims(kernel), pad_l, pad_r);
+      pd.emplace(d, cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    Step s;
+    s.prim = dnnl::pooling_forward(*pd);
+    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
+    emit_output(s, n.outputs[0], pd->dst_desc());
+    return true;
+  }
+
+  bool eltwise(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    if (!is_f32(n.inputs[0], 4)) return false;
+    std::vector<float> p;
+    if (n.op_type == "LeakyRelu") p = {n.attributes.get_float("alpha", 0.01f)};
+    if (n.op_type == "HardSigmoid") {
+      p = {n.attributes.get_float("alpha", 0.2f), n.attributes.get_float("beta", 0.5f)};
+    }
+    if (n.op_type == "Clip") {
+      float lo = n.attributes.get_float("min", -std::numeric_limits<float>::max());
+      float hi = n.attributes.get_float("max", std::numeric_limits<float>::max());
+      for (size_t k = 1; k < 3 && k < n.inputs.size(); ++k) {
+        if (n.inputs[k].empty()) continue;
+        const at::Tensor* c = initializer(n.inputs[k]);
+        if (c == nullptr || c->numel() != 1 || c->scalar_type() != at::kFloat) return false;
+        (k == 1 ? lo : hi) = c->item<float>();
+      }
+      p = {lo, hi};
+    }
+    const auto act = activation_of(n.op_type, p);
+    if (!act) return false;
+    const memory::desc src_md = values.at(n.inputs[0]).md;
+    std::optional<dnnl::eltwise_forward::primitive_desc> pd;
+    try {
+      dnnl::primitive_attr attr;
+      if (act->hard_sigmoid) {
+        dnnl::post_ops po;
+        po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f);
+        attr.set_post_ops(po);
+      }
+      dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, act->algorithm, src_md,
+                                    act->alpha, act->beta);
+      pd.emplace(d, attr, cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    Step s;
+    s.prim = dnnl::eltwise_forward(*pd);
+    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
+    emit_output(s, n.outputs[0], pd->dst_desc());
+    return true;
+  }
+
+  bool binary(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    if (n.inputs.size() != 2) return false;
+    const std::vector<int64_t>& y = infos.at(n.outputs[0]).sizes;
+    if (y.size() != 4 || infos.at(n.outputs[0]).dtype != at::kFloat) return false;
+    std::string a = n.inputs[0], b = n.inputs[1];
+    const bool commutative = n.op_type == "Add" || n.op_type == "Mul";
+    auto full = [&](const std::string& name) {
+      return initializer(name) == nullptr && is_f32(name, 4) && values.at(name).info.sizes == y;
+    };
+    if (!full(a)) {
+      if (!commutative || !full(b)) return false;
+      std::swap(a, b);
+    }
+    // The second operand: a full tensor, or one broadcast along some axes (a constant or not).
+    std::vector<int64_t> b_sizes;
+    const at::Tensor* constant = initializer(b);
+    if (constant != nullptr) {
+      if (constant->scalar_type() != at::kFloat || constant->dim() > 4) return false;
+      b_sizes = constant->sizes().vec();
+    } else {
+      if (!is_f32(b, 4)) return false;
+      b_sizes = values.at(b).info.sizes;
+    }
+    b_sizes.insert(b_sizes.begin(), 4 - b_sizes.size(), 1);
+    for (size_t i = 0; i < 4; ++i) {
+      if (b_sizes[i] != y[i] && b_sizes[i] != 1) return false;
+    }
+    const dnnl::algorithm alg = n.op_type == "Add"   ? dnnl::algorithm::binary_add
+                                : n.op_type == "Sub" ? dnnl::algorithm::binary_sub
+                                : n.op_type == "Mul" ? dnnl::algorithm::binary_mul
+                                                     : dnnl::algorithm::binary_div;
+    const memory::desc a_md = values.at(a).md;
+    const memory::desc b_md = b_sizes == y ? a_md : plain_desc(b_sizes);
+    std::optional<dnnl::binary::primitive_desc> pd;
+    try {
+      dnnl::binary::desc d(alg, a_md, b_md, a_md);
+      pd.emplace(d, cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    Step s;
+    s.prim = dnnl::binary(*pd);
+    bind(s, DNNL_ARG_SRC_0, a, a_md);
+    if (constant != nullptr) {
+      keep_alive.push_back(constant->contiguous());
+      s.args[DNNL_ARG_SRC_1] = memory(b_md, cpu_engine(), keep_alive.back().data_ptr());
+    } else {
+      bind(s, DNNL_ARG_SRC_1, b, b_md);
+    }
+    emit_output(s, n.outputs[0], pd->dst_desc());
+    return true;
+  }
+
+  bool concat(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    int64_t axis = n.attributes.get_int("axis", 1);
+    if (axis < 0) axis += 4;
+    if (axis != 1 || n.inputs.empty()) return false;
+    std::vector<memory::desc> srcs;
+    for (const auto& in : n.inputs) {
+      if (in.empty() || initializer(in) != nullptr || !is_f32(in, 4)) return false;
+      srcs.push_back(values.at(in).md);
+    }
+    std::optional<dnnl::concat::primitive_desc> pd;
+    try {
+      pd.emplace(1, srcs, cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    Step s;
+    s.prim = dnnl::concat(*pd);
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      bind(s, DNNL_ARG_MULTIPLE_SRC + static_cast<int>(k), n.inputs[k], srcs[k]);
+    }
+    emit_output(s, n.outputs[0], pd->dst_desc());
+    return true;
+  }
+
+  void emit_output(Step& s, const std::string& name, const memory::desc& md) {
+    const int dst = new_buffer(md);
+    s.args[DNNL_ARG_DST] = memory(md, cpu_engine(), DNNL_MEMORY_NONE);
+    pending_.emplace_back(s.args[DNNL_ARG_DST], dst);
+    s.writes.push_back(dst);
+    push(std::move(s));
+    define(name, md, dst);
+  }
+
+  // Any node, by its reference kernel on plain tensors.
+  void reference(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    Step s;
+    s.primitive = false;
+    s.node = index;
+    for (const auto& in : n.inputs) {
+      FallbackInput fi;
+      if (in.empty()) {
+        fi.kind = FallbackInput::kNone;
+      } else if (const at::Tensor* c = initializer(in)) {
+        fi.kind = FallbackInput::kConstant;
+        fi.constant = *c;
+      } else {
+        Value& v = values.at(in);
+        if (v.in_arena) {
+          const memory::desc plain = plain_desc(v.info.sizes);
+          int buffer = v.md == plain ? v.buffer : -1;
+          for (const auto& [md, b] : v.copies) {
+            if (md == plain) buffer = b;
+          }
+          if (buffer < 0) {
+            buffer = new_buffer(plain);
+            reorder_into(in, plain, buffer);
+            v.copies.emplace_back(plain, buffer);
+          }
+          fi.kind = FallbackInput::kBuffer;
+          fi.index = buffer;
+          fi.sizes = v.info.sizes;
+          s.reads.push_back(buffer);
+        } else {
+          fi.kind = FallbackInput::kSlot;
+          fi.index = v.slot;
+        }
+      }
+      s.inputs.push_back(std::move(fi));
+    }
+    for (const auto& out : n.outputs) {
+      auto info = infos.find(out);
+      if (out.empty() || info == infos.end()) {
+        s.output_slots.push_back(-1);
+        s.output_sizes.emplace_back();
+        continue;
+      }
+      const int slot = new_slot();
+      s.output_slots.push_back(slot);
+      s.output_sizes.push_back(info->second.sizes);
+      Value v;
+      v.slot = slot;
+      v.info = info->second;
+      if (v.info.dtype == at::kFloat && !v.info.sizes.empty() && v.info.sizes.size() <= 5) {
+        v.md = plain_desc(v.info.sizes);
+      }
+      values[out] = std::move(v);
+    }
+    stats.reference_nodes++;
+    stats.reference_ops[(n.domain.empty() ? "" : n.domain + ".") + n.op_type]++;
+    push(std::move(s));
+  }
+
+  // Memory objects waiting for their arena buffer's address.
+  std::vector<std::pair<memory, int>> pending_;
+
+  // Assigns arena buffers to physical buffers (best fit among the free ones) and points every
+  // memory object at its buffer.
+  void plan_arena() {
+    std::vector<std::vector<int>> born(steps.size()), dies(steps.size());
+    for (size_t b = 0; b < buffers.size(); ++b) {
+      if (buffers[b].first < 0) continue;
+      born[static_cast<size_t>(buffers[b].first)].push_back(static_cast<int>(b));
+      if (buffers[b].last != INT_MAX) dies[static_cast<size_t>(buffers[b].last)].push_back(static_cast<int>(b));
+    }
+    std::vector<size_t> sizes;
+    std::vector<bool> busy;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      for (int b : born[i]) {
+        const size_t need = buffers[static_cast<size_t>(b)].bytes;
+        size_t best = SIZE_MAX;
+        for (size_t p = 0; p < sizes.size(); ++p) {
+          if (!busy[p] && sizes[p] >= need && (best == SIZE_MAX || sizes[p] < sizes[best])) best = p;
+        }
+        if (best == SIZE_MAX) {  // grow the largest free one, else add one
+          for (size_t p = 0; p < sizes.size(); ++p) {
+            if (!busy[p] && (best == SIZE_MAX || sizes[p] > sizes[best])) best = p;
+          }
+          if (best == SIZE_MAX) {
+            sizes.push_back(0);
+            busy.push_back(false);
+            best = sizes.size() - 1;
+          }
+          sizes[best] = need;
+        }
+        busy[best] = true;
+        buffers[static_cast<size_t>(b)].physical = best;
+      }
+      for (int b : dies[i]) busy[buffers[static_cast<size_t>(b)].physical] = false;
+    }
+    for (size_t p = 0; p < sizes.size(); ++p) {
+      arena.push_back(at::empty({static_cast<int64_t>(std::max<size_t>(sizes[p], 1))}, at::kByte));
+      stats.arena_bytes += static_cast<int64_t>(sizes[p]);
+    }
+    for (auto& [mem, b] : pending_) mem.set_data_handle(address(b));
+  }
+
+  void* address(int buffer) const {
+    return arena[buffers[static_cast<size_t>(buffer)].physical].data_ptr();
+  }
+};
+
+Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
+                 const std::vector<bool>& needed, const std::vector<std::string>& outputs,
+                 const ValueInfos& infos, WeightCache& weights)
+    : impl_(std::make_unique<Impl>(g, kernels, infos, weights)) {
+  Impl& p = *impl_;
+  p.wanted.insert(outputs.begin(), outputs.end());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!needed[i]) continue;
+    for (const auto& in : g.nodes[i].inputs) p.last_node_use[in] = static_cast<int>(i);
+  }
+  for (const auto& name : g.inputs) {
+    Impl::Value v;
+    v.slot = p.new_slot();
+    v.info = infos.at(name);
+    if (v.info.dtype == at::kFloat && !v.info.sizes.empty() && v.info.sizes.size() <= 5) {
+      v.md = plain_desc(v.info.sizes);
+    }
+    p.input_slots.emplace_back(name, v.slot);
+    p.values[name] = std::move(v);
+  }
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!needed[i]) continue;
+    const ir::Node& n = g.nodes[i];
+    const std::string& op = n.op_type;
+    bool done = false;
+    if (n.domain.empty() || n.domain == passes::kDomain) {
+      if (op == "Conv" || (n.domain == passes::kDomain && op == passes::kFusedConv)) {
+        done = p.conv(i);
+      } else if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool") {
+        done = p.pool(i);
+      } else if (op == "Relu" || op == "LeakyRelu" || op == "Clip" || op == "Sigmoid" ||
+                 op == "Tanh" || op == "HardSwish" || op == "HardSigmoid") {
+        done = p.eltwise(i);
+      } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
+        done = p.binary(i);
+      } else if (op == "Concat") {
+        done = p.concat(i);
+      }
+    }
+    if (done) {
+      p.stats.onednn_nodes++;
+    } else {
+      p.reference(i);
+    }
+  }
+  for (const auto& name : outputs) {
+    if (p.initializer(name) != nullptr) continue;  // the session answers those
+    const Impl::Value& v = p.values.at(name);
+    Impl::Output o;
+    o.name = name;
+    o.sizes = v.info.sizes;
+    if (v.in_arena) {
+      o.buffer = v.buffer;
+      p.buffers[static_cast<size_t>(v.buffer)].last = INT_MAX;
+      o.src = memory(v.md, cpu_engine(), DNNL_MEMORY_NONE);
+      p.pending_.emplace_back(o.src, v.buffer);
+      o.dst = memory(plain_desc(o.sizes), cpu_engine(), DNNL_MEMORY_NONE);
+      o.reorder.emplace(o.src, o.dst);
+    } else {
+      o.slot = v.slot;
+      p.slot_last[static_cast<size_t>(v.slot)] = INT_MAX;
+    }
+    p.outputs.push_back(std::move(o));
+  }
+  p.plan_arena();
+}
+
+Program::~Program() = default;
+
+const ProgramStats& Program::stats() const { return impl_->stats; }
+
+std::map<std::string, at::Tensor> Program::run(const std::map<std::string, at::Tensor>& inputs) {
+  Impl& p = *impl_;
+  at::internal::lazy_init_num_threads();
+  std::vector<at::Tensor> tensors(static_cast<size_t>(p.slots));
+  for (const auto& [name, slot] : p.input_slots) tensors[static_cast<size_t>(slot)] = inputs.at(name).contiguous();
+  std::vector<at::Tensor> args;
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    Impl::Step& s = p.steps[i];
+    if (s.primitive) {
+      for (auto& [mem, slot] : s.slot_args) mem.set_data_handle(tensors[static_cast<size_t>(slot)].data_ptr());
+      try {
+        s.prim.execute(p.stream, s.args);
+      } catch (const dnnl::error& e) {
+        throw Error(std::string("oneDNN primitive failed: ") + e.what(), ErrorKind::kInternal);
+      }
+    } else {
+      const ir::Node& n = p.graph.nodes[s.node];
+      args.clear();
+      std::vector<at::Tensor> wrapped;
+      for (const auto& in : s.inputs) {
+        switch (in.kind) {
+          case Impl::FallbackInput::kNone: args.emplace_back(); break;
+          case Impl::FallbackInput::kConstant: args.push_back(in.constant); break;
+          case Impl::FallbackInput::kSlot: args.push_back(tensors[static_cast<size_t>(in.index)]); break;
+          case Impl::FallbackInput::kBuffer:
+            args.push_back(at::from_blob(p.address(in.index), in.sizes, at::kFloat));
+            wrapped.push_back(args.back());
+            break;
+        }
+      }
+      ops::RunContext ctx;
+      std::vector<at::Tensor> outs;
+      try {
+        outs = p.kernels[s.node](args, ctx);
+      } catch (const Error& e) {
+        throw e.with_context(n.describe());
+      } catch (const c10::Error& e) {
+        throw Error(n.describe() + ": " + e.what_without_backtrace());
+      } catch (const std::exception& e) {
+        throw Error(n.describe() + ": " + e.what());
+      }
+      for (size_t k = 0; k < s.output_slots.size(); ++k) {
+        const int slot = s.output_slots[k];
+        if (slot < 0) continue;
+        if (k >= outs.size()) {
+          throw Error(n.describe() + ": graft does not compute its output #" + std::to_string(k),
+                      ErrorKind::kInternal);
+        }
+        at::Tensor t = std::move(outs[k]);
+        // A view of an arena buffer would change when the buffer is reused.
+        for (const auto& w : wrapped) {
+          if (t.is_alias_of(w)) t = t.clone();
+        }
+        if (t.sizes().vec() != s.output_sizes[k]) {
+          throw Error(n.describe() + ": output '" + n.outputs[k] + "' changed shape between runs",
+                      ErrorKind::kInternal);
+        }
+        if (t.scalar_type() == at::kFloat) t = t.contiguous();
+        tensors[static_cast<size_t>(slot)] = std::move(t);
+      }
+    }
+    for (size_t slot = 0; slot < tensors.size(); ++slot) {
+      if (p.slot_last[slot] == static_cast<int>(i)) tensors[slot].reset();
+    }
+  }
+  p.stream.wait();
+  std::map<std::string, at::Tensor> result;
+  for (auto& o : p.outputs) {
+    if (o.slot >= 0) {
+      result[o.name] = tensors[static_cast<size_t>(o.slot)];
+      continue;
+    }
+    at::Tensor t = at::empty(o.sizes, at::kFloat);
+    o.dst.set_data_handle(t.data_ptr());
+    o.reorder->execute(p.stream, o.src, o.dst);
+    result[o.name] = std::move(t);
+  }
+  p.stream.wait();
+  return result;
+}
+
+}  // namespace graft::exec::onednn

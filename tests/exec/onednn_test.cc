@@ -1,0 +1,261 @@
+// The oneDNN path (graft/exec/onednn.h): every node kind it serves, the reference kernels
+// between its nodes, and whole models give the reference executor's outputs within 1e-4
+// relative; the engine statistics say which nodes oneDNN ran.
+#include "graft/exec/onednn.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "../common/calibrate.h"
+#include "../common/graph_builder.h"
+#include "graft/core/error.h"
+#include "graft/exec/session.h"
+#include "graft/zoo/zoo.h"
+
+namespace graft::exec {
+namespace {
+
+using testing::Builder;
+
+SessionOptions fast_options() {
+  SessionOptions o;
+  o.optimize = true;
+  return o;
+}
+
+SessionOptions reference_options() {
+  SessionOptions o = fast_options();
+  o.onednn = false;
+  return o;
+}
+
+double relative_difference(const TensorMap& want, const TensorMap& got) {
+  double worst = 0;
+  for (const auto& [name, w] : want) {
+    EXPECT_TRUE(got.count(name)) << name;
+    if (!got.count(name)) return 1;
+    EXPECT_EQ(got.at(name).sizes(), w.sizes()) << name;
+    const double scale = std::max(w.abs().max().item<double>(), 1e-12);
+    worst = std::max(worst, (got.at(name) - w).abs().max().item<double>() / scale);
+  }
+  return worst;
+}
+
+// Runs `g` on the reference kernels and through oneDNN; returns the oneDNN session's statistics.
+EngineStats expect_same(const ir::Graph& g, const TensorMap& inputs,
+                        const std::vector<std::string>& outputs = {}, double tolerance = 1e-4) {
+  Session reference(g, reference_options()), fast(g, fast_options());
+  const TensorMap want = reference.run(inputs, outputs);
+  const TensorMap got = fast.run(inputs, outputs);
+  EXPECT_LE(relative_difference(want, got), tolerance);
+  // The second run reuses the compiled program and its buffers.
+  EXPECT_LE(relative_difference(want, fast.run(inputs, outputs)), tolerance);
+  EXPECT_TRUE(fast.engine_stats().has_value());
+  return fast.engine_stats().value_or(EngineStats{});
+}
+
+std::string ops_of(const EngineStats& s) {
+  std::string out;
+  for (const auto& [op, n] : s.reference_ops) out += op + "x" + std::to_string(n) + " ";  // "Gemmx1 "
+  return out;
+}
+
+struct ConvCase {
+  int64_t group, stride, dilation;
+  std::vector<int64_t> pads;
+  std::string auto_pad, activation;
+  bool bias;
+};
+
+TEST(OneDnnTest, ConvolutionsWithEveryGeometryAndFusedActivation) {
+  const std::vector<ConvCase> cases = {
+      {1, 1, 1, {1, 1, 1, 1}, "", "Relu", true},
+      {1, 2, 1, {0, 1, 1, 0}, "", "", false},          // asymmetric pads
+      {8, 1, 1, {1, 1, 1, 1}, "", "Clip", true},       // depthwise, ReLU6
+      {8, 2, 1, {}, "SAME_UPPER", "HardSwish", true},  // depthwise, strided
+      {2, 1, 2, {2, 2, 2, 2}, "", "LeakyRelu", true},  // grouped, dilated
+      {1, 2, 1, {}, "SAME_LOWER", "Sigmoid", false},
+      {1, 1, 1, {}, "VALID", "Tanh", true},
+      {1, 3, 1, {0, 0, 0, 0}, "", "HardSigmoid", true},
+  };
+  at::manual_seed(3);
+  for (const auto& c : cases) {
+    Builder b(13);
+    b.input("x", {2, 8, 11, 13});
+    std::vector<std::string> in{"x", b.init("w", at::randn({16, 8 / c.group, 3, 3}))};
+    if (c.bias) in.push_back(b.init("b", at::randn({16})));
+    auto& conv = b.node("Conv", in, {c.activation.empty() ? "y" : "c"});
+    conv.attributes.set(ir::Attribute::of_int("group", c.group));
+    conv.attributes.set(ir::Attribute::of_ints("strides", {c.stride, c.stride}));
+    conv.attributes.set(ir::Attribute::of_ints("dilations", {c.dilation, c.dilation}));
+    conv.attributes.set(ir::Attribute::of_ints("kernel_shape", {3, 3}));
+    if (!c.pads.empty()) conv.attributes.set(ir::Attribute::of_ints("pads", c.pads));
+    if (!c.auto_pad.empty()) conv.attributes.set(ir::Attribute::of_string("auto_pad", c.auto_pad));
+    if (c.activation == "Clip") {
+      b.node("Clip", {"c", b.init("lo", at::scalar_tensor(0.f)), b.init("hi", at::scalar_tensor(6.f))}, {"y"});
+    } else if (!c.activation.empty()) {
+      b.node(c.activation, {"c"}, {"y"});
+    }
+    const EngineStats s = expect_same(b.done({"y"}), {{"x", at::randn({2, 8, 11, 13}) * 3}});
+    EXPECT_EQ(s.onednn_nodes, 1) << "group " << c.group << " " << c.activation << " " << ops_of(s);
+    EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+  }
+}
+
+TEST(OneDnnTest, ResidualSumInPlaceAndIntoACopy) {
+  at::manual_seed(4);
+  Builder b;
+  b.input("x", {1, 16, 9, 9});
+  auto conv = [&](const std::string& in, const std::string& out, const std::string& w) {
+    b.node("Conv", {in, b.init(w, at::randn({16, 16, 3, 3}) * 0.2)}, {out})
+        .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  };
+  conv("x", "a", "w1");
+  conv("a", "c1", "w2");
+  b.node("Add", {"c1", "a"}, {"s1"});  // a's last use: the sum accumulates in a's buffer
+  b.node("Relu", {"s1"}, {"r1"});
+  conv("r1", "c2", "w3");
+  b.node("Add", {"r1", "c2"}, {"s2"});  // r1 is read again below: a copy
+  b.node("Mul", {"s2", "r1"}, {"y"});
+  const EngineStats s = expect_same(b.done({"y"}), {{"x", at::randn({1, 16, 9, 9})}});
+  EXPECT_EQ(s.onednn_nodes, 4) << ops_of(s);  // three convolutions (two with sums), the Mul
+  EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+}
+
+TEST(OneDnnTest, PoolingWithPadsAndCeilMode) {
+  struct Case {
+    std::string op;
+    std::vector<int64_t> kernel, strides, pads;
+    int64_t ceil, include_pad;
+    bool served;
+  };
+  const std::vector<Case> cases = {
+      {"MaxPool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 0, true},
+      {"MaxPool", {3, 3}, {2, 2}, {0, 0, 0, 0}, 1, 0, true},
+      {"MaxPool", {2, 3}, {1, 2}, {0, 1, 1, 0}, 0, 0, true},
+      {"AveragePool", {3, 3}, {1, 1}, {1, 1, 1, 1}, 0, 1, true},
+      {"AveragePool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, 0, true},
+      {"AveragePool", {3, 3}, {2, 2}, {0, 0, 0, 0}, 1, 0, true},
+      // Counting pads but not the ceil overhang is not oneDNN's rule: the reference kernel runs.
+      {"AveragePool", {3, 3}, {2, 2}, {1, 1, 1, 1}, 1, 1, false},
+  };
+  at::manual_seed(5);
+  for (const auto& c : cases) {
+    Builder b;
+    b.input("x", {2, 5, 10, 12});
+    auto& n = b.node(c.op, {"x"}, {"y"});
+    n.attributes.set(ir::Attribute::of_ints("kernel_shape", c.kernel));
+    n.attributes.set(ir::Attribute::of_ints("strides", c.strides));
+    n.attributes.set(ir::Attribute::of_ints("pads", c.pads));
+    n.attributes.set(ir::Attribute::of_int("ceil_mode", c.ceil));
+    if (c.op == "AveragePool") n.attributes.set(ir::Attribute::of_int("count_include_pad", c.include_pad));
+    const EngineStats s = expect_same(b.done({"y"}), {{"x", at::randn({2, 5, 10, 12})}});
+    EXPECT_EQ(s.onednn_nodes, c.served ? 1 : 0) << c.op << " ceil " << c.ceil;
+  }
+  Builder b;
+  b.input("x", {3, 7, 6, 5});
+  b.node("GlobalAveragePool", {"x"}, {"y"});
+  EXPECT_EQ(expect_same(b.done({"y"}), {{"x", at::randn({3, 7, 6, 5})}}).onednn_nodes, 1);
+}
+
+TEST(OneDnnTest, ElementwiseBroadcastConcatAndStandaloneActivations) {
+  at::manual_seed(6);
+  Builder b;
+  b.input("x", {2, 16, 7, 7});
+  b.input("v", {2, 16, 1, 1});
+  b.node("Conv", {"x", b.init("w1", at::randn({16, 16, 1, 1}))}, {"a"});
+  b.node("Conv", {"x", b.init("w2", at::randn({32, 16, 3, 3}))}, {"c"})
+      .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  b.node("Concat", {"a", "c", "x"}, {"cat"}).attributes.set(ir::Attribute::of_int("axis", -3));
+  b.node("Mul", {b.init("scale", at::randn({64, 1, 1})), "cat"}, {"m"});  // swapped, broadcast
+  b.node("Add", {"m", b.init("shift", at::randn({1, 64, 1, 1}))}, {"p"});
+  b.node("Sub", {"p", "cat"}, {"d"});
+  b.node("LeakyRelu", {"d"}, {"l"}).attributes.set(ir::Attribute::of_float("alpha", 0.2f));
+  b.node("Clip", {"l", b.init("lo", at::scalar_tensor(-1.f)), b.init("hi", at::scalar_tensor(2.f))}, {"k"});
+  b.node("HardSigmoid", {"k"}, {"h"});
+  b.node("Concat", {"h", "cat"}, {"h2"}).attributes.set(ir::Attribute::of_int("axis", 1));
+  b.node("Sigmoid", {"h2"}, {"s"});
+  b.node("Tanh", {"s"}, {"t"});
+  b.node("HardSwish", {"t"}, {"hs"});
+  b.node("Conv", {"hs", b.init("w3", at::randn({16, 128, 1, 1}))}, {"q"});
+  b.node("Div", {"q", "v"}, {"y1"});                            // broadcast graph input
+  b.node("Sub", {b.init("one", at::ones({1, 16, 1, 1})), "q"}, {"y2"});  // broadcast first: ATen
+  b.node("Concat", {"q", "q"}, {"y3"}).attributes.set(ir::Attribute::of_int("axis", 2));  // ATen
+  const EngineStats s = expect_same(b.done({"y1", "y2", "y3"}),
+                                    {{"x", at::randn({2, 16, 7, 7})}, {"v", at::rand({2, 16, 1, 1}) + 1}});
+  EXPECT_EQ(s.reference_nodes, 2) << ops_of(s);
+  EXPECT_EQ(s.reference_ops.count("Sub"), 1u) << ops_of(s);
+  EXPECT_EQ(s.reference_ops.count("Concat"), 1u) << ops_of(s);
+}
+
+TEST(OneDnnTest, ReferenceKernelsBetweenOneDnnNodesAndAnyRequestedTensor) {
+  at::manual_seed(7);
+  Builder b;
+  b.input("x", {2, 4, 8, 8});
+  b.node("Conv", {"x", b.init("w1", at::randn({8, 4, 3, 3}))}, {"a"})
+      .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  // Reshape gives a view of the oneDNN buffer it reads; the buffer is reused later.
+  b.node("Reshape", {"a", b.init("s1", at::tensor(std::vector<int64_t>{2, 8, 64, 1}))}, {"r"});
+  b.node("Reshape", {"r", b.init("s2", at::tensor(std::vector<int64_t>{2, 8, 8, 8}))}, {"r2"});
+  b.node("Conv", {"r2", b.init("w2", at::randn({8, 8, 3, 3}))}, {"c"})
+      .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  b.node("Relu", {"c"}, {"d"});
+  b.node("Conv", {"d", b.init("w3", at::randn({8, 8, 3, 3}))}, {"e"})
+      .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  b.node("GlobalAveragePool", {"e"}, {"g"});
+  b.node("Flatten", {"g"}, {"f"});
+  b.node("Gemm", {"f", b.init("gw", at::randn({3, 8})), b.init("gb", at::randn({3}))}, {"y"})
+      .attributes.set(ir::Attribute::of_int("transB", 1));
+  const ir::Graph g = b.done({"y"});
+  const TensorMap in{{"x", at::randn({2, 4, 8, 8})}};
+  const EngineStats s = expect_same(g, in);
+  EXPECT_EQ(s.onednn_nodes, 4) << ops_of(s);
+  EXPECT_EQ(ops_of(s), "Flattenx1 Gemmx1 Reshapex2 ");
+  // Intermediates, a graph input and an initializer may be asked for as well.
+  expect_same(g, in, {"a", "r", "d", "e", "y", "x", "gw"});
+}
+
+TEST(OneDnnTest, EachInputShapeCompilesItsOwnProgram) {
+  at::manual_seed(8);
+  Builder b;
+  b.input("x", {ir::Dim("N"), 3, ir::Dim("H"), ir::Dim("W")});
+  b.node("Conv", {"x", b.init("w", at::randn({8, 3, 3, 3}))}, {"c"})
+      .attributes.set(ir::Attribute::of_ints("strides", {2, 2}));
+  b.node("Relu", {"c"}, {"y"});
+  const ir::Graph g = b.done({"y"});
+  Session reference(g, reference_options()), fast(g, fast_options());
+  // More shapes than the session keeps programs for, then the first ones again.
+  for (int64_t size : {9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 9, 10, 17}) {
+    const TensorMap in{{"x", at::randn({size % 4 + 1, 3, size, size + 1})}};
+    EXPECT_LE(relative_difference(reference.run(in), fast.run(in)), 1e-4) << size;
+  }
+  EXPECT_THROW(fast.run({{"x", at::randn({1, 4, 9, 9})}}), Error);  // wrong channels
+}
+
+TEST(OneDnnTest, ZooModelsMatchTheReference) {
+  at::manual_seed(9);
+  zoo::MobileNetV1Options mo;
+  mo.alpha = 0.25;
+  mo.input = 64;
+  mo.classes = 10;
+  ir::Graph mobilenet = zoo::mobilenet_v1(mo);
+  zoo::InceptionResNetV2Options io;
+  io.input = 75;
+  io.width = 0.25;
+  io.repeats = {1, 1, 1};
+  io.classes = 10;
+  ir::Graph irv2 = zoo::inception_resnet_v2(io);
+  for (ir::Graph* g : {&mobilenet, &irv2}) {
+    const int64_t size = g == &mobilenet ? 64 : 75;
+    at::Tensor x = at::rand({3, 3, size, size});
+    testing::calibrate_batch_norm(*g, x);
+    // Logits before the softmax (a random model's softmax is nearly flat).
+    const std::string logits = g->nodes[g->nodes.size() - 1].inputs[0];
+    const EngineStats s = expect_same(*g, {{g->inputs[0], x}}, {logits, g->outputs[0]});
+    EXPECT_GT(s.onednn_nodes, 20) << ops_of(s);
+    EXPECT_LE(s.reference_nodes, 3) << ops_of(s);
+  }
+}
+
+}  // namespace
+}  // namespace graft::exec
