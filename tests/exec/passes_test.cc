@@ -144,6 +144,32 @@ TEST(PassesTest, ZeroPadFoldsIntoConvPads) {
   EXPECT_EQ(fold_pad_into_conv(r, protected_tensors(r)), 0);
 }
 
+TEST(PassesTest, ZeroPadFoldsIntoAnAveragePoolThatCountsIt) {
+  Builder b;
+  b.input("x", {2, 3, 7, 9});
+  b.node("Pad", {"x", b.init("p", at::tensor(std::vector<int64_t>{0, 0, 1, 2, 0, 0, 1, 0}))}, {"xp"});
+  ir::Node& pool = b.node("AveragePool", {"xp"}, {"out"});
+  pool.attributes.set(ir::Attribute::of_ints("kernel_shape", {3, 3}));
+  pool.attributes.set(ir::Attribute::of_ints("strides", {2, 1}));
+  ir::Graph g = b.done({"out"});
+  ir::Graph o;
+  EXPECT_LT(max_relative_difference(g, {{"x", at::randn({2, 3, 7, 9})}}, &o), 1e-6);
+  EXPECT_EQ(count(o, "Pad"), 0);
+  EXPECT_EQ(o.nodes[0].attributes.get_ints("pads"), (std::vector<int64_t>{1, 2, 1, 0}));
+  EXPECT_EQ(o.nodes[0].attributes.get_int("count_include_pad", 0), 1);
+  // A pool that pads itself without counting its pads, or one in ceil mode, keeps the Pad.
+  ir::Graph own = g;
+  own.nodes[1].attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  EXPECT_EQ(fold_pad_into_pool(own, protected_tensors(own)), 0);
+  ir::Graph ceil = g;
+  ceil.nodes[1].attributes.set(ir::Attribute::of_int("ceil_mode", 1));
+  EXPECT_EQ(fold_pad_into_pool(ceil, protected_tensors(ceil)), 0);
+  // A MaxPool ignores its pads; padded zeros it would not ignore.
+  ir::Graph max = g;
+  max.nodes[1].op_type = "MaxPool";
+  EXPECT_EQ(fold_pad_into_pool(max, protected_tensors(max)), 0);
+}
+
 TEST(PassesTest, ResidualAddAndActivationFuseIntoTheConv) {
   at::manual_seed(2);
   Builder b;

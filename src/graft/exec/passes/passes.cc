@@ -11,6 +11,7 @@
 #include "graft/exec/passes/rewrite.h"
 #include "graft/ir/metadata.h"
 #include "graft/ir/shapes.h"
+#include "graft/ops/kernel.h"
 
 namespace graft::exec::passes {
 
@@ -113,6 +114,39 @@ bool is_conv(const ir::Node& n) {
   return (n.domain.empty() && n.op_type == "Conv") || (n.domain == kDomain && n.op_type == kFusedConv);
 }
 
+std::optional<std::vector<int64_t>> zero_spatial_pads(const ir::Graph& g, const ir::Node& pad) {
+  if (!pad.domain.empty() || pad.op_type != "Pad" || pad.inputs.empty() || pad.outputs.size() != 1 ||
+      pad.attributes.get_string("mode", "constant") != "constant") {
+    return std::nullopt;
+  }
+  std::vector<int64_t> amounts;
+  double value = 0;
+  if (g.opset() < 11) {
+    amounts = pad.attributes.get_ints("pads");
+    value = pad.attributes.get_float("value", 0.0f);
+  } else {
+    const at::Tensor* p = pad.inputs.size() > 1 && !pad.inputs[1].empty() ? constant(g, pad.inputs[1]) : nullptr;
+    if (p == nullptr) return std::nullopt;
+    amounts = ops::to_int64_vector(*p);
+    if (pad.inputs.size() > 2 && !pad.inputs[2].empty()) {
+      const at::Tensor* v = constant(g, pad.inputs[2]);
+      if (v == nullptr || v->numel() != 1) return std::nullopt;
+      value = v->to(at::kDouble).item<double>();
+    }
+    if (pad.inputs.size() > 3 && !pad.inputs[3].empty()) return std::nullopt;  // axes (opset 18)
+  }
+  const size_t rank = amounts.size() / 2;
+  if (value != 0 || amounts.size() % 2 != 0 || rank < 3) return std::nullopt;
+  if (amounts[0] != 0 || amounts[1] != 0 || amounts[rank] != 0 || amounts[rank + 1] != 0) return std::nullopt;
+  std::vector<int64_t> spatial;
+  for (size_t d = 2; d < rank; ++d) spatial.push_back(amounts[d]);
+  for (size_t d = 2; d < rank; ++d) spatial.push_back(amounts[rank + d]);
+  for (int64_t a : spatial) {
+    if (a < 0) return std::nullopt;
+  }
+  return spatial;
+}
+
 std::vector<PassReport> optimize(ir::Graph& g, const std::set<std::string>& keep) {
   struct Pass {
     const char* name;
@@ -120,7 +154,7 @@ std::vector<PassReport> optimize(ir::Graph& g, const std::set<std::string>& keep
   };
   static const Pass kPasses[] = {{"remove_identity", remove_identity}, {"fold_constants", fold_constants},
                                  {"remove_dead", remove_dead},         {"fold_batchnorm", fold_batchnorm},
-                                 {"fold_pad_into_conv", fold_pad_into_conv}, {"fuse_conv_add", fuse_conv_add},
+                                 {"fold_pad_into_conv", fold_pad_into_conv}, {"fold_pad_into_pool", fold_pad_into_pool}, {"fuse_conv_add", fuse_conv_add},
                                  {"fuse_conv_activation", fuse_conv_activation}};
   std::vector<PassReport> reports;
   for (const auto& p : kPasses) reports.push_back({p.name, 0});

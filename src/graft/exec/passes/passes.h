@@ -37,6 +37,10 @@ int fold_constants(ir::Graph& graph, const std::set<std::string>& protect);
 int fold_batchnorm(ir::Graph& graph, const std::set<std::string>& protect);
 // Zero constant Pad of the spatial axes before a Conv folded into the Conv's pads.
 int fold_pad_into_conv(ir::Graph& graph, const std::set<std::string>& protect);
+// Zero constant Pad of the spatial axes before an AveragePool folded into its pads, which then
+// count (count_include_pad = 1), as the padded zeros did; PyTorch exports padded average pools
+// with count_include_pad this way.
+int fold_pad_into_pool(ir::Graph& graph, const std::set<std::string>& protect);
 // Conv + Add of a same-shape tensor (a residual) -> FusedConv with Z.
 int fuse_conv_add(ir::Graph& graph, const std::set<std::string>& protect);
 // Conv (or FusedConv without activation) + an activation -> FusedConv.

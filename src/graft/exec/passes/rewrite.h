@@ -3,6 +3,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,8 @@ std::string add_initializer(ir::Graph& g, const std::string& base, const at::Ten
 void import_graft_domain(ir::Graph& g);
 // Conv in the default domain, or graft's FusedConv.
 bool is_conv(const ir::Node& n);
+// For a constant-mode Pad with value 0 and constant, non-negative amounts on the spatial axes
+// only (axes 2…): those amounts as ONNX orders pads (every axis' begin, then every end).
+std::optional<std::vector<int64_t>> zero_spatial_pads(const ir::Graph& g, const ir::Node& pad);
 
 }  // namespace graft::exec::passes
