@@ -170,6 +170,35 @@ TEST(PassesTest, ZeroPadFoldsIntoAnAveragePoolThatCountsIt) {
   EXPECT_EQ(fold_pad_into_pool(max, protected_tensors(max)), 0);
 }
 
+TEST(PassesTest, ConstantScaleFoldsIntoTheConvBeforeIt) {
+  at::manual_seed(3);
+  for (const auto& shape : std::vector<std::vector<int64_t>>{{}, {1}, {6, 1, 1}, {1, 6, 1, 1}}) {
+    Builder b;
+    b.input("x", {2, 3, 5, 5});
+    b.node("Conv", {"x", b.init("w", at::randn({6, 3, 3, 3})), b.init("cb", at::randn({6}))}, {"c"});
+    b.node("Mul", {b.init("s", at::randn(shape)), "c"}, {"m"});
+    b.node("Add", {"m", "x2"}, {"out"});
+    b.input("x2", {2, 6, 3, 3});
+    ir::Graph g = b.done({"out"});
+    ir::Graph o;
+    EXPECT_LT(max_relative_difference(g, {{"x", at::randn({2, 3, 5, 5})}, {"x2", at::randn({2, 6, 3, 3})}}, &o), 1e-5);
+    EXPECT_EQ(count(o, "Mul"), 0) << shape.size();
+    ASSERT_EQ(o.nodes.size(), 1u);  // the sum fused too
+    EXPECT_EQ(o.nodes[0].op_type, kFusedConv);
+  }
+  // Per spatial position, or after a fused activation, the scale is no conv weight: it stays.
+  Builder b;
+  b.input("x", {1, 2, 4, 4});
+  b.node("Conv", {"x", b.init("w", at::randn({2, 2, 1, 1}))}, {"c"});
+  b.node("Mul", {"c", b.init("s", at::randn({1, 4, 4}))}, {"m"});
+  b.node("Relu", {"m"}, {"r"});
+  b.node("Mul", {"r", b.init("t", at::randn({2, 1, 1}))}, {"out"});
+  ir::Graph g = b.done({"out"});
+  ir::Graph o;
+  EXPECT_LT(max_relative_difference(g, {{"x", at::randn({1, 2, 4, 4})}}, &o), 1e-5);
+  EXPECT_EQ(count(o, "Mul"), 2);
+}
+
 TEST(PassesTest, ResidualAddAndActivationFuseIntoTheConv) {
   at::manual_seed(2);
   Builder b;

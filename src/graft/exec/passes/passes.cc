@@ -152,10 +152,17 @@ std::vector<PassReport> optimize(ir::Graph& g, const std::set<std::string>& keep
     const char* name;
     int (*run)(ir::Graph&, const std::set<std::string>&);
   };
-  static const Pass kPasses[] = {{"remove_identity", remove_identity}, {"fold_constants", fold_constants},
-                                 {"remove_dead", remove_dead},         {"fold_batchnorm", fold_batchnorm},
-                                 {"fold_pad_into_conv", fold_pad_into_conv}, {"fold_pad_into_pool", fold_pad_into_pool}, {"fuse_conv_add", fuse_conv_add},
-                                 {"fuse_conv_activation", fuse_conv_activation}};
+  static const Pass kPasses[] = {
+      {"remove_identity", remove_identity},
+      {"fold_constants", fold_constants},
+      {"remove_dead", remove_dead},
+      {"fold_batchnorm", fold_batchnorm},
+      {"fold_pad_into_conv", fold_pad_into_conv},
+      {"fold_pad_into_pool", fold_pad_into_pool},
+      {"fold_scale_into_conv", fold_scale_into_conv},
+      {"fuse_conv_add", fuse_conv_add},
+      {"fuse_conv_activation", fuse_conv_activation},
+  };
   std::vector<PassReport> reports;
   for (const auto& p : kPasses) reports.push_back({p.name, 0});
   // Fusions check shapes (a residual Add must not broadcast): make sure they are known.

@@ -41,6 +41,9 @@ int fold_pad_into_conv(ir::Graph& graph, const std::set<std::string>& protect);
 // count (count_include_pad = 1), as the padded zeros did; PyTorch exports padded average pools
 // with count_include_pad this way.
 int fold_pad_into_pool(ir::Graph& graph, const std::set<std::string>& protect);
+// Conv followed by a Mul by a per-output-channel (or scalar) constant: the scale goes into the
+// Conv's weights and bias.
+int fold_scale_into_conv(ir::Graph& graph, const std::set<std::string>& protect);
 // Conv + Add of a same-shape tensor (a residual) -> FusedConv with Z.
 int fuse_conv_add(ir::Graph& graph, const std::set<std::string>& protect);
 // Conv (or FusedConv without activation) + an activation -> FusedConv.
