@@ -2,7 +2,10 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <malloc.h>
+
 #include <cstdio>
+#include <limits>
 #include <exception>
 #include <string>
 
@@ -20,6 +23,17 @@ std::string one_line(std::string s) {
   }
   while (!s.empty() && s.back() == ' ') s.pop_back();
   return s;
+}
+
+
+// glibc gives allocations above 32 MB straight back to the kernel when they are freed, so
+// every training step (activations of ~100 MB at batch 64) and every oneDNN scratchpad faulted
+// in and zeroed its pages again: ~45 % of adapter-training time on this project's VMs. Heap
+// memory only, never trimmed: freed blocks are reused by the next step. The price is a higher
+// peak RSS (fragmentation; ~2x in the training benchmark, docs/PERFORMANCE.md).
+void keep_freed_memory() {
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 }
 
 }  // namespace
@@ -53,6 +67,7 @@ int main(int argc, char** argv) {
                                             graft::cli::add_split_command(app),
                                             graft::cli::add_serve_command(app),
                                             graft::cli::add_infer_command(app)};
+  keep_freed_memory();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 #include <limits>
 #include <mutex>
+#include <numeric>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <set>
@@ -28,6 +30,17 @@ dnnl::engine& cpu_engine() {
 }
 
 memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
+
+std::vector<int64_t> to_sizes(const memory::desc& md) {
+  const memory::dims d = md.dims();
+  return std::vector<int64_t>(d.begin(), d.end());
+}
+
+// A value's sizes and dtype.
+struct ValueInfo {
+  std::vector<int64_t> sizes;
+  at::ScalarType dtype = at::kFloat;
+};
 
 memory::desc plain_desc(const std::vector<int64_t>& sizes) {
   static const Tag tags[] = {Tag::a, Tag::a, Tag::ab, Tag::abc, Tag::abcd, Tag::abcde};
@@ -185,7 +198,6 @@ struct Program::Impl {
 
   const ir::Graph& graph;
   const std::vector<ops::Kernel>& kernels;
-  const ValueInfos& infos;
   WeightCache& weights;
   dnnl::stream stream{cpu_engine()};
 
@@ -202,12 +214,27 @@ struct Program::Impl {
   std::vector<at::Tensor> keep_alive;  // constants primitives read
   ProgramStats stats;
 
-  Impl(const ir::Graph& g, const std::vector<ops::Kernel>& k, const ValueInfos& i, WeightCache& w)
-      : graph(g), kernels(k), infos(i), weights(w) {}
+  // While compiling, every step runs as soon as it is made, on buffers of its own (`scratch`,
+  // one per arena buffer) and the first run's tensors (`building`): the program learns the
+  // shapes of what the ATen kernels make by running them, and the first run's result is
+  // ready when compilation ends.
+  bool compiling = true;
+  std::vector<at::Tensor> scratch;
+  std::vector<at::Tensor> building;
+
+  Impl(const ir::Graph& g, const std::vector<ops::Kernel>& k, WeightCache& w)
+      : graph(g), kernels(k), weights(w) {}
 
   int new_buffer(const memory::desc& md) {
     buffers.push_back({md.get_size(), -1, -1, 0});
+    scratch.push_back(at::empty({static_cast<int64_t>(std::max<size_t>(md.get_size(), 1))}, at::kByte));
     return static_cast<int>(buffers.size()) - 1;
+  }
+
+  // `mem` will live in arena buffer `buffer` (meanwhile in its scratch buffer).
+  void attach(const memory& mem, int buffer) {
+    pending_.emplace_back(mem, buffer);
+    const_cast<memory&>(mem).set_data_handle(scratch[static_cast<size_t>(buffer)].data_ptr());
   }
 
   void push(Step step) {
@@ -222,11 +249,72 @@ struct Program::Impl {
       if (in.kind == FallbackInput::kSlot) slot_last[static_cast<size_t>(in.index)] = index;
     }
     steps.push_back(std::move(step));
+    if (compiling) execute(steps.back(), building, [&](int b) { return scratch[static_cast<size_t>(b)].data_ptr(); });
   }
 
   int new_slot() {
     slot_last.push_back(-1);
+    building.emplace_back();
     return slots++;
+  }
+
+  // Runs one step; `tensors`: the run's tensors by slot; `address`: an arena buffer's memory.
+  template <typename Address>
+  void execute(Step& s, std::vector<at::Tensor>& tensors, Address address) {
+    if (s.primitive) {
+      for (auto& [mem, slot] : s.slot_args) mem.set_data_handle(tensors[static_cast<size_t>(slot)].data_ptr());
+      try {
+        s.prim.execute(stream, s.args);
+      } catch (const dnnl::error& e) {
+        throw Error(std::string("oneDNN primitive failed: ") + e.what(), ErrorKind::kInternal);
+      }
+      return;
+    }
+    const ir::Node& n = graph.nodes[s.node];
+    std::vector<at::Tensor> args, wrapped;
+    for (const auto& in : s.inputs) {
+      switch (in.kind) {
+        case FallbackInput::kNone: args.emplace_back(); break;
+        case FallbackInput::kConstant: args.push_back(in.constant); break;
+        case FallbackInput::kSlot: args.push_back(tensors[static_cast<size_t>(in.index)]); break;
+        case FallbackInput::kBuffer:
+          args.push_back(at::from_blob(address(in.index), in.sizes, at::kFloat));
+          wrapped.push_back(args.back());
+          break;
+      }
+    }
+    ops::RunContext ctx;
+    std::vector<at::Tensor> outs;
+    try {
+      outs = kernels[s.node](args, ctx);
+    } catch (const Error& e) {
+      throw e.with_context(n.describe());
+    } catch (const c10::Error& e) {
+      throw Error(n.describe() + ": " + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      throw Error(n.describe() + ": " + e.what());
+    }
+    for (size_t k = 0; k < s.output_slots.size(); ++k) {
+      const int slot = s.output_slots[k];
+      if (slot < 0) continue;
+      if (k >= outs.size()) {
+        throw Error(n.describe() + ": graft does not compute its output #" + std::to_string(k) +
+                    " ('" + n.outputs[k] + "')");
+      }
+      at::Tensor t = std::move(outs[k]);
+      // A view of an arena buffer would change when the buffer is reused.
+      for (const auto& w : wrapped) {
+        if (t.is_alias_of(w)) t = t.clone();
+      }
+      if (t.scalar_type() == at::kFloat) t = t.contiguous();
+      if (compiling) {
+        s.output_sizes[k] = t.sizes().vec();
+      } else if (t.sizes() != at::IntArrayRef(s.output_sizes[k])) {
+        throw Error(n.describe() + ": output '" + n.outputs[k] + "' changed shape between runs",
+                    ErrorKind::kInternal);
+      }
+      tensors[static_cast<size_t>(slot)] = std::move(t);
+    }
   }
 
   bool is_f32(const std::string& name, size_t rank) const {
@@ -242,7 +330,7 @@ struct Program::Impl {
     if (v.in_arena && v.md == want) {
       step.args[arg] = memory(want, cpu_engine(), DNNL_MEMORY_NONE);
       (read ? step.reads : step.writes).push_back(v.buffer);
-      pending_.emplace_back(step.args[arg], v.buffer);
+      attach(step.args[arg], v.buffer);
       return;
     }
     if (!v.in_arena && v.md == want) {
@@ -255,7 +343,7 @@ struct Program::Impl {
       if (md == want) {
         step.args[arg] = memory(want, cpu_engine(), DNNL_MEMORY_NONE);
         step.reads.push_back(buffer);
-        pending_.emplace_back(step.args[arg], buffer);
+        attach(step.args[arg], buffer);
         return;
       }
     }
@@ -264,7 +352,7 @@ struct Program::Impl {
     v.copies.emplace_back(want, buffer);
     step.args[arg] = memory(want, cpu_engine(), DNNL_MEMORY_NONE);
     step.reads.push_back(buffer);
-    pending_.emplace_back(step.args[arg], buffer);
+    attach(step.args[arg], buffer);
   }
 
   // A reorder step writing value `name` into `buffer` in layout `want`.
@@ -274,13 +362,13 @@ struct Program::Impl {
     memory src(v.md, cpu_engine(), DNNL_MEMORY_NONE);
     if (v.in_arena) {
       r.reads.push_back(v.buffer);
-      pending_.emplace_back(src, v.buffer);
+      attach(src, v.buffer);
     } else {
       r.slot_args.emplace_back(src, v.slot);
     }
     memory dst(want, cpu_engine(), DNNL_MEMORY_NONE);
     r.writes.push_back(buffer);
-    pending_.emplace_back(dst, buffer);
+    attach(dst, buffer);
     r.prim = dnnl::reorder(src, dst);
     r.args = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
     stats.reorders++;
@@ -292,7 +380,7 @@ struct Program::Impl {
     v.in_arena = true;
     v.buffer = buffer;
     v.md = md;
-    v.info = infos.at(name);
+    v.info = {to_sizes(md), at::kFloat};
     values[name] = std::move(v);
   }
 
@@ -321,8 +409,6 @@ struct Program::Impl {
     }
     const std::string z = fused && n.inputs.size() > 3 ? n.inputs[3] : "";
     const std::vector<int64_t>& x = values.at(n.inputs[0]).info.sizes;
-    const std::vector<int64_t>& y = infos.at(n.outputs[0]).sizes;
-    if (!z.empty() && (!is_f32(z, 4) || values.at(z).info.sizes != y)) return false;
     const int64_t group = n.attributes.get_int("group", 1);
     const auto strides = ints_or(n, "strides", {1, 1});
     const auto dilations = ints_or(n, "dilations", {1, 1});
@@ -332,6 +418,15 @@ struct Program::Impl {
         !window_pads(n, x, kernel, strides, dilations, &pad_l, &pad_r)) {
       return false;
     }
+    if (group < 1 || x[1] != w->size(1) * group || w->size(0) % group != 0) return false;
+    std::vector<int64_t> y{x[0], w->size(0), 0, 0};
+    for (size_t i = 0; i < 2; ++i) {
+      if (strides[i] < 1 || dilations[i] < 1) return false;
+      const int64_t span = x[i + 2] + pad_l[i] + pad_r[i] - ((kernel[i] - 1) * dilations[i] + 1);
+      if (span < 0) return false;
+      y[i + 2] = span / strides[i] + 1;
+    }
+    if (!z.empty() && (!is_f32(z, 4) || values.at(z).info.sizes != y)) return false;
     std::optional<Activation> act;
     const std::string act_name = fused ? n.attributes.get_string("activation", "") : "";
     if (!act_name.empty()) {
@@ -383,7 +478,7 @@ struct Program::Impl {
       dst = new_buffer(dst_md);
     }
     s.args[DNNL_ARG_DST] = memory(dst_md, cpu_engine(), DNNL_MEMORY_NONE);
-    pending_.emplace_back(s.args[DNNL_ARG_DST], dst);
+    attach(s.args[DNNL_ARG_DST], dst);
     s.writes.push_back(dst);
     if (!z.empty()) s.reads.push_back(dst);
     push(std::move(s));
@@ -396,10 +491,10 @@ struct Program::Impl {
     const bool global = n.op_type == "GlobalAveragePool";
     if (!is_f32(n.inputs[0], 4)) return false;
     for (size_t k = 1; k < n.outputs.size(); ++k) {
-      if (!n.outputs[k].empty() && infos.count(n.outputs[k])) return false;  // Indices wanted
+      if (!n.outputs[k].empty() && used(n.outputs[k])) return false;  // Indices wanted
     }
     const std::vector<int64_t>& x = values.at(n.inputs[0]).info.sizes;
-    const std::vector<int64_t>& y = infos.at(n.outputs[0]).sizes;
+    std::vector<int64_t> y{x[0], x[1], 1, 1};
     std::vector<int64_t> kernel{x[2], x[3]}, strides{1, 1};
     memory::dims pad_l{0, 0}, pad_r{0, 0};
     dnnl::algorithm alg = dnnl::algorithm::pooling_avg_exclude_padding;
@@ -417,6 +512,16 @@ struct Program::Impl {
                                    : dnnl::algorithm::pooling_avg_exclude_padding;
       // ceil_mode: the last window may hang over the end; oneDNN sees that as more end padding,
       // which max pooling and averaging without padding ignore.
+      // Output sizes as the reference kernel (ATen's pooling of the explicitly padded input)
+      // computes them.
+      const bool ceil = n.attributes.get_int("ceil_mode", 0) != 0;
+      for (size_t i = 0; i < 2; ++i) {
+        const int64_t padded = x[i + 2] + pad_l[i] + pad_r[i];
+        if (strides[i] < 1 || padded < kernel[i]) return false;
+        int64_t out = (padded - kernel[i] + (ceil ? strides[i] - 1 : 0)) / strides[i] + 1;
+        if (ceil && (out - 1) * strides[i] >= padded) --out;
+        y[i + 2] = out;
+      }
       for (size_t i = 0; i < 2; ++i) {
         const int64_t end = (y[i + 2] - 1) * strides[i] + kernel[i] - x[i + 2] - pad_l[i];
         if (end > pad_r[i]) {
@@ -488,9 +593,18 @@ struct Program::Impl {
   bool binary(size_t index) {
     const ir::Node& n = graph.nodes[index];
     if (n.inputs.size() != 2) return false;
-    const std::vector<int64_t>& y = infos.at(n.outputs[0]).sizes;
-    if (y.size() != 4 || infos.at(n.outputs[0]).dtype != at::kFloat) return false;
     std::string a = n.inputs[0], b = n.inputs[1];
+    std::vector<int64_t> y;  // the output: the larger operand's sizes, when one is full
+    for (const auto& in : {a, b}) {
+      if (initializer(in) == nullptr && is_f32(in, 4)) {
+        const auto& sz = values.at(in).info.sizes;
+        if (y.empty() || std::accumulate(sz.begin(), sz.end(), int64_t{1}, std::multiplies<>()) >
+                             std::accumulate(y.begin(), y.end(), int64_t{1}, std::multiplies<>())) {
+          y = sz;
+        }
+      }
+    }
+    if (y.empty()) return false;
     const bool commutative = n.op_type == "Add" || n.op_type == "Mul";
     auto full = [&](const std::string& name) {
       return initializer(name) == nullptr && is_f32(name, 4) && values.at(name).info.sizes == y;
@@ -567,7 +681,7 @@ struct Program::Impl {
   void emit_output(Step& s, const std::string& name, const memory::desc& md) {
     const int dst = new_buffer(md);
     s.args[DNNL_ARG_DST] = memory(md, cpu_engine(), DNNL_MEMORY_NONE);
-    pending_.emplace_back(s.args[DNNL_ARG_DST], dst);
+    attach(s.args[DNNL_ARG_DST], dst);
     s.writes.push_back(dst);
     push(std::move(s));
     define(name, md, dst);
@@ -611,26 +725,72 @@ struct Program::Impl {
       s.inputs.push_back(std::move(fi));
     }
     for (const auto& out : n.outputs) {
-      auto info = infos.find(out);
-      if (out.empty() || info == infos.end()) {
-        s.output_slots.push_back(-1);
-        s.output_sizes.emplace_back();
-        continue;
-      }
-      const int slot = new_slot();
-      s.output_slots.push_back(slot);
-      s.output_sizes.push_back(info->second.sizes);
-      Value v;
-      v.slot = slot;
-      v.info = info->second;
-      if (v.info.dtype == at::kFloat && !v.info.sizes.empty() && v.info.sizes.size() <= 5) {
-        v.md = plain_desc(v.info.sizes);
-      }
-      values[out] = std::move(v);
+      s.output_slots.push_back(out.empty() || !used(out) ? -1 : new_slot());
+      s.output_sizes.emplace_back();
     }
     stats.reference_nodes++;
     stats.reference_ops[(n.domain.empty() ? "" : n.domain + ".") + n.op_type]++;
-    push(std::move(s));
+    push(std::move(s));  // runs it: now its outputs' shapes are known
+    const Step& done = steps.back();
+    for (size_t k = 0; k < n.outputs.size(); ++k) {
+      const int slot = done.output_slots[k];
+      if (slot < 0) continue;
+      const at::Tensor& t = building[static_cast<size_t>(slot)];
+      Value v;
+      v.slot = slot;
+      v.info = {t.sizes().vec(), t.scalar_type()};
+      if (v.info.dtype == at::kFloat && !v.info.sizes.empty() && v.info.sizes.size() <= 5) {
+        v.md = plain_desc(v.info.sizes);
+      }
+      values[n.outputs[k]] = std::move(v);
+    }
+  }
+
+  // Read by a needed node, or requested.
+  bool used(const std::string& name) const { return last_node_use.count(name) || wanted.count(name); }
+
+  std::map<std::string, at::Tensor> first_result;
+
+  // The requested outputs, as plain tensors of their own.
+  std::map<std::string, at::Tensor> collect(const std::vector<at::Tensor>& tensors) {
+    stream.wait();
+    std::map<std::string, at::Tensor> result;
+    for (auto& o : outputs) {
+      if (o.slot >= 0) {
+        result[o.name] = tensors[static_cast<size_t>(o.slot)];
+        continue;
+      }
+      at::Tensor t = at::empty(o.sizes, at::kFloat);
+      o.dst.set_data_handle(t.data_ptr());
+      o.reorder->execute(stream, o.src, o.dst);
+      result[o.name] = std::move(t);
+    }
+    stream.wait();
+    return result;
+  }
+
+  // While compiling: the scratch memory and first-run tensors of values node `index` read last.
+  void forget_dead_inputs(size_t index) {
+    if (!compiling) return;
+    for (const auto& in : graph.nodes[index].inputs) {
+      if (in.empty() || wanted.count(in) || !last_use_here(in, index)) continue;
+      auto it = values.find(in);
+      if (it == values.end()) continue;
+      const Value& v = it->second;
+      if (v.slot >= 0) building[static_cast<size_t>(v.slot)].reset();
+      std::vector<int> held;
+      if (v.in_arena) held.push_back(v.buffer);
+      for (const auto& [md, b] : v.copies) held.push_back(b);
+      values.erase(it);
+      for (int b : held) {
+        bool live = false;  // another value may own the buffer (a sum accumulated in place)
+        for (const auto& [name, other] : values) {
+          live = live || (other.in_arena && other.buffer == b);
+          for (const auto& [md, c] : other.copies) live = live || c == b;
+        }
+        if (!live) scratch[static_cast<size_t>(b)] = at::Tensor();
+      }
+    }
   }
 
   // Memory objects waiting for their arena buffer's address.
@@ -684,9 +844,10 @@ struct Program::Impl {
 
 Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
                  const std::vector<bool>& needed, const std::vector<std::string>& outputs,
-                 const ValueInfos& infos, WeightCache& weights)
-    : impl_(std::make_unique<Impl>(g, kernels, infos, weights)) {
+                 const std::map<std::string, at::Tensor>& inputs, WeightCache& weights)
+    : impl_(std::make_unique<Impl>(g, kernels, weights)) {
   Impl& p = *impl_;
+  at::internal::lazy_init_num_threads();
   p.wanted.insert(outputs.begin(), outputs.end());
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (!needed[i]) continue;
@@ -695,7 +856,9 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
   for (const auto& name : g.inputs) {
     Impl::Value v;
     v.slot = p.new_slot();
-    v.info = infos.at(name);
+    const at::Tensor& t = inputs.at(name);
+    p.building[static_cast<size_t>(v.slot)] = t.contiguous();
+    v.info = {t.sizes().vec(), t.scalar_type()};
     if (v.info.dtype == at::kFloat && !v.info.sizes.empty() && v.info.sizes.size() <= 5) {
       v.md = plain_desc(v.info.sizes);
     }
@@ -726,10 +889,13 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
     } else {
       p.reference(i);
     }
+    p.forget_dead_inputs(i);
   }
   for (const auto& name : outputs) {
     if (p.initializer(name) != nullptr) continue;  // the session answers those
-    const Impl::Value& v = p.values.at(name);
+    auto it = p.values.find(name);
+    if (it == p.values.end()) throw Error("'" + name + "' was not computed", ErrorKind::kInternal);
+    const Impl::Value& v = it->second;
     Impl::Output o;
     o.name = name;
     o.sizes = v.info.sizes;
@@ -737,7 +903,7 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
       o.buffer = v.buffer;
       p.buffers[static_cast<size_t>(v.buffer)].last = INT_MAX;
       o.src = memory(v.md, cpu_engine(), DNNL_MEMORY_NONE);
-      p.pending_.emplace_back(o.src, v.buffer);
+      p.attach(o.src, v.buffer);
       o.dst = memory(plain_desc(o.sizes), cpu_engine(), DNNL_MEMORY_NONE);
       o.reorder.emplace(o.src, o.dst);
     } else {
@@ -746,6 +912,10 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
     }
     p.outputs.push_back(std::move(o));
   }
+  p.first_result = p.collect(p.building);
+  p.compiling = false;
+  p.scratch.clear();
+  p.building.clear();
   p.plan_arena();
 }
 
@@ -753,85 +923,20 @@ Program::~Program() = default;
 
 const ProgramStats& Program::stats() const { return impl_->stats; }
 
+std::map<std::string, at::Tensor> Program::take_first_result() { return std::move(impl_->first_result); }
+
 std::map<std::string, at::Tensor> Program::run(const std::map<std::string, at::Tensor>& inputs) {
   Impl& p = *impl_;
   at::internal::lazy_init_num_threads();
   std::vector<at::Tensor> tensors(static_cast<size_t>(p.slots));
   for (const auto& [name, slot] : p.input_slots) tensors[static_cast<size_t>(slot)] = inputs.at(name).contiguous();
-  std::vector<at::Tensor> args;
   for (size_t i = 0; i < p.steps.size(); ++i) {
-    Impl::Step& s = p.steps[i];
-    if (s.primitive) {
-      for (auto& [mem, slot] : s.slot_args) mem.set_data_handle(tensors[static_cast<size_t>(slot)].data_ptr());
-      try {
-        s.prim.execute(p.stream, s.args);
-      } catch (const dnnl::error& e) {
-        throw Error(std::string("oneDNN primitive failed: ") + e.what(), ErrorKind::kInternal);
-      }
-    } else {
-      const ir::Node& n = p.graph.nodes[s.node];
-      args.clear();
-      std::vector<at::Tensor> wrapped;
-      for (const auto& in : s.inputs) {
-        switch (in.kind) {
-          case Impl::FallbackInput::kNone: args.emplace_back(); break;
-          case Impl::FallbackInput::kConstant: args.push_back(in.constant); break;
-          case Impl::FallbackInput::kSlot: args.push_back(tensors[static_cast<size_t>(in.index)]); break;
-          case Impl::FallbackInput::kBuffer:
-            args.push_back(at::from_blob(p.address(in.index), in.sizes, at::kFloat));
-            wrapped.push_back(args.back());
-            break;
-        }
-      }
-      ops::RunContext ctx;
-      std::vector<at::Tensor> outs;
-      try {
-        outs = p.kernels[s.node](args, ctx);
-      } catch (const Error& e) {
-        throw e.with_context(n.describe());
-      } catch (const c10::Error& e) {
-        throw Error(n.describe() + ": " + e.what_without_backtrace());
-      } catch (const std::exception& e) {
-        throw Error(n.describe() + ": " + e.what());
-      }
-      for (size_t k = 0; k < s.output_slots.size(); ++k) {
-        const int slot = s.output_slots[k];
-        if (slot < 0) continue;
-        if (k >= outs.size()) {
-          throw Error(n.describe() + ": graft does not compute its output #" + std::to_string(k),
-                      ErrorKind::kInternal);
-        }
-        at::Tensor t = std::move(outs[k]);
-        // A view of an arena buffer would change when the buffer is reused.
-        for (const auto& w : wrapped) {
-          if (t.is_alias_of(w)) t = t.clone();
-        }
-        if (t.sizes().vec() != s.output_sizes[k]) {
-          throw Error(n.describe() + ": output '" + n.outputs[k] + "' changed shape between runs",
-                      ErrorKind::kInternal);
-        }
-        if (t.scalar_type() == at::kFloat) t = t.contiguous();
-        tensors[static_cast<size_t>(slot)] = std::move(t);
-      }
-    }
+    p.execute(p.steps[i], tensors, [&](int b) { return p.address(b); });
     for (size_t slot = 0; slot < tensors.size(); ++slot) {
       if (p.slot_last[slot] == static_cast<int>(i)) tensors[slot].reset();
     }
   }
-  p.stream.wait();
-  std::map<std::string, at::Tensor> result;
-  for (auto& o : p.outputs) {
-    if (o.slot >= 0) {
-      result[o.name] = tensors[static_cast<size_t>(o.slot)];
-      continue;
-    }
-    at::Tensor t = at::empty(o.sizes, at::kFloat);
-    o.dst.set_data_handle(t.data_ptr());
-    o.reorder->execute(p.stream, o.src, o.dst);
-    result[o.name] = std::move(t);
-  }
-  p.stream.wait();
-  return result;
+  return p.collect(tensors);
 }
 
 }  // namespace graft::exec::onednn

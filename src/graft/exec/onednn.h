@@ -15,20 +15,12 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "graft/ir/graph.h"
 #include "graft/ops/kernel.h"
 
 namespace graft::exec::onednn {
-
-// A value's concrete sizes and dtype, as one reference run produced them.
-struct ValueInfo {
-  std::vector<int64_t> sizes;
-  at::ScalarType dtype = at::kFloat;
-};
-using ValueInfos = std::unordered_map<std::string, ValueInfo>;
 
 // Reordered weights, keyed by initializer and layout, shared by a session's programs.
 struct WeightCache;
@@ -44,12 +36,16 @@ struct ProgramStats {
 
 class Program {
  public:
-  // `needed[i]`: node i contributes to `outputs`; `kernels[i]`: its reference kernel; `infos`:
-  // every input and needed value. Nodes oneDNN cannot serve fall back to their kernel.
+  // Compiles by running: each node's step is made and run on `inputs` in turn (so the shapes
+  // of what ATen kernels make are known when their consumers compile), and the outputs of that
+  // first run are kept for take_first_result(). `needed[i]`: node i contributes to `outputs`;
+  // `kernels[i]`: its reference kernel, for the nodes oneDNN does not serve.
   Program(const ir::Graph& graph, const std::vector<ops::Kernel>& kernels,
           const std::vector<bool>& needed, const std::vector<std::string>& outputs,
-          const ValueInfos& infos, WeightCache& weights);
+          const std::map<std::string, at::Tensor>& inputs, WeightCache& weights);
   ~Program();
+
+  std::map<std::string, at::Tensor> take_first_result();
 
   // `inputs`: the graph inputs at the compiled shapes (the session has checked them).
   std::map<std::string, at::Tensor> run(const std::map<std::string, at::Tensor>& inputs);

@@ -47,11 +47,9 @@ struct Session::Impl {
 
   std::string prefix() const { return origin.empty() ? "" : origin + ": "; }
 
-  // Runs the needed nodes one by one on their ATen kernels; `record` (if given) receives every
-  // value's sizes and dtype.
+  // Runs the needed nodes one by one on their ATen kernels.
   void interpret(std::unordered_map<std::string, at::Tensor>& env, const std::vector<bool>& needed,
-                 const std::set<std::string>& keep, const RunOptions& run_options,
-                 onednn::ValueInfos* record);
+                 const std::set<std::string>& keep, const RunOptions& run_options);
 };
 
 std::vector<std::pair<std::string, std::string>> unsupported_ops(const ir::Graph& graph) {
@@ -211,33 +209,37 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
     auto it = std::find_if(s.programs.begin(), s.programs.end(),
                            [&](const auto& p) { return p.first == key; });
     if (it == s.programs.end()) {
-      // Compile from one reference run's shapes; the program then answers this run too, so
-      // every run of these shapes computes the same way.
-      onednn::ValueInfos infos;
-      for (const auto& name : g.inputs) {
-        infos[name] = {env.at(name).sizes().vec(), env.at(name).scalar_type()};
-      }
-      std::unordered_map<std::string, at::Tensor> probe = env;
-      s.interpret(probe, needed, keep, run_options, &infos);
+      // Compiling runs the program once: that run answers this call.
       std::vector<std::string> computed;
       for (const auto& name : wanted) {
         if (!g.initializers.count(name)) computed.push_back(name);
       }
+      const std::map<std::string, at::Tensor> given(inputs.begin(), inputs.end());
+      std::unique_ptr<onednn::Program> program;
       try {
-        s.programs.emplace_front(key, std::make_unique<onednn::Program>(g, s.kernels, needed, computed,
-                                                                        infos, *s.weights));
-        if (s.programs.size() > Impl::kMaxPrograms) s.programs.pop_back();
-        it = s.programs.begin();
+        c10::InferenceMode guard;
+        program = std::make_unique<onednn::Program>(g, s.kernels, needed, computed, given, *s.weights);
       } catch (const dnnl::error& e) {
         // oneDNN refused something the checks let through: stay on the reference kernels.
         log::warn(s.prefix() + "oneDNN path unavailable (" + e.what() +
                   "); running on the reference kernels");
         s.onednn = false;
+        s.interpret(env, needed, keep, run_options);
         for (const auto& name : wanted) {
-          if (!result.count(name)) result[name] = probe.at(name);
+          if (!result.count(name)) result[name] = env.at(name);
         }
         return result;
+      } catch (const Error& e) {
+        if (s.origin.empty()) throw;
+        throw e.with_context(s.origin);
       }
+      const onednn::ProgramStats& ps = program->stats();
+      s.last_stats = EngineStats{ps.onednn_nodes, ps.reference_nodes, ps.reorders, ps.arena_bytes,
+                                 ps.reference_ops};
+      for (auto& [name, t] : program->take_first_result()) result[name] = std::move(t);
+      s.programs.emplace_front(key, std::move(program));
+      if (s.programs.size() > Impl::kMaxPrograms) s.programs.pop_back();
+      return result;
     } else if (it != s.programs.begin()) {
       s.programs.splice(s.programs.begin(), s.programs, it);
       it = s.programs.begin();
@@ -250,13 +252,14 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
     try {
       outs = it->second->run(std::map<std::string, at::Tensor>(inputs.begin(), inputs.end()));
     } catch (const Error& e) {
-      throw e.with_context(s.prefix().empty() ? "oneDNN program" : s.origin);
+      if (s.origin.empty()) throw;
+      throw e.with_context(s.origin);
     }
     for (auto& [name, t] : outs) result[name] = std::move(t);
     return result;
   }
 
-  s.interpret(env, needed, keep, run_options, nullptr);
+  s.interpret(env, needed, keep, run_options);
   for (const auto& name : wanted) {
     if (result.count(name)) continue;
     auto it = env.find(name);
@@ -270,7 +273,7 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
 
 void Session::Impl::interpret(std::unordered_map<std::string, at::Tensor>& env,
                               const std::vector<bool>& needed, const std::set<std::string>& keep,
-                              const RunOptions& run_options, onednn::ValueInfos* record) {
+                              const RunOptions& run_options) {
   Impl& s = *this;
   const ir::Graph& g = s.graph;
   // Last needed consumer of every value, so it can be freed right after.
@@ -329,9 +332,6 @@ void Session::Impl::interpret(std::unordered_map<std::string, at::Tensor>& env,
         const bool nan = at::isnan(outs[k]).any().item<bool>();
         throw Error(s.prefix() + n.describe() + " produced " + (nan ? "NaN" : "Inf") +
                     " in '" + n.outputs[k] + "' (the first node to do so)");
-      }
-      if (record != nullptr) {
-        (*record)[n.outputs[k]] = {outs[k].sizes().vec(), outs[k].scalar_type()};
       }
       env[n.outputs[k]] = std::move(outs[k]);
     }

@@ -9,12 +9,15 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <set>
 
 #include "graft/core/error.h"
 #include "graft/core/file.h"
+#include "graft/core/log.h"
 #include "graft/cut/cut.h"
 #include "graft/exec/session.h"
 #include "graft/ir/metadata.h"
@@ -120,9 +123,11 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     }
   }
 
-  // The feature cache: the hybrid's head output, when nothing before it trains.
+  // A frozen head: the hybrid's head output, when nothing before it trains. It runs on the
+  // optimised inference path (no autograd), and its outputs are computed once (the feature
+  // cache) when every epoch feeds it the same images.
   std::string cache_tensor;
-  if (o.cache && !o.augment && model.get_metadata(ir::kMetaRole) == "hybrid") {
+  if (model.get_metadata(ir::kMetaRole) == "hybrid") {
     const auto record = nlohmann::json::parse(model.get_metadata(ir::kMetaCut).value_or("{}"), nullptr, false);
     if (record.is_object() && record.contains("head") && record["head"].contains("hybrid_tensors")) {
       const std::string c = record["head"]["hybrid_tensors"][0];
@@ -143,7 +148,8 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
   std::unique_ptr<exec::Session> teacher;
   data::Preprocess teacher_p;
   std::vector<std::string> teacher_features, hybrid_features;
-  std::string teacher_logits;
+  std::string teacher_logits, teacher_path;
+  std::optional<ir::Graph> teacher_session_graph;
   if (want_feature || want_kd) {
     const auto record = nlohmann::json::parse(model.get_metadata(ir::kMetaCut).value_or("{}"), nullptr, false);
     if (model.get_metadata(ir::kMetaRole) != "hybrid" || !record.is_object() || !record.contains("tail")) {
@@ -151,15 +157,22 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     }
     const std::string path = !o.teacher.empty() ? o.teacher : record["tail"].value("source", "");
     if (path.empty()) throw Error("the hybrid does not name its server model; give the teacher model");
-    ir::Graph tg = with_context("teacher", [&] { return ir::load(path); });
+    teacher_session_graph = with_context("teacher", [&] { return ir::load(path); });
+    ir::Graph& tg = *teacher_session_graph;
+    teacher_path = path;
     teacher_p = data::Preprocess::from_metadata(tg, path);
     teacher_logits = logits_of(tg);
     for (const auto& t : record["tail"]["tensors"]) teacher_features.push_back(t);
     for (const auto& t : record["tail"]["hybrid_tensors"]) hybrid_features.push_back(t);
-    teacher = std::make_unique<exec::Session>(std::move(tg), exec::SessionOptions{}, path);
   }
   std::vector<std::string> teacher_wanted = teacher_features;
   if (want_kd) teacher_wanted.push_back(teacher_logits);
+  if (teacher_session_graph) {
+    exec::SessionOptions to;
+    to.optimize = true;
+    to.keep = std::set<std::string>(teacher_wanted.begin(), teacher_wanted.end());
+    teacher = std::make_unique<exec::Session>(std::move(*teacher_session_graph), to, teacher_path);
+  }
   auto teach = [&](const at::Tensor& images) {
     const std::string& tin = teacher->graph().inputs.at(0);
     return teacher->run({{tin, data::preprocess_batch(images, teacher_p)}}, teacher_wanted);
@@ -172,18 +185,30 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
   so.train_nodes = train_nodes;
   std::unique_ptr<exec::Session> session;
   std::string feed = input;
-  if (!cache_tensor.empty()) {
-    exec::Session head(cut::head(model, {cache_tensor}));
+  std::unique_ptr<exec::Session> head_session;  // the frozen head, run per batch
+  if (!cache_tensor.empty() && (!o.cache || o.augment)) {
+    exec::SessionOptions ho;
+    ho.optimize = true;
+    head_session = std::make_unique<exec::Session>(cut::head(model, {cache_tensor}), ho);
+    session = std::make_unique<exec::Session>(cut::tail(model, {cache_tensor}), so);
+    feed = cache_tensor;
+  } else if (!cache_tensor.empty()) {
+    exec::SessionOptions ho;
+    ho.optimize = true;
+    const auto cache_start = Clock::now();
+    exec::Session head(cut::head(model, {cache_tensor}), ho);
     std::vector<at::Tensor> parts;
     std::map<std::string, std::vector<at::Tensor>> teacher_parts;
-    for (int64_t i = 0; i < d.size(); i += 256) {
-      const at::Tensor raw = d.images.slice(0, i, std::min(i + 256, d.size()));
+    for (int64_t i = 0; i < d.size(); i += o.batch) {
+      const at::Tensor raw = d.images.slice(0, i, std::min(i + o.batch, d.size()));
       parts.push_back(head.run({{input, data::preprocess_batch(raw, p)}}, {cache_tensor}).at(cache_tensor));
       if (teacher) {
         for (auto& [name, t] : teach(raw)) teacher_parts[name].push_back(t);
       }
     }
     features = at::cat(parts);
+    log::info("feature cache: " + std::to_string(d.size()) + " images through the head in " +
+              std::to_string(std::chrono::duration<double>(Clock::now() - cache_start).count()) + " s");
     for (auto& [name, v] : teacher_parts) targets_cache[name] = at::cat(v);
     session = std::make_unique<exec::Session>(cut::tail(model, {cache_tensor}), so);
     feed = cache_tensor;
@@ -243,6 +268,10 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
         idx = batch.indices;
         x = batch.inputs;
         y = batch.labels;
+        if (head_session) {
+          // Out of inference mode (the tail's autograd may save it for backward).
+          x = head_session->run({{input, x}}, {cache_tensor}).at(cache_tensor).clone();
+        }
       } else {
         idx = order.slice(0, b * o.batch, std::min((b + 1) * o.batch, d.size()));
         x = features.index_select(0, idx);
