@@ -13,10 +13,12 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import onnx
 import torch
 
+warnings.filterwarnings("ignore")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_torch import OnnxModule  # noqa: E402
 

@@ -314,9 +314,17 @@ TEST_F(CliTest, BenchReportsLatencyPercentilesAndRss) {
   EXPECT_NEAR(j["images_per_s"].get<double>(), 2000.0 / j["median_ms"].get<double>(), 1e-6 * j["images_per_s"].get<double>());
   EXPECT_EQ(j["batch"], 2);
   EXPECT_EQ(j["threads"], 1);
+  // Every node of a MobileNet runs on oneDNN but the classifier's Flatten (reshape) and Softmax.
+  EXPECT_EQ(j["kernels"], "onednn");
+  EXPECT_GT(j["onednn_nodes"].get<int>(), 10);
+  EXPECT_LE(j["reference_nodes"].get<int>(), 2) << j["reference_ops"].dump();
   r = graft("bench " + file("b.onnx") + " --runs 3 --warmup 0");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("latency: median"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("engine: oneDNN runs"), std::string::npos) << r.out;
+  r = graft("bench " + file("b.onnx") + " --runs 2 --warmup 0 --no-onednn --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["kernels"], "reference");
   // Bad input: a missing file, a fixed batch that --batch contradicts.
   r = graft("bench " + file("missing.onnx"));
   EXPECT_EQ(r.code, 2);

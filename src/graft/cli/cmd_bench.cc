@@ -77,13 +77,13 @@ void run(const BenchArgs& a) {
   const double images_per_s = 1000.0 * static_cast<double>(a.batch) / median;
   const double peak_rss_mb = static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
   const auto stats = session.engine_stats();
-  const std::string engine = stats ? "onednn" : "reference";
+  const std::string kernels = stats ? "onednn" : "reference";
   if (a.json) {
     nlohmann::json j = {{"model", a.model}, {"batch", a.batch}, {"threads", at::get_num_threads()},
                               {"runs", a.runs}, {"warmup", a.warmup}, {"optimized", !a.no_optimize},
                               {"load_ms", load_ms}, {"median_ms", median}, {"p90_ms", p90}, {"p99_ms", p99},
                               {"min_ms", ms.front()}, {"max_ms", ms.back()}, {"images_per_s", images_per_s},
-                              {"peak_rss_mb", peak_rss_mb}, {"engine", engine}};
+                              {"peak_rss_mb", peak_rss_mb}, {"kernels", kernels}};
     if (stats) {
       j["onednn_nodes"] = stats->onednn_nodes;
       j["reference_nodes"] = stats->reference_nodes;
