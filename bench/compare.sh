@@ -20,7 +20,7 @@ if [ ! -d "$ort_dir/node_modules/onnxruntime-node" ]; then
   (cd "$ort_dir" && npm install --ignore-scripts --no-audit --no-fund onnxruntime-node >/dev/null)
 fi
 runs=30; batches="1 8 32"
-[ "$quick" = --quick ] && { runs=5; batches="1"; }
+[ "$quick" = --quick ] && batches="1"
 # Runs at batch B: fewer for the larger batches (each is B images), at least 5.
 runs_for() { local r=$(( runs * 8 / ($1 + 7) )); [ "$r" -lt 5 ] && r=5; echo "$r"; }
 

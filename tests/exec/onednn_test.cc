@@ -209,10 +209,33 @@ TEST(OneDnnTest, ReferenceKernelsBetweenOneDnnNodesAndAnyRequestedTensor) {
   const ir::Graph g = b.done({"y"});
   const TensorMap in{{"x", at::randn({2, 4, 8, 8})}};
   const EngineStats s = expect_same(g, in);
-  EXPECT_EQ(s.onednn_nodes, 4) << ops_of(s);
-  EXPECT_EQ(ops_of(s), "Flattenx1 Gemmx1 Reshapex2 ");
+  EXPECT_EQ(s.onednn_nodes, 5) << ops_of(s);
+  EXPECT_EQ(ops_of(s), "Flattenx1 Reshapex2 ");
   // Intermediates, a graph input and an initializer may be asked for as well.
   expect_same(g, in, {"a", "r", "d", "e", "y", "x", "gw"});
+}
+
+TEST(OneDnnTest, GemmClassifiersWithAndWithoutTransposeAndBias) {
+  at::manual_seed(10);
+  struct Case {
+    int64_t trans_b;
+    std::vector<int64_t> bias;  // empty: none
+    float alpha;
+    bool served;
+  };
+  for (const Case& c : std::vector<Case>{{1, {5}, 1.f, true}, {0, {1, 5}, 1.f, true}, {0, {}, 1.f, true},
+                                         {1, {5}, 0.5f, false}, {1, {3, 5}, 1.f, false}}) {
+    Builder b;
+    b.input("x", {3, 7});
+    b.node("Relu", {"x"}, {"r"});
+    std::vector<std::string> in{"r", b.init("w", c.trans_b ? at::randn({5, 7}) : at::randn({7, 5}))};
+    if (!c.bias.empty()) in.push_back(b.init("c", at::randn(c.bias)));
+    auto& g = b.node("Gemm", in, {"y"});
+    g.attributes.set(ir::Attribute::of_int("transB", c.trans_b));
+    g.attributes.set(ir::Attribute::of_float("alpha", c.alpha));
+    const EngineStats s = expect_same(b.done({"y"}), {{"x", at::randn({3, 7})}});
+    EXPECT_EQ(s.reference_ops.count("Gemm"), c.served ? 0u : 1u) << c.trans_b << " " << c.bias.size();
+  }
 }
 
 TEST(OneDnnTest, EachInputShapeCompilesItsOwnProgram) {
