@@ -13,6 +13,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "graft/core/error.h"
 #include "graft/exec/passes/passes.h"
@@ -68,10 +69,7 @@ bool window_pads(const ir::Node& n, const std::vector<int64_t>& in, const std::v
     const int64_t size = in[i + 2];
     const int64_t extent = (kernel[i] - 1) * dilations[i] + 1;
     if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      const int64_t out = (size + strides[i] - 1) / strides[i];
-      const int64_t total = std::max<int64_t>((out - 1) * strides[i] + extent - size, 0);
-      (*begin)[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      (*end)[i] = total - (*begin)[i];
+      std::tie((*begin)[i], (*end)[i]) = ops::same_pads(size, extent, strides[i], auto_pad == "SAME_UPPER");
     } else if (auto_pad == "NOTSET") {
       (*begin)[i] = pads[i];
       (*end)[i] = pads[i + 2];

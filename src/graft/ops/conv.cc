@@ -2,6 +2,8 @@
 // pads and auto_pad SAME_UPPER / SAME_LOWER / VALID.
 #include <ATen/ATen.h>
 
+#include <tuple>
+
 #include "graft/ops/kernel.h"
 
 namespace graft::ops {
@@ -67,10 +69,7 @@ Kernel make_conv(const NodeContext& ctx) {
       const int64_t size = x.size(static_cast<int64_t>(i) + 2);
       const int64_t extent = (w.size(static_cast<int64_t>(i) + 2) - 1) * dilation[i] + 1;
       if (g.auto_pad == "SAME_UPPER" || g.auto_pad == "SAME_LOWER") {
-        const int64_t out = (size + stride[i] - 1) / stride[i];
-        const int64_t total = std::max<int64_t>((out - 1) * stride[i] + extent - size, 0);
-        begin[i] = g.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-        end[i] = total - begin[i];
+        std::tie(begin[i], end[i]) = same_pads(size, extent, stride[i], g.auto_pad == "SAME_UPPER");
       } else if (g.auto_pad == "VALID" || g.pads.empty()) {
         begin[i] = end[i] = 0;
       } else {

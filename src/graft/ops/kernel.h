@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graft/ir/graph.h"
@@ -59,6 +60,9 @@ class Registry {
 std::vector<int64_t> to_int64_vector(const at::Tensor& t);
 // ATen's pad list (last axis first, begin then end) for per-axis begin and end pads.
 std::vector<int64_t> torch_pads(const std::vector<int64_t>& begin, const std::vector<int64_t>& end);
+// Begin and end padding of one spatial axis under auto_pad SAME_UPPER (`upper`) or SAME_LOWER:
+// the output has ceil(size / stride) positions; `extent` is the dilated kernel's span.
+std::pair<int64_t, int64_t> same_pads(int64_t size, int64_t extent, int64_t stride, bool upper);
 at::ScalarType scalar_type_of(ir::DType dtype, const NodeContext& ctx);
 
 // One registration function per op family file.

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <limits>
+#include <tuple>
 
 #include "graft/ops/kernel.h"
 
@@ -44,10 +45,7 @@ struct PoolGeometry {
       const int64_t size = x.size(static_cast<int64_t>(i) + 2);
       const int64_t extent = (kernel[i] - 1) * dilations[i] + 1;
       if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-        const int64_t out = (size + strides[i] - 1) / strides[i];
-        const int64_t total = std::max<int64_t>((out - 1) * strides[i] + extent - size, 0);
-        (*begin)[i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-        (*end)[i] = total - (*begin)[i];
+        std::tie((*begin)[i], (*end)[i]) = same_pads(size, extent, strides[i], auto_pad == "SAME_UPPER");
       } else if (auto_pad != "VALID") {
         (*begin)[i] = pads[i];
         (*end)[i] = pads[i + k];

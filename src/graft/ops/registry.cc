@@ -1,5 +1,7 @@
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "graft/core/error.h"
 #include "graft/ops/kernel.h"
 
@@ -47,6 +49,13 @@ std::vector<std::string> Registry::op_types() const {
 std::vector<int64_t> to_int64_vector(const at::Tensor& t) {
   at::Tensor c = t.to(at::kLong).contiguous().reshape({-1});
   return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
+}
+
+std::pair<int64_t, int64_t> same_pads(int64_t size, int64_t extent, int64_t stride, bool upper) {
+  const int64_t out = (size + stride - 1) / stride;
+  const int64_t total = std::max<int64_t>((out - 1) * stride + extent - size, 0);
+  const int64_t begin = upper ? total / 2 : total - total / 2;
+  return {begin, total - begin};
 }
 
 std::vector<int64_t> torch_pads(const std::vector<int64_t>& begin, const std::vector<int64_t>& end) {
