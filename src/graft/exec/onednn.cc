@@ -14,6 +14,9 @@
 #include <optional>
 #include <set>
 #include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "graft/core/error.h"
 #include "graft/exec/passes/passes.h"
