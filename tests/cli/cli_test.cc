@@ -325,6 +325,26 @@ TEST_F(CliTest, BenchReportsLatencyPercentilesAndRss) {
   r = graft("bench " + file("b.onnx") + " --runs 2 --warmup 0 --no-onednn --json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["kernels"], "reference");
+  // --profile: every step of the timed runs, by op and one by one.
+  r = graft("bench " + file("b.onnx") + " --runs 3 --warmup 1 --profile --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto p = nlohmann::json::parse(r.out)["profile"];
+  EXPECT_EQ(p["runs"], 3);
+  ASSERT_TRUE(p["ops"].contains("graft.FusedConv")) << p["ops"].dump();
+  EXPECT_EQ(p["ops"]["Softmax"]["steps"], 1) << p["ops"].dump();
+  double sum = 0;
+  for (const auto& st : p["steps"]) {
+    EXPECT_FALSE(st["node"].get<std::string>().empty());
+    if (st["op"] == "graft.FusedConv") {
+      EXPECT_NE(st["kernel"], "aten") << st.dump();
+    }
+    sum += st["ms"].get<double>();
+  }
+  EXPECT_NEAR(sum, p["total_ms"].get<double>(), 1e-6 * sum + 1e-9);
+  r = graft("bench " + file("b.onnx") + " --runs 2 --warmup 0 --profile");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("slowest steps:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("graft.FusedConv"), std::string::npos) << r.out;
   // Bad input: a missing file, a fixed batch that --batch contradicts.
   r = graft("bench " + file("missing.onnx"));
   EXPECT_EQ(r.code, 2);

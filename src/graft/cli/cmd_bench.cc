@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include "graft/cli/common.h"
@@ -22,8 +23,72 @@ struct BenchArgs {
   std::vector<std::string> input_shapes;
   int64_t batch = 1, runs = 100, warmup = 10;
   int threads = 0;
-  bool json = false, no_optimize = false, no_onednn = false;
+  bool json = false, no_optimize = false, no_onednn = false, profile = false;
 };
+
+// Per-step times summed over the timed runs (every run of one program has the same steps).
+struct Profile {
+  std::vector<exec::StepTime> steps;
+  int64_t runs = 0;
+
+  void add(const std::vector<exec::StepTime>& run) {
+    if (steps.size() != run.size()) {  // the first run, or another program: start over
+      steps = run;
+      runs = 1;
+      return;
+    }
+    for (size_t i = 0; i < run.size(); ++i) steps[i].ms += run[i].ms;
+    ++runs;
+  }
+  double mean(size_t i) const { return steps[i].ms / static_cast<double>(std::max<int64_t>(runs, 1)); }
+  double total() const {
+    double t = 0;
+    for (size_t i = 0; i < steps.size(); ++i) t += mean(i);
+    return t;
+  }
+  // op -> {mean ms per run, steps}
+  std::map<std::string, std::pair<double, int>> by_op() const {
+    std::map<std::string, std::pair<double, int>> ops;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      ops[steps[i].op].first += mean(i);
+      ops[steps[i].op].second++;
+    }
+    return ops;
+  }
+};
+
+void print_profile(const Profile& p, size_t top) {
+  const double total = p.total();
+  std::printf("profile: %zu steps, %.3f ms per run in steps (mean of %lld runs)\n", p.steps.size(), total,
+              static_cast<long long>(p.runs));
+  auto ops = p.by_op();
+  std::vector<std::pair<std::string, std::pair<double, int>>> by_op(ops.begin(), ops.end());
+  std::sort(by_op.begin(), by_op.end(), [](const auto& x, const auto& y) { return x.second.first > y.second.first; });
+  std::printf("  %-24s %6s %10s %6s\n", "op", "steps", "ms", "%");
+  for (const auto& [op, v] : by_op) {
+    std::printf("  %-24s %6d %10.3f %5.1f%%\n", op.c_str(), v.second, v.first, 100.0 * v.first / total);
+  }
+  std::vector<size_t> order(p.steps.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return p.steps[x].ms > p.steps[y].ms; });
+  order.resize(std::min(order.size(), top));
+  std::printf("  slowest steps:\n  %-40s %-18s %-26s %10s %6s\n", "node", "op", "kernel", "ms", "%");
+  for (size_t i : order) {
+    const auto& st = p.steps[i];
+    std::printf("  %-40s %-18s %-26s %10.3f %5.1f%%\n", st.node.c_str(), st.op.c_str(), st.kernel.c_str(), p.mean(i),
+                100.0 * p.mean(i) / total);
+  }
+}
+
+nlohmann::json profile_json(const Profile& p) {
+  nlohmann::json steps = nlohmann::json::array(), ops = nlohmann::json::object();
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const auto& st = p.steps[i];
+    steps.push_back({{"node", st.node}, {"op", st.op}, {"kernel", st.kernel}, {"ms", p.mean(i)}});
+  }
+  for (const auto& [op, v] : p.by_op()) ops[op] = {{"ms", v.first}, {"steps", v.second}};
+  return {{"runs", p.runs}, {"total_ms", p.total()}, {"ops", ops}, {"steps", steps}};
+}
 
 // A random tensor for every graph input, with the batch set and the dtype declared.
 exec::TensorMap random_inputs(const ir::Graph& g, const std::string& model, int64_t batch) {
@@ -65,10 +130,16 @@ void run(const BenchArgs& a) {
   for (int64_t i = 0; i < a.warmup; ++i) session.run(inputs);
   std::vector<double> ms;
   ms.reserve(static_cast<size_t>(a.runs));
+  Profile profile;
+  std::vector<exec::StepTime> steps;
+  exec::RunOptions ro;
+  if (a.profile) ro.profile = &steps;
   for (int64_t i = 0; i < a.runs; ++i) {
+    steps.clear();
     const auto t0 = std::chrono::steady_clock::now();
-    session.run(inputs);
+    session.run(inputs, {}, ro);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    if (a.profile) profile.add(steps);
   }
   std::sort(ms.begin(), ms.end());
   rusage usage{};
@@ -91,6 +162,7 @@ void run(const BenchArgs& a) {
       j["reorders"] = stats->reorders;
       j["arena_mb"] = static_cast<double>(stats->arena_bytes) / (1024.0 * 1024.0);
     }
+    if (a.profile) j["profile"] = profile_json(profile);
     std::printf("%s\n", j.dump().c_str());
     return;
   }
@@ -109,6 +181,7 @@ void run(const BenchArgs& a) {
   } else {
     std::printf("engine: reference ATen kernels\n");
   }
+  if (a.profile) print_profile(profile, 25);
 }
 
 }  // namespace
@@ -126,6 +199,8 @@ Command add_bench_command(CLI::App& root) {
   add_input_shape_option(app, &args->input_shapes);
   app->add_flag("--no-optimize", args->no_optimize, "Run the graph as written (no graph passes, no oneDNN)");
   app->add_flag("--no-onednn", args->no_onednn, "Graph passes, then the reference ATen kernels (not oneDNN)");
+  app->add_flag("--profile", args->profile,
+                "Time every step (node or layout reorder) of the timed runs; print per-op totals and the slowest steps");
   app->add_flag("--json", args->json, "One JSON object: median_ms, p90_ms, p99_ms, images_per_s, peak_rss_mb, …");
   return {app, [args] { run(*args); }};
 }

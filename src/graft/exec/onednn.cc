@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <functional>
 #include <limits>
@@ -34,6 +35,25 @@ dnnl::engine& cpu_engine() {
 }
 
 memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
+
+// Attributes for every primitive a program keeps: its scratchpad is the program's (user mode).
+// In oneDNN's default mode a primitive's scratchpad is the creating thread's, sized when the
+// primitive is made; a program made on one thread and run on another (a server's worker) would
+// run some primitives (Winograd convolutions) on a scratchpad of the wrong size.
+dnnl::primitive_attr scratchpad_attr(dnnl::primitive_attr attr = {}) {
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// The implementation oneDNN chose, as DNNL_VERBOSE names it ("brgconv:avx512_core").
+std::string impl_name(const dnnl::primitive& prim) {
+  const char* info = nullptr;
+  if (dnnl_primitive_desc_query(prim.get_primitive_desc(), dnnl_query_impl_info_str, 0, &info) !=
+          dnnl_success || info == nullptr) {
+    return "onednn";
+  }
+  return info;
+}
 
 std::vector<int64_t> to_sizes(const memory::desc& md) {
   const memory::dims d = md.dims();
@@ -169,6 +189,7 @@ struct Program::Impl {
   };
   struct Step {
     bool primitive = true;
+    std::string name, op, kernel;  // for profiles
     dnnl::primitive prim;
     std::unordered_map<int, memory> args;
     std::vector<std::pair<memory, int>> slot_args;  // memory to point at a runtime tensor
@@ -194,6 +215,7 @@ struct Program::Impl {
     int buffer = -1, slot = -1;
     memory src, dst;
     std::optional<dnnl::reorder> reorder;
+    std::unordered_map<int, memory> args;  // its arguments: o.src, o.dst, a scratchpad
     std::vector<int64_t> sizes;
   };
 
@@ -240,6 +262,13 @@ struct Program::Impl {
 
   void push(Step step) {
     const int index = static_cast<int>(steps.size());
+    if (step.op.empty()) {
+      const ir::Node& n = graph.nodes[current_node];
+      step.name = n.name.empty() ? n.outputs.front() : n.name;
+      step.op = (n.domain.empty() ? "" : n.domain + ".") + n.op_type;
+    }
+    step.kernel = step.primitive ? impl_name(step.prim) : "aten";
+    if (step.primitive) use_scratchpad(step.prim, step.args);
     for (int b : step.writes) {
       if (buffers[static_cast<size_t>(b)].first < 0) buffers[static_cast<size_t>(b)].first = index;
       buffers[static_cast<size_t>(b)].last = std::max(buffers[static_cast<size_t>(b)].last, index);
@@ -251,6 +280,26 @@ struct Program::Impl {
     }
     steps.push_back(std::move(step));
     if (compiling) execute(steps.back(), building, [&](int b) { return scratch[static_cast<size_t>(b)].data_ptr(); });
+  }
+
+  size_t current_node = 0;  // the node being compiled
+
+  // One scratchpad for all steps (they run one at a time), as large as the largest needs.
+  at::Tensor scratchpad;
+  std::vector<memory> scratchpad_users;
+
+  void use_scratchpad(const dnnl::primitive& prim, std::unordered_map<int, memory>& args) {
+    const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(prim.get_primitive_desc(),
+                                                                dnnl_query_scratchpad_md, 0);
+    if (md == nullptr) return;
+    const memory::desc want(*md);
+    if (want.get_size() == 0) return;
+    if (!scratchpad.defined() || static_cast<size_t>(scratchpad.numel()) < want.get_size()) {
+      scratchpad = at::empty({static_cast<int64_t>(want.get_size())}, at::kByte);
+      for (auto& m : scratchpad_users) m.set_data_handle(scratchpad.data_ptr());
+    }
+    scratchpad_users.emplace_back(want, cpu_engine(), scratchpad.data_ptr());
+    args[DNNL_ARG_SCRATCHPAD] = scratchpad_users.back();
   }
 
   int new_slot() {
@@ -370,8 +419,10 @@ struct Program::Impl {
     memory dst(want, cpu_engine(), DNNL_MEMORY_NONE);
     r.writes.push_back(buffer);
     attach(dst, buffer);
-    r.prim = dnnl::reorder(src, dst);
+    r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, scratchpad_attr()));
     r.args = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+    r.name = name;
+    r.op = "Reorder";
     stats.reorders++;
     push(std::move(r));
   }
@@ -442,20 +493,38 @@ struct Program::Impl {
     dnnl::post_ops po;
     if (!z.empty()) po.append_sum(1.f);
     if (act) append_activation(po, *act);
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = scratchpad_attr();
     attr.set_post_ops(po);
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
-    try {
+    const auto make_pd = [&](dnnl::algorithm algorithm) {
       const memory::dims dil{dilations[0] - 1, dilations[1] - 1};
       dnnl::convolution_forward::desc d(
-          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-          memory::desc(to_dims(x), DataType::f32, Tag::any),
-          memory::desc(w_dims, DataType::f32, Tag::any),
-          b ? b_md : memory::desc(), memory::desc(to_dims(y), DataType::f32, Tag::any),
-          to_dims(strides), dil, pad_l, pad_r);
+          dnnl::prop_kind::forward_inference, algorithm, memory::desc(to_dims(x), DataType::f32, Tag::any),
+          memory::desc(w_dims, DataType::f32, Tag::any), b ? b_md : memory::desc(),
+          memory::desc(to_dims(y), DataType::f32, Tag::any), to_dims(strides), dil, pad_l, pad_r);
       pd.emplace(d, attr, cpu_engine());
-    } catch (const dnnl::error&) {
-      return false;
+    };
+    // Winograd (F(2x2,3x3) or F(4x4,3x3), oneDNN's pick) for 3x3 stride-1 convolutions: 1.5-2.5x
+    // fewer multiplications than direct ones; it works in blocked layouts, so usually costs a
+    // reorder either side. Its input and output transforms grow with in + out channels, its
+    // products with in x out: with few channels (in x out / (in + out) < 24, e.g. 32 -> 48) it
+    // does not pay for the reorders. Results differ from direct convolution by rounding only
+    // (~2e-6 of the output's magnitude).
+    const double channel_ratio = static_cast<double>(x[1] * oc) / static_cast<double>(x[1] + oc);
+    if (channel_ratio >= 24 && group == 1 && kernel == std::vector<int64_t>{3, 3} &&
+        strides == std::vector<int64_t>{1, 1} && dilations == std::vector<int64_t>{1, 1}) {
+      try {
+        make_pd(dnnl::algorithm::convolution_winograd);
+      } catch (const dnnl::error&) {
+        pd.reset();
+      }
+    }
+    if (!pd) {
+      try {
+        make_pd(dnnl::algorithm::convolution_direct);
+      } catch (const dnnl::error&) {
+        return false;
+      }
     }
     Step s;
     s.prim = dnnl::convolution_forward(*pd);
@@ -487,10 +556,23 @@ struct Program::Impl {
     return true;
   }
 
+  // ReduceMean over the two spatial axes of a 4-D tensor: global average pooling. Its keepdims,
+  // or nullopt. (Axes as an attribute, opsets up to 17, as the reference kernel reads them.)
+  std::optional<bool> spatial_mean(const ir::Node& n) const {
+    if (n.inputs.size() != 1) return std::nullopt;
+    std::vector<int64_t> axes = n.attributes.get_ints("axes", {});
+    for (auto& axis : axes) axis = axis < 0 ? axis + 4 : axis;
+    std::sort(axes.begin(), axes.end());
+    if (axes != std::vector<int64_t>{2, 3}) return std::nullopt;
+    return n.attributes.get_int("keepdims", 1) != 0;
+  }
+
   bool pool(size_t index) {
     const ir::Node& n = graph.nodes[index];
-    const bool global = n.op_type == "GlobalAveragePool";
-    if (!is_f32(n.inputs[0], 4)) return false;
+    std::optional<bool> keepdims = true;
+    if (n.op_type == "ReduceMean") keepdims = spatial_mean(n);
+    const bool global = n.op_type == "GlobalAveragePool" || n.op_type == "ReduceMean";
+    if (!keepdims || !is_f32(n.inputs[0], 4)) return false;
     for (size_t k = 1; k < n.outputs.size(); ++k) {
       if (!n.outputs[k].empty() && used(n.outputs[k])) return false;  // Indices wanted
     }
@@ -534,15 +616,72 @@ struct Program::Impl {
     const memory::desc src_md = values.at(n.inputs[0]).md;
     std::optional<dnnl::pooling_forward::primitive_desc> pd;
     try {
-      dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md,
-                                    memory::desc(to_dims(y), DataType::f32, Tag::any),
-                                    to_dims(strides), to_dims(kernel), pad_l, pad_r);
-      pd.emplace(d, cpu_engine());
+      const auto make_pd = [&](Tag dst_tag) {
+        dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md,
+                                      memory::desc(to_dims(y), DataType::f32, dst_tag), to_dims(strides),
+                                      to_dims(kernel), pad_l, pad_r);
+        pd.emplace(d, scratchpad_attr(), cpu_engine());
+      };
+      make_pd(Tag::any);
+      // Without keepdims the [N, C, 1, 1] result is read as [N, C]: its layout must be plain
+      // nchw or nhwc (the same bytes when H = W = 1).
+      const memory::desc nhwc(to_dims(y), DataType::f32, Tag::nhwc);
+      if (!*keepdims && pd->dst_desc() != plain_desc(y) && pd->dst_desc() != nhwc) make_pd(Tag::nhwc);
     } catch (const dnnl::error&) {
       return false;
     }
     Step s;
     s.prim = dnnl::pooling_forward(*pd);
+    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
+    const int dst = emit_output(s, n.outputs[0], pd->dst_desc());
+    if (!*keepdims) define(n.outputs[0], plain_desc({y[0], y[1]}), dst);
+    return true;
+  }
+
+  // Resize, linear, with half-pixel coordinates (oneDNN's resampling: source coordinate
+  // (o + 0.5) * in / out - 0.5, clamped at the edges), of the two spatial axes of a 4-D tensor
+  // whose output size is known when compiling.
+  bool resize(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    const auto& a = n.attributes;
+    if (graph.opset() < 11 || !is_f32(n.inputs[0], 4) || a.get_string("mode", "nearest") != "linear" ||
+        a.get_int("antialias", 0) != 0 || a.has("axes") ||
+        a.get_string("keep_aspect_ratio_policy", "stretch") != "stretch") {
+      return false;
+    }
+    const std::string transform = a.get_string("coordinate_transformation_mode", "half_pixel");
+    const std::vector<int64_t>& x = values.at(n.inputs[0]).info.sizes;
+    std::vector<int64_t> y;
+    const at::Tensor* sizes = n.inputs.size() > 3 && !n.inputs[3].empty() ? initializer(n.inputs[3]) : nullptr;
+    const at::Tensor* scales = n.inputs.size() > 2 && !n.inputs[2].empty() ? initializer(n.inputs[2]) : nullptr;
+    if (sizes != nullptr && sizes->numel() == 4 && sizes->scalar_type() == at::kLong) {
+      const at::Tensor c = sizes->contiguous();
+      y.assign(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + 4);
+    } else if (sizes == nullptr && scales != nullptr && scales->numel() == 4) {
+      // Coordinates follow the given scales: only exact ones (out = in * scale) are out / in.
+      const at::Tensor c = scales->to(at::kDouble).contiguous();
+      for (size_t i = 0; i < 4; ++i) {
+        const double exact = static_cast<double>(x[i]) * c.data_ptr<double>()[i];
+        if (exact != std::floor(exact)) return false;
+        y.push_back(static_cast<int64_t>(exact));
+      }
+    } else {
+      return false;
+    }
+    if (y[0] != x[0] || y[1] != x[1] || y[2] < 1 || y[3] < 1) return false;
+    // pytorch_half_pixel differs from half_pixel only for an output of size 1.
+    if (transform != "half_pixel" && !(transform == "pytorch_half_pixel" && y[2] > 1 && y[3] > 1)) return false;
+    const memory::desc src_md = values.at(n.inputs[0]).md;
+    std::optional<dnnl::resampling_forward::primitive_desc> pd;
+    try {
+      dnnl::resampling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_linear,
+                                       src_md, memory::desc(to_dims(y), DataType::f32, Tag::any));
+      pd.emplace(d, scratchpad_attr(), cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    Step s;
+    s.prim = dnnl::resampling_forward(*pd);
     bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
     emit_output(s, n.outputs[0], pd->dst_desc());
     return true;
@@ -572,7 +711,7 @@ struct Program::Impl {
     const memory::desc src_md = values.at(n.inputs[0]).md;
     std::optional<dnnl::eltwise_forward::primitive_desc> pd;
     try {
-      dnnl::primitive_attr attr;
+      dnnl::primitive_attr attr = scratchpad_attr();
       if (act->hard_sigmoid) {
         dnnl::post_ops po;
         po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f);
@@ -637,7 +776,7 @@ struct Program::Impl {
     std::optional<dnnl::binary::primitive_desc> pd;
     try {
       dnnl::binary::desc d(alg, a_md, b_md, a_md);
-      pd.emplace(d, cpu_engine());
+      pd.emplace(d, scratchpad_attr(), cpu_engine());
     } catch (const dnnl::error&) {
       return false;
     }
@@ -687,7 +826,7 @@ struct Program::Impl {
                                           memory::desc({m, k}, DataType::f32, Tag::any),
                                           c ? b_md : memory::desc(),
                                           memory::desc({x[0], m}, DataType::f32, Tag::any));
-      pd.emplace(d, cpu_engine());
+      pd.emplace(d, scratchpad_attr(), cpu_engine());
     } catch (const dnnl::error&) {
       return false;
     }
@@ -709,13 +848,25 @@ struct Program::Impl {
     if (axis < 0) axis += 4;
     if (axis != 1 || n.inputs.empty()) return false;
     std::vector<memory::desc> srcs;
+    bool any_nhwc = false, all_nhwc = true;
     for (const auto& in : n.inputs) {
       if (in.empty() || initializer(in) != nullptr || !is_f32(in, 4)) return false;
-      srcs.push_back(values.at(in).md);
+      const Value& v = values.at(in);
+      srcs.push_back(v.md);
+      const bool nhwc = v.md == memory::desc(to_dims(v.info.sizes), DataType::f32, Tag::nhwc);
+      any_nhwc = any_nhwc || nhwc;
+      all_nhwc = all_nhwc && nhwc;
+    }
+    // Inputs in different layouts (a Winograd convolution's blocked output beside direct
+    // ones' nhwc) would take oneDNN's slow generic concat: reorder the odd ones instead.
+    if (any_nhwc && !all_nhwc) {
+      for (size_t k = 0; k < srcs.size(); ++k) {
+        srcs[k] = memory::desc(to_dims(values.at(n.inputs[k]).info.sizes), DataType::f32, Tag::nhwc);
+      }
     }
     std::optional<dnnl::concat::primitive_desc> pd;
     try {
-      pd.emplace(1, srcs, cpu_engine());
+      pd.emplace(1, srcs, cpu_engine(), scratchpad_attr());
     } catch (const dnnl::error&) {
       return false;
     }
@@ -728,13 +879,15 @@ struct Program::Impl {
     return true;
   }
 
-  void emit_output(Step& s, const std::string& name, const memory::desc& md) {
+  // Pushes `s`, writing value `name` (layout `md`) into a new buffer, which it returns.
+  int emit_output(Step& s, const std::string& name, const memory::desc& md) {
     const int dst = new_buffer(md);
     s.args[DNNL_ARG_DST] = memory(md, cpu_engine(), DNNL_MEMORY_NONE);
     attach(s.args[DNNL_ARG_DST], dst);
     s.writes.push_back(dst);
     push(std::move(s));
     define(name, md, dst);
+    return dst;
   }
 
   // Any node, by its reference kernel on plain tensors.
@@ -812,7 +965,7 @@ struct Program::Impl {
       }
       at::Tensor t = at::empty(o.sizes, at::kFloat);
       o.dst.set_data_handle(t.data_ptr());
-      o.reorder->execute(stream, o.src, o.dst);
+      o.reorder->execute(stream, o.args);
       result[o.name] = std::move(t);
     }
     stream.wait();
@@ -919,11 +1072,12 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
     if (!needed[i]) continue;
     const ir::Node& n = g.nodes[i];
     const std::string& op = n.op_type;
+    p.current_node = i;
     bool done = false;
     if (n.domain.empty() || n.domain == passes::kDomain) {
       if (op == "Conv" || (n.domain == passes::kDomain && op == passes::kFusedConv)) {
         done = p.conv(i);
-      } else if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool") {
+      } else if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool" || op == "ReduceMean") {
         done = p.pool(i);
       } else if (op == "Relu" || op == "LeakyRelu" || op == "Clip" || op == "Sigmoid" ||
                  op == "Tanh" || op == "HardSwish" || op == "HardSigmoid") {
@@ -934,6 +1088,8 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
         done = p.concat(i);
       } else if (op == "Gemm") {
         done = p.gemm(i);
+      } else if (op == "Resize") {
+        done = p.resize(i);
       }
     }
     if (done) {
@@ -957,7 +1113,9 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
       o.src = memory(v.md, cpu_engine(), DNNL_MEMORY_NONE);
       p.attach(o.src, v.buffer);
       o.dst = memory(plain_desc(o.sizes), cpu_engine(), DNNL_MEMORY_NONE);
-      o.reorder.emplace(o.src, o.dst);
+      o.reorder.emplace(dnnl::reorder::primitive_desc(o.src, o.dst, scratchpad_attr()));
+      o.args = {{DNNL_ARG_FROM, o.src}, {DNNL_ARG_TO, o.dst}};
+      p.use_scratchpad(*o.reorder, o.args);
     } else {
       o.slot = v.slot;
       p.slot_last[static_cast<size_t>(v.slot)] = INT_MAX;
@@ -977,13 +1135,20 @@ const ProgramStats& Program::stats() const { return impl_->stats; }
 
 std::map<std::string, at::Tensor> Program::take_first_result() { return std::move(impl_->first_result); }
 
-std::map<std::string, at::Tensor> Program::run(const std::map<std::string, at::Tensor>& inputs) {
+std::map<std::string, at::Tensor> Program::run(const std::map<std::string, at::Tensor>& inputs,
+                                               std::vector<StepTime>* profile) {
   Impl& p = *impl_;
   at::internal::lazy_init_num_threads();
   std::vector<at::Tensor> tensors(static_cast<size_t>(p.slots));
   for (const auto& [name, slot] : p.input_slots) tensors[static_cast<size_t>(slot)] = inputs.at(name).contiguous();
   for (size_t i = 0; i < p.steps.size(); ++i) {
+    const auto t0 = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     p.execute(p.steps[i], tensors, [&](int b) { return p.address(b); });
+    if (profile) {
+      const Impl::Step& s = p.steps[i];
+      profile->push_back({s.name, s.op, s.kernel,
+                          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()});
+    }
     for (size_t slot = 0; slot < tensors.size(); ++slot) {
       if (p.slot_last[slot] == static_cast<int>(i)) tensors[slot].reset();
     }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/exec/session.h"
 #include "graft/ir/graph.h"
 #include "graft/ops/kernel.h"
 
@@ -48,7 +49,9 @@ class Program {
   std::map<std::string, at::Tensor> take_first_result();
 
   // `inputs`: the graph inputs at the compiled shapes (the session has checked them).
-  std::map<std::string, at::Tensor> run(const std::map<std::string, at::Tensor>& inputs);
+  // `profile`: when given, every step's time is appended to it.
+  std::map<std::string, at::Tensor> run(const std::map<std::string, at::Tensor>& inputs,
+                                        std::vector<StepTime>* profile = nullptr);
   const ProgramStats& stats() const;
 
  private:

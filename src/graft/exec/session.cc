@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
+#include <chrono>
 #include <list>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -46,6 +47,18 @@ struct Session::Impl {
   static constexpr size_t kMaxPrograms = 8;
 
   std::string prefix() const { return origin.empty() ? "" : origin + ": "; }
+
+  // f(), its graft errors prefixed with the model's origin; other exceptions (a dnnl::error the
+  // caller falls back on) pass through unchanged.
+  template <typename F>
+  auto with_origin(F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const Error& e) {
+      if (origin.empty()) throw;
+      throw e.with_context(origin);
+    }
+  }
 
   // Runs the needed nodes one by one on their ATen kernels.
   void interpret(std::unordered_map<std::string, at::Tensor>& env, const std::vector<bool>& needed,
@@ -208,6 +221,7 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
     std::lock_guard<std::mutex> lock(s.mu);
     auto it = std::find_if(s.programs.begin(), s.programs.end(),
                            [&](const auto& p) { return p.first == key; });
+    std::map<std::string, at::Tensor> outs;
     if (it == s.programs.end()) {
       // Compiling runs the program once: that run answers this call.
       std::vector<std::string> computed;
@@ -217,46 +231,38 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
       const std::map<std::string, at::Tensor> given(inputs.begin(), inputs.end());
       std::unique_ptr<onednn::Program> program;
       try {
-        c10::InferenceMode guard;
-        program = std::make_unique<onednn::Program>(g, s.kernels, needed, computed, given, *s.weights);
+        program = s.with_origin([&] {
+          c10::InferenceMode guard;
+          return std::make_unique<onednn::Program>(g, s.kernels, needed, computed, given, *s.weights);
+        });
       } catch (const dnnl::error& e) {
         // oneDNN refused something the checks let through: stay on the reference kernels.
         log::warn(s.prefix() + "oneDNN path unavailable (" + e.what() +
                   "); running on the reference kernels");
         s.onednn = false;
-        s.interpret(env, needed, keep, run_options);
-        for (const auto& name : wanted) {
-          if (!result.count(name)) result[name] = env.at(name);
-        }
-        return result;
-      } catch (const Error& e) {
-        if (s.origin.empty()) throw;
-        throw e.with_context(s.origin);
+        program.reset();
       }
-      const onednn::ProgramStats& ps = program->stats();
+      if (program) {
+        outs = program->take_first_result();
+        s.programs.emplace_front(key, std::move(program));
+        if (s.programs.size() > Impl::kMaxPrograms) s.programs.pop_back();
+      }
+    } else {
+      if (it != s.programs.begin()) s.programs.splice(s.programs.begin(), s.programs, it);
+      onednn::Program& program = *s.programs.front().second;
+      outs = s.with_origin([&] {
+        c10::InferenceMode guard;
+        return program.run(std::map<std::string, at::Tensor>(inputs.begin(), inputs.end()),
+                           run_options.profile);
+      });
+    }
+    if (s.onednn) {
+      const onednn::ProgramStats& ps = s.programs.front().second->stats();
       s.last_stats = EngineStats{ps.onednn_nodes, ps.reference_nodes, ps.reorders, ps.arena_bytes,
                                  ps.reference_ops};
-      for (auto& [name, t] : program->take_first_result()) result[name] = std::move(t);
-      s.programs.emplace_front(key, std::move(program));
-      if (s.programs.size() > Impl::kMaxPrograms) s.programs.pop_back();
+      for (auto& [name, t] : outs) result[name] = std::move(t);
       return result;
-    } else if (it != s.programs.begin()) {
-      s.programs.splice(s.programs.begin(), s.programs, it);
-      it = s.programs.begin();
     }
-    const onednn::ProgramStats& ps = it->second->stats();
-    s.last_stats = EngineStats{ps.onednn_nodes, ps.reference_nodes, ps.reorders, ps.arena_bytes,
-                               ps.reference_ops};
-    c10::InferenceMode guard;
-    std::map<std::string, at::Tensor> outs;
-    try {
-      outs = it->second->run(std::map<std::string, at::Tensor>(inputs.begin(), inputs.end()));
-    } catch (const Error& e) {
-      if (s.origin.empty()) throw;
-      throw e.with_context(s.origin);
-    }
-    for (auto& [name, t] : outs) result[name] = std::move(t);
-    return result;
   }
 
   s.interpret(env, needed, keep, run_options);
@@ -311,6 +317,7 @@ void Session::Impl::interpret(std::unordered_map<std::string, at::Tensor>& env,
     ops::RunContext ctx;
     ctx.training = s.train_node[i];
     std::vector<at::Tensor> outs;
+    const auto t0 = run_options.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     try {
       outs = s.kernels[i](args, ctx);
     } catch (const Error& e) {
@@ -319,6 +326,11 @@ void Session::Impl::interpret(std::unordered_map<std::string, at::Tensor>& env,
       throw Error(s.prefix() + n.describe() + ": " + e.what_without_backtrace());
     } catch (const std::exception& e) {
       throw Error(s.prefix() + n.describe() + ": " + e.what());
+    }
+    if (run_options.profile) {
+      run_options.profile->push_back(
+          {n.name.empty() ? n.outputs.front() : n.name, (n.domain.empty() ? "" : n.domain + ".") + n.op_type,
+           "aten", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()});
     }
     for (size_t k = 0; k < n.outputs.size(); ++k) {
       if (n.outputs[k].empty()) continue;

@@ -42,9 +42,21 @@ struct EngineStats {
   std::map<std::string, int> reference_ops;  // op type -> nodes run by their ATen kernel
 };
 
+// One step of a profiled run: a node, or a layout reorder the oneDNN path runs before one.
+struct StepTime {
+  std::string node;    // node name; for a reorder, the value reordered
+  std::string op;      // op type, or "Reorder"
+  std::string kernel;  // oneDNN implementation (e.g. "brgconv:avx512_core"), or "aten"
+  double ms = 0;       // wall time of the step
+};
+
 struct RunOptions {
   // Check every node's outputs for NaN/Inf and fail naming the first node that made one.
   bool check_finite = false;
+  // Append every step's wall time to *profile, in execution order. A run that compiles a
+  // oneDNN program (the first of each input shapes) appends nothing: its times are compile
+  // times.
+  std::vector<StepTime>* profile = nullptr;
 };
 
 using TensorMap = std::map<std::string, at::Tensor>;
