@@ -321,6 +321,57 @@ TEST(OneDnnTest, SpatialReduceMeanIsGlobalAveragePooling) {
   }
 }
 
+TEST(OneDnnTest, ConstantSpatialPadAndClassifierSoftmax) {
+  struct Case {
+    int64_t opset;
+    std::vector<int64_t> pads;
+    float value;
+    std::string mode;
+    bool after_conv, served;
+  };
+  const std::vector<Case> cases = {
+      {13, {0, 0, 0, 0, 0, 0, 1, 1}, 0.f, "constant", true, true},  // MobileNet's pad before a strided conv
+      {13, {0, 0, 2, 1, 0, 0, 0, 3}, 1.5f, "constant", true, true},
+      {13, {0, 0, 1, 1, 0, 0, 1, 1}, 0.f, "constant", false, true},  // a plain graph input
+      {10, {0, 0, 1, 0, 0, 0, 2, 1}, -2.f, "constant", true, true},  // pads and value as attributes
+      {13, {0, 1, 0, 0, 0, 1, 0, 0}, 0.f, "constant", true, false},  // channels
+      {13, {0, 0, -1, 0, 0, 0, 1, 0}, 0.f, "constant", true, false},  // a crop
+      {13, {0, 0, 1, 1, 0, 0, 1, 1}, 0.f, "reflect", true, false},
+  };
+  at::manual_seed(16);
+  for (const Case& c : cases) {
+    Builder b(c.opset);
+    b.input("x", {2, 20, 9, 8});
+    std::string in = "x";
+    if (c.after_conv) {
+      b.node("Conv", {"x", b.init("w", at::randn({20, 20, 1, 1}))}, {"c"});
+      in = "c";
+    }
+    if (c.opset < 11) {
+      auto& p = b.node("Pad", {in}, {"p"});
+      p.attributes.set(ir::Attribute::of_ints("pads", c.pads));
+      p.attributes.set(ir::Attribute::of_float("value", c.value));
+      p.attributes.set(ir::Attribute::of_string("mode", c.mode));
+    } else {
+      b.node("Pad", {in, b.init("pads", at::tensor(c.pads)), b.init("v", at::scalar_tensor(c.value))}, {"p"})
+          .attributes.set(ir::Attribute::of_string("mode", c.mode));
+    }
+    b.node("MaxPool", {"p"}, {"y"}).attributes.set(ir::Attribute::of_ints("kernel_shape", {3, 3}));
+    const EngineStats s = expect_same(b.done({"p", "y"}), {{"x", at::randn({2, 20, 9, 8})}});
+    EXPECT_EQ(s.reference_ops.count("Pad"), c.served ? 0u : 1u) << c.mode << " " << c.pads;
+  }
+  for (int64_t opset : {11, 13}) {
+    for (int64_t axis : {1, -1, 0}) {
+      Builder b(opset);
+      b.input("x", {3, 6});
+      b.node("Gemm", {"x", b.init("w", at::randn({6, 10})), b.init("b", at::randn({10}))}, {"l"});
+      b.node("Softmax", {"l"}, {"y"}).attributes.set(ir::Attribute::of_int("axis", axis));
+      const EngineStats s = expect_same(b.done({"y"}), {{"x", at::randn({3, 6}) * 3}});
+      EXPECT_EQ(s.reference_ops.count("Softmax"), axis == 0 ? 1u : 0u) << opset << " axis " << axis;
+    }
+  }
+}
+
 // 3x3 stride-1 convolutions with enough channels, a residual sum, and a concat of their
 // (blocked) output with a direct convolution's.
 ir::Graph winograd_graph() {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <mutex>
@@ -190,6 +191,11 @@ struct Program::Impl {
   struct Step {
     bool primitive = true;
     std::string name, op, kernel;  // for profiles
+    // Before the primitive: fill `fill_bytes` bytes at argument `fill_arg`'s buffer with
+    // `fill_value` (a Pad's border; the primitive then copies the input inside it).
+    int fill_arg = 0;
+    size_t fill_bytes = 0;
+    float fill_value = 0;
     dnnl::primitive prim;
     std::unordered_map<int, memory> args;
     std::vector<std::pair<memory, int>> slot_args;  // memory to point at a runtime tensor
@@ -313,6 +319,14 @@ struct Program::Impl {
   void execute(Step& s, std::vector<at::Tensor>& tensors, Address address) {
     if (s.primitive) {
       for (auto& [mem, slot] : s.slot_args) mem.set_data_handle(tensors[static_cast<size_t>(slot)].data_ptr());
+      if (s.fill_bytes > 0) {
+        auto* p = static_cast<float*>(s.args.at(s.fill_arg).get_data_handle());
+        if (s.fill_value == 0.f) {
+          std::memset(p, 0, s.fill_bytes);
+        } else {
+          std::fill_n(p, s.fill_bytes / sizeof(float), s.fill_value);
+        }
+      }
       try {
         s.prim.execute(stream, s.args);
       } catch (const dnnl::error& e) {
@@ -505,13 +519,17 @@ struct Program::Impl {
       pd.emplace(d, attr, cpu_engine());
     };
     // Winograd (F(2x2,3x3) or F(4x4,3x3), oneDNN's pick) for 3x3 stride-1 convolutions: 1.5-2.5x
-    // fewer multiplications than direct ones; it works in blocked layouts, so usually costs a
-    // reorder either side. Its input and output transforms grow with in + out channels, its
-    // products with in x out: with few channels (in x out / (in + out) < 24, e.g. 32 -> 48) it
-    // does not pay for the reorders. Results differ from direct convolution by rounding only
-    // (~2e-6 of the output's magnitude).
+    // fewer multiplications than direct ones, but it works in blocked layouts (usually a reorder
+    // either side) and its transformed weights are up to 4x larger, each used once per 4x4
+    // output tile. So only where it pays: enough tiles (N * ceil(H/4) * ceil(W/4) >= 32; at
+    // batch 1, 28x28 and larger) that the weights are not merely streamed from memory (the
+    // hybrid's adapter, 256 -> 1088 at 17x17, 25 tiles: 4.7 ms against 3.7 direct), and enough
+    // channels (in x out / (in + out) >= 24: transforms grow with in + out, products with
+    // in x out). Results differ from direct convolution's by rounding (~2e-6 of the output's
+    // magnitude).
     const double channel_ratio = static_cast<double>(x[1] * oc) / static_cast<double>(x[1] + oc);
-    if (channel_ratio >= 24 && group == 1 && kernel == std::vector<int64_t>{3, 3} &&
+    const int64_t tiles = y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4);
+    if (channel_ratio >= 24 && tiles >= 32 && group == 1 && kernel == std::vector<int64_t>{3, 3} &&
         strides == std::vector<int64_t>{1, 1} && dilations == std::vector<int64_t>{1, 1}) {
       try {
         make_pd(dnnl::algorithm::convolution_winograd);
@@ -635,6 +653,78 @@ struct Program::Impl {
     bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
     const int dst = emit_output(s, n.outputs[0], pd->dst_desc());
     if (!*keepdims) define(n.outputs[0], plain_desc({y[0], y[1]}), dst);
+    return true;
+  }
+
+  // Constant Pad of the spatial axes of a 4-D tensor (pads and value known when compiling): the
+  // output buffer is filled with the value, then the input copied inside it.
+  bool pad(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    if (!is_f32(n.inputs[0], 4) || n.attributes.get_string("mode", "constant") != "constant") return false;
+    std::vector<int64_t> pads;
+    float value = 0;
+    if (graph.opset() < 11) {
+      pads = n.attributes.get_ints("pads", {});
+      value = n.attributes.get_float("value", 0.f);
+    } else {
+      const at::Tensor* p = n.inputs.size() > 1 ? initializer(n.inputs[1]) : nullptr;
+      if (p == nullptr || p->scalar_type() != at::kLong) return false;
+      const at::Tensor c = p->contiguous();
+      pads.assign(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+      if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+        const at::Tensor* v = initializer(n.inputs[2]);
+        if (v == nullptr || v->numel() != 1) return false;
+        value = v->to(at::kFloat).reshape({-1})[0].item<float>();
+      }
+    }
+    if (pads.size() != 8 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0) return false;
+    for (int64_t p : pads) {
+      if (p < 0) return false;
+    }
+    const std::vector<int64_t>& x = values.at(n.inputs[0]).info.sizes;
+    const std::vector<int64_t> y{x[0], x[1], x[2] + pads[2] + pads[6], x[3] + pads[3] + pads[7]};
+    // Plain stays plain; anything else is padded in nhwc.
+    const Tag tag = values.at(n.inputs[0]).md == plain_desc(x) ? Tag::nchw : Tag::nhwc;
+    const memory::desc src_md(to_dims(x), DataType::f32, tag), dst_md(to_dims(y), DataType::f32, tag);
+    const memory::desc inside = dst_md.submemory_desc(to_dims(x), {0, 0, pads[2], pads[3]});
+    Step s;
+    try {
+      s.prim = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), src_md, cpu_engine(), inside,
+                                                           scratchpad_attr()));
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    bind(s, DNNL_ARG_FROM, n.inputs[0], src_md);
+    s.fill_arg = DNNL_ARG_TO;
+    s.fill_bytes = dst_md.get_size();
+    s.fill_value = value;
+    const int dst = new_buffer(dst_md);
+    s.args[DNNL_ARG_TO] = memory(inside, cpu_engine(), DNNL_MEMORY_NONE);
+    attach(s.args[DNNL_ARG_TO], dst);
+    s.writes.push_back(dst);
+    push(std::move(s));
+    define(n.outputs[0], dst_md, dst);
+    return true;
+  }
+
+  // Softmax over the last axis of a 2-D tensor (a classifier's): the same for every opset.
+  bool softmax(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    if (!is_f32(n.inputs[0], 2)) return false;
+    const int64_t axis = n.attributes.get_int("axis", graph.opset() < 13 ? 1 : -1);
+    if (axis != 1 && axis != -1) return false;
+    const memory::desc md = values.at(n.inputs[0]).md;
+    std::optional<dnnl::softmax_forward::primitive_desc> pd;
+    try {
+      dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, md, 1);
+      pd.emplace(d, scratchpad_attr(), cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    Step s;
+    s.prim = dnnl::softmax_forward(*pd);
+    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
+    emit_output(s, n.outputs[0], pd->dst_desc());
     return true;
   }
 
@@ -1090,6 +1180,10 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
         done = p.gemm(i);
       } else if (op == "Resize") {
         done = p.resize(i);
+      } else if (op == "Pad") {
+        done = p.pad(i);
+      } else if (op == "Softmax") {
+        done = p.softmax(i);
       }
     }
     if (done) {
