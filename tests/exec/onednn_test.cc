@@ -197,9 +197,9 @@ TEST(OneDnnTest, ReferenceKernelsBetweenOneDnnNodesAndAnyRequestedTensor) {
   b.input("x", {2, 4, 8, 8});
   b.node("Conv", {"x", b.init("w1", at::randn({8, 4, 3, 3}))}, {"a"})
       .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
-  // Reshape gives a view of the oneDNN buffer it reads; the buffer is reused later.
-  b.node("Reshape", {"a", b.init("s1", at::tensor(std::vector<int64_t>{2, 8, 64, 1}))}, {"r"});
-  b.node("Reshape", {"r", b.init("s2", at::tensor(std::vector<int64_t>{2, 8, 8, 8}))}, {"r2"});
+  // Transpose gives a view of the oneDNN buffer it reads; the buffer is reused later.
+  b.node("Transpose", {"a"}, {"r"}).attributes.set(ir::Attribute::of_ints("perm", {0, 1, 3, 2}));
+  b.node("Transpose", {"r"}, {"r2"}).attributes.set(ir::Attribute::of_ints("perm", {0, 1, 3, 2}));
   b.node("Conv", {"r2", b.init("w2", at::randn({8, 8, 3, 3}))}, {"c"})
       .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
   b.node("Relu", {"c"}, {"d"});
@@ -212,8 +212,8 @@ TEST(OneDnnTest, ReferenceKernelsBetweenOneDnnNodesAndAnyRequestedTensor) {
   const ir::Graph g = b.done({"y"});
   const TensorMap in{{"x", at::randn({2, 4, 8, 8})}};
   const EngineStats s = expect_same(g, in);
-  EXPECT_EQ(s.onednn_nodes, 5) << ops_of(s);
-  EXPECT_EQ(ops_of(s), "Flattenx1 Reshapex2 ");
+  EXPECT_EQ(s.onednn_nodes, 6) << ops_of(s);
+  EXPECT_EQ(ops_of(s), "Transposex2 ");
   // Intermediates, a graph input and an initializer may be asked for as well.
   expect_same(g, in, {"a", "r", "d", "e", "y", "x", "gw"});
 }
@@ -372,6 +372,37 @@ TEST(OneDnnTest, ConstantSpatialPadAndClassifierSoftmax) {
   }
 }
 
+TEST(OneDnnTest, FlattenAndReshapeReadTheBufferUnderAnotherShape) {
+  at::manual_seed(17);
+  {
+    Builder b(14);
+    b.input("x", {2, 16, 6, 6});
+    b.node("Conv", {"x", b.init("w", at::randn({32, 16, 3, 3}))}, {"c"});  // nhwc: Flatten needs plain
+    b.node("Flatten", {"c"}, {"f"});
+    b.node("GlobalAveragePool", {"c"}, {"g"});
+    b.node("Flatten", {"g"}, {"fg"});  // [N, C, 1, 1]: the same bytes, no copy
+    b.node("Reshape", {"c", b.init("s", at::tensor(std::vector<int64_t>{0, -1, 4}))}, {"r"});
+    b.node("Reshape", {"g", b.init("s0", at::tensor(std::vector<int64_t>{2, 32}))}, {"rg"})
+        .attributes.set(ir::Attribute::of_int("allowzero", 1));
+    b.node("Gemm", {"fg", b.init("gw", at::randn({32, 5}))}, {"y"});
+    const EngineStats s = expect_same(b.done({"f", "r", "rg", "y"}), {{"x", at::randn({2, 16, 6, 6})}});
+    EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+  }
+  {
+    // A residual sum may accumulate in place only into a buffer nothing else still reads: here
+    // `r` is `a`'s bytes under another name and is read after the sum.
+    Builder b;
+    b.input("x", {2, 16, 1, 1});
+    b.node("Conv", {"x", b.init("w1", at::randn({16, 16, 1, 1}))}, {"a"});
+    b.node("Reshape", {"a", b.init("s", at::tensor(std::vector<int64_t>{2, 16, 1, 1}))}, {"r"});
+    b.node("Conv", {"x", b.init("w2", at::randn({16, 16, 1, 1}))}, {"c"});
+    b.node("Add", {"c", "a"}, {"sum"});
+    b.node("Mul", {"sum", "r"}, {"y"});
+    const EngineStats s = expect_same(b.done({"y"}), {{"x", at::randn({2, 16, 1, 1})}});
+    EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+  }
+}
+
 // 3x3 stride-1 convolutions with enough channels, a residual sum, and a concat of their
 // (blocked) output with a direct convolution's.
 ir::Graph winograd_graph() {
@@ -439,7 +470,7 @@ TEST(OneDnnTest, ProfilesNameEveryStep) {
   Builder b;
   b.input("x", {1, 4, 8, 8});
   b.node("Conv", {"x", b.init("w", at::randn({8, 4, 3, 3}))}, {"c"});
-  b.node("Flatten", {"c"}, {"y"});
+  b.node("Transpose", {"c"}, {"y"}).attributes.set(ir::Attribute::of_ints("perm", {0, 2, 3, 1}));
   const ir::Graph g = b.done({"y"});
   const TensorMap in{{"x", at::randn({1, 4, 8, 8})}};
   std::vector<StepTime> steps;
@@ -450,7 +481,7 @@ TEST(OneDnnTest, ProfilesNameEveryStep) {
   EXPECT_TRUE(steps.empty());  // the compiling run: its times are compile times
   fast.run(in, {}, ro);
   // The input reordered for the convolution, the convolution, its output reordered back to
-  // plain for Flatten's ATen kernel, Flatten.
+  // plain for Transpose's ATen kernel, Transpose.
   ASSERT_EQ(steps.size(), 4u);
   EXPECT_EQ(steps[0].op, "Reorder");
   EXPECT_EQ(steps[0].node, "x");
@@ -458,7 +489,7 @@ TEST(OneDnnTest, ProfilesNameEveryStep) {
   EXPECT_EQ(steps[1].node, g.nodes[0].name);
   EXPECT_NE(steps[1].kernel, "aten");
   EXPECT_EQ(steps[2].op, "Reorder");
-  EXPECT_EQ(steps[3].op, "Flatten");
+  EXPECT_EQ(steps[3].op, "Transpose");
   EXPECT_EQ(steps[3].kernel, "aten");
   for (const auto& st : steps) EXPECT_GE(st.ms, 0.0);
   steps.clear();

@@ -556,7 +556,8 @@ struct Program::Impl {
     int dst = -1;
     if (!z.empty()) {
       const Value& zv = values.at(z);
-      if (zv.in_arena && zv.md == dst_md && last_use_here(z, index) && z != n.inputs[0]) {
+      if (zv.in_arena && zv.md == dst_md && last_use_here(z, index) && z != n.inputs[0] &&
+          !shared(zv.buffer, z)) {
         dst = zv.buffer;  // the sum accumulates into the residual's own buffer
       } else {
         dst = new_buffer(dst_md);
@@ -980,6 +981,87 @@ struct Program::Impl {
     return dst;
   }
 
+  // The arena buffer holding value `name` (in the arena) in plain layout: its own, or a
+  // reordered copy made once.
+  int plain_buffer(const std::string& name) {
+    Value& v = values.at(name);
+    const memory::desc plain = plain_desc(v.info.sizes);
+    const auto& x = v.info.sizes;
+    // [N, C, 1, 1] in nhwc is the same bytes as plain.
+    if (v.md == plain || (x.size() == 4 && x[2] * x[3] == 1 &&
+                          v.md == memory::desc(to_dims(x), DataType::f32, Tag::nhwc))) {
+      return v.buffer;
+    }
+    for (const auto& [md, b] : v.copies) {
+      if (md == plain) return b;
+    }
+    const int buffer = new_buffer(plain);
+    reorder_into(name, plain, buffer);
+    v.copies.emplace_back(plain, buffer);
+    return buffer;
+  }
+
+  // Whether a value other than `name` lives in (or has a copy in) arena buffer `buffer`.
+  bool shared(int buffer, const std::string& name) const {
+    for (const auto& [other, v] : values) {
+      if (other == name) continue;
+      if (v.in_arena && v.buffer == buffer) return true;
+      for (const auto& [md, b] : v.copies) {
+        if (b == buffer) return true;
+      }
+    }
+    return false;
+  }
+
+  // Flatten, and Reshape to a constant shape, of a float tensor in the arena: its plain bytes
+  // under another shape (no step; a copy only if the value is in a blocked layout).
+  bool alias(size_t index) {
+    const ir::Node& n = graph.nodes[index];
+    auto it = values.find(n.inputs[0]);
+    if (it == values.end() || !it->second.in_arena || it->second.info.dtype != at::kFloat) return false;
+    const std::vector<int64_t> x = it->second.info.sizes;
+    const int64_t count = std::accumulate(x.begin(), x.end(), int64_t{1}, std::multiplies<>());
+    std::vector<int64_t> y;
+    if (n.op_type == "Flatten") {
+      int64_t axis = n.attributes.get_int("axis", 1);
+      if (axis < 0) axis += static_cast<int64_t>(x.size());
+      if (axis < 0 || axis > static_cast<int64_t>(x.size())) return false;
+      const int64_t rows = std::accumulate(x.begin(), x.begin() + axis, int64_t{1}, std::multiplies<>());
+      y = {rows, count / std::max<int64_t>(rows, 1)};
+    } else {
+      const at::Tensor* shape = n.inputs.size() > 1 ? initializer(n.inputs[1]) : nullptr;
+      if (shape == nullptr || shape->scalar_type() != at::kLong || shape->dim() != 1) return false;
+      const bool allow_zero = graph.opset() >= 14 && n.attributes.get_int("allowzero", 0) != 0;
+      const at::Tensor c = shape->contiguous();
+      y.assign(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+      int64_t known = 1, infer = -1;
+      for (size_t i = 0; i < y.size(); ++i) {
+        if (y[i] == 0 && !allow_zero) {
+          if (i >= x.size()) return false;
+          y[i] = x[i];
+        }
+        if (y[i] == -1) {
+          if (infer >= 0) return false;
+          infer = static_cast<int64_t>(i);
+        } else if (y[i] < 0) {
+          return false;
+        } else {
+          known *= y[i];
+        }
+      }
+      if (infer >= 0) {
+        if (known == 0 || count % known != 0) return false;
+        y[static_cast<size_t>(infer)] = count / known;
+      }
+    }
+    if (y.empty() || y.size() > 5 ||
+        std::accumulate(y.begin(), y.end(), int64_t{1}, std::multiplies<>()) != count) {
+      return false;  // the reference kernel reports it
+    }
+    define(n.outputs[0], plain_desc(y), plain_buffer(n.inputs[0]));
+    return true;
+  }
+
   // Any node, by its reference kernel on plain tensors.
   void reference(size_t index) {
     const ir::Node& n = graph.nodes[index];
@@ -994,18 +1076,9 @@ struct Program::Impl {
         fi.kind = FallbackInput::kConstant;
         fi.constant = *c;
       } else {
-        Value& v = values.at(in);
+        const Value& v = values.at(in);
         if (v.in_arena) {
-          const memory::desc plain = plain_desc(v.info.sizes);
-          int buffer = v.md == plain ? v.buffer : -1;
-          for (const auto& [md, b] : v.copies) {
-            if (md == plain) buffer = b;
-          }
-          if (buffer < 0) {
-            buffer = new_buffer(plain);
-            reorder_into(in, plain, buffer);
-            v.copies.emplace_back(plain, buffer);
-          }
+          const int buffer = plain_buffer(in);
           fi.kind = FallbackInput::kBuffer;
           fi.index = buffer;
           fi.sizes = v.info.sizes;
@@ -1180,6 +1253,8 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
         done = p.gemm(i);
       } else if (op == "Resize") {
         done = p.resize(i);
+      } else if (op == "Flatten" || op == "Reshape") {
+        done = p.alias(i);
       } else if (op == "Pad") {
         done = p.pad(i);
       } else if (op == "Softmax") {
