@@ -41,7 +41,8 @@ memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begi
 // In oneDNN's default mode a primitive's scratchpad is the creating thread's, sized when the
 // primitive is made; a program made on one thread and run on another (a server's worker) would
 // run some primitives (Winograd convolutions) on a scratchpad of the wrong size.
-dnnl::primitive_attr scratchpad_attr(dnnl::primitive_attr attr = {}) {
+dnnl::primitive_attr scratchpad_attr() {
+  dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return attr;
 }
