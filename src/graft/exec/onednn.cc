@@ -461,6 +461,16 @@ struct Program::Impl {
     return it != last_node_use.end() && it->second == static_cast<int>(node) && !wanted.count(name);
   }
 
+  // Binds initializer `name` (`w`, laid out as `plain`) reordered once into `want`, and the
+  // bias `bias` (`bias_md`) when there is one.
+  void bind_weights(Step& s, const std::string& name, const at::Tensor& w, const memory::desc& plain,
+                    const memory::desc& want, const at::Tensor* bias, const memory::desc& bias_md) {
+    s.args[DNNL_ARG_WEIGHTS] = weights.get(name, w, plain, want, stream);
+    if (bias == nullptr) return;
+    keep_alive.push_back(bias->contiguous());
+    s.args[DNNL_ARG_BIAS] = memory(bias_md, cpu_engine(), keep_alive.back().data_ptr());
+  }
+
   // --- Nodes oneDNN serves; each returns false (having changed nothing) to fall back. -------
 
   bool conv(size_t index) {
@@ -548,11 +558,7 @@ struct Program::Impl {
     Step s;
     s.prim = dnnl::convolution_forward(*pd);
     bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
-    s.args[DNNL_ARG_WEIGHTS] = weights.get(n.inputs[1], *w, w_plain, pd->weights_desc(), stream);
-    if (b) {
-      keep_alive.push_back(b->contiguous());
-      s.args[DNNL_ARG_BIAS] = memory(b_md, cpu_engine(), keep_alive.back().data_ptr());
-    }
+    bind_weights(s, n.inputs[1], *w, w_plain, pd->weights_desc(), b, b_md);
     const memory::desc dst_md = pd->dst_desc();
     int dst = -1;
     if (!z.empty()) {
@@ -658,6 +664,23 @@ struct Program::Impl {
     return true;
   }
 
+  // A primitive reading node `n`'s input 0 and writing its output 0, from the primitive
+  // descriptor `make_pd` returns; false (nothing changed) if oneDNN refuses it.
+  template <typename Primitive, typename MakePd>
+  bool unary(const ir::Node& n, MakePd&& make_pd) {
+    std::optional<typename Primitive::primitive_desc> pd;
+    try {
+      pd.emplace(make_pd());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    Step s;
+    s.prim = Primitive(*pd);
+    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
+    emit_output(s, n.outputs[0], pd->dst_desc());
+    return true;
+  }
+
   // Constant Pad of the spatial axes of a 4-D tensor (pads and value known when compiling): the
   // output buffer is filled with the value, then the input copied inside it.
   bool pad(size_t index) {
@@ -715,19 +738,10 @@ struct Program::Impl {
     if (!is_f32(n.inputs[0], 2)) return false;
     const int64_t axis = n.attributes.get_int("axis", graph.opset() < 13 ? 1 : -1);
     if (axis != 1 && axis != -1) return false;
-    const memory::desc md = values.at(n.inputs[0]).md;
-    std::optional<dnnl::softmax_forward::primitive_desc> pd;
-    try {
-      dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, md, 1);
-      pd.emplace(d, scratchpad_attr(), cpu_engine());
-    } catch (const dnnl::error&) {
-      return false;
-    }
-    Step s;
-    s.prim = dnnl::softmax_forward(*pd);
-    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
-    emit_output(s, n.outputs[0], pd->dst_desc());
-    return true;
+    return unary<dnnl::softmax_forward>(n, [&] {
+      dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, values.at(n.inputs[0]).md, 1);
+      return dnnl::softmax_forward::primitive_desc(d, scratchpad_attr(), cpu_engine());
+    });
   }
 
   // Resize, linear, with half-pixel coordinates (oneDNN's resampling: source coordinate
@@ -763,20 +777,12 @@ struct Program::Impl {
     if (y[0] != x[0] || y[1] != x[1] || y[2] < 1 || y[3] < 1) return false;
     // pytorch_half_pixel differs from half_pixel only for an output of size 1.
     if (transform != "half_pixel" && !(transform == "pytorch_half_pixel" && y[2] > 1 && y[3] > 1)) return false;
-    const memory::desc src_md = values.at(n.inputs[0]).md;
-    std::optional<dnnl::resampling_forward::primitive_desc> pd;
-    try {
+    return unary<dnnl::resampling_forward>(n, [&] {
       dnnl::resampling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_linear,
-                                       src_md, memory::desc(to_dims(y), DataType::f32, Tag::any));
-      pd.emplace(d, scratchpad_attr(), cpu_engine());
-    } catch (const dnnl::error&) {
-      return false;
-    }
-    Step s;
-    s.prim = dnnl::resampling_forward(*pd);
-    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
-    emit_output(s, n.outputs[0], pd->dst_desc());
-    return true;
+                                       values.at(n.inputs[0]).md,
+                                       memory::desc(to_dims(y), DataType::f32, Tag::any));
+      return dnnl::resampling_forward::primitive_desc(d, scratchpad_attr(), cpu_engine());
+    });
   }
 
   bool eltwise(size_t index) {
@@ -800,26 +806,17 @@ struct Program::Impl {
     }
     const auto act = activation_of(n.op_type, p);
     if (!act) return false;
-    const memory::desc src_md = values.at(n.inputs[0]).md;
-    std::optional<dnnl::eltwise_forward::primitive_desc> pd;
-    try {
+    return unary<dnnl::eltwise_forward>(n, [&] {
       dnnl::primitive_attr attr = scratchpad_attr();
       if (act->hard_sigmoid) {
         dnnl::post_ops po;
         po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f);
         attr.set_post_ops(po);
       }
-      dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, act->algorithm, src_md,
-                                    act->alpha, act->beta);
-      pd.emplace(d, attr, cpu_engine());
-    } catch (const dnnl::error&) {
-      return false;
-    }
-    Step s;
-    s.prim = dnnl::eltwise_forward(*pd);
-    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
-    emit_output(s, n.outputs[0], pd->dst_desc());
-    return true;
+      dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, act->algorithm,
+                                    values.at(n.inputs[0]).md, act->alpha, act->beta);
+      return dnnl::eltwise_forward::primitive_desc(d, attr, cpu_engine());
+    });
   }
 
   bool binary(size_t index) {
@@ -925,11 +922,7 @@ struct Program::Impl {
     Step s;
     s.prim = dnnl::inner_product_forward(*pd);
     bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
-    s.args[DNNL_ARG_WEIGHTS] = weights.get(n.inputs[1], *w, w_plain, pd->weights_desc(), stream);
-    if (c) {
-      keep_alive.push_back(c->contiguous());
-      s.args[DNNL_ARG_BIAS] = memory(b_md, cpu_engine(), keep_alive.back().data_ptr());
-    }
+    bind_weights(s, n.inputs[1], *w, w_plain, pd->weights_desc(), c, b_md);
     emit_output(s, n.outputs[0], pd->dst_desc());
     return true;
   }
