@@ -448,6 +448,75 @@ TEST(OneDnnTest, WinogradConvolutionsAndTheConcatAfterThem) {
   }
 }
 
+// MobileNet's separable blocks at a size where the depthwise convolutions become post-ops of
+// the pointwise ones before them (intermediates of >= 32 MiB): a stem reading the plain RGB
+// input, a depthwise block, then two pointwise+depthwise pairs: stride 1 with (1, 1) pads and
+// no bias, stride 2 with Keras's (0, 1) pads. `also`: more graph outputs.
+ir::Graph separable_graph(const std::vector<std::string>& also = {}) {
+  Builder b;
+  b.input("x", {4, 3, 256, 256});
+  auto conv = [&](const std::string& in, const std::string& out, at::Tensor w, int64_t group,
+                  int64_t stride, std::vector<int64_t> pads, bool bias) {
+    std::vector<std::string> ins{in, b.init(out + "_w", w * 0.3)};
+    if (bias) ins.push_back(b.init(out + "_b", at::randn({w.size(0)}) * 0.1));
+    auto& n = b.node("Conv", ins, {out + "_c"});
+    n.attributes.set(ir::Attribute::of_int("group", group));
+    n.attributes.set(ir::Attribute::of_ints("strides", {stride, stride}));
+    n.attributes.set(ir::Attribute::of_ints("pads", pads));
+    b.node("Clip", {out + "_c", b.init(out + "_lo", at::scalar_tensor(0.f)), b.init(out + "_hi", at::scalar_tensor(6.f))},
+           {out});
+  };
+  conv("x", "stem", at::randn({16, 3, 3, 3}), 1, 1, {1, 1, 1, 1}, true);
+  conv("stem", "dw0", at::randn({16, 1, 3, 3}), 16, 1, {1, 1, 1, 1}, true);
+  conv("dw0", "pw1", at::randn({32, 16, 1, 1}), 1, 1, {0, 0, 0, 0}, true);  // 32 MiB out
+  conv("pw1", "dw1", at::randn({32, 1, 3, 3}), 32, 1, {1, 1, 1, 1}, false);
+  conv("dw1", "pw2", at::randn({32, 32, 1, 1}), 1, 1, {0, 0, 0, 0}, true);  // 32 MiB out
+  conv("pw2", "dw2", at::randn({32, 1, 3, 3}), 32, 2, {0, 0, 1, 1}, true);   // Keras pads
+  conv("dw2", "y", at::randn({16, 32, 1, 1}), 1, 1, {0, 0, 0, 0}, true);     // 8 MiB out
+  std::vector<std::string> outputs{"y"};
+  outputs.insert(outputs.end(), also.begin(), also.end());
+  return b.done(outputs);
+}
+
+TEST(OneDnnTest, DepthwiseConvolutionsFusedIntoThePointwiseOnesBefore) {
+  at::manual_seed(16);
+  const TensorMap in{{"x", at::rand({4, 3, 256, 256})}};
+  const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  for (const bool pw1_wanted : {false, true}) {
+    // pw1 as a graph output too: it must be written, so dw1 stays a step of its own.
+    const ir::Graph g = separable_graph(pw1_wanted ? std::vector<std::string>{"pw1"} : std::vector<std::string>{});
+    const EngineStats s = expect_same(g, in);
+    EXPECT_EQ(s.onednn_nodes, 7) << ops_of(s);  // fused depthwise nodes count as served
+    EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+    Session fast(g, fast_options());
+    fast.run(in);
+    std::vector<StepTime> steps;
+    RunOptions ro;
+    ro.profile = &steps;
+    fast.run(in, {}, ro);
+    std::vector<std::string> fused;
+    int reorders = 0;
+    for (const auto& st : steps) {
+      if (st.op == "Conv+DepthwiseConv") {
+        fused.push_back(st.node);
+        EXPECT_EQ(st.kernel.find("ref"), std::string::npos) << st.kernel;
+      }
+      if (st.op == "Reorder") ++reorders;
+    }
+    if (!avx512) continue;  // oneDNN fuses in nChw16c, with AVX-512 kernels
+    const std::string pw1 = g.nodes[4].name, dw1 = g.nodes[6].name;  // Conv, Clip, Conv, ...
+    const std::string pw2 = g.nodes[8].name, dw2 = g.nodes[10].name;
+    if (pw1_wanted) {
+      EXPECT_EQ(fused, std::vector<std::string>{pw2 + "+" + dw2});
+    } else {
+      EXPECT_EQ(fused, (std::vector<std::string>{pw1 + "+" + dw1, pw2 + "+" + dw2}));
+      // The stem reads the plain input and writes nChw16c; nothing is reordered before the
+      // last convolution's input (to NHWC).
+      EXPECT_EQ(reorders, 1);
+    }
+  }
+}
+
 TEST(OneDnnTest, RunsOnAnotherThreadThanTheOneThatCompiled) {
   // A server compiles on one thread and runs on its workers: every primitive's scratchpad
   // must be the program's, not the compiling thread's (Winograd convolutions crashed).

@@ -240,6 +240,8 @@ struct Program::Impl {
   int slots = 0;
   std::vector<Output> outputs;
   std::unordered_map<std::string, int> last_node_use;  // value -> last needed node reading it
+  std::unordered_map<std::string, std::vector<size_t>> readers;  // value -> needed nodes reading it
+  std::set<size_t> absorbed;  // depthwise nodes computed as another convolution's post-op
   std::set<std::string> wanted;
   std::vector<at::Tensor> keep_alive;  // constants primitives read
   ProgramStats stats;
@@ -473,60 +475,162 @@ struct Program::Impl {
 
   // --- Nodes oneDNN serves; each returns false (having changed nothing) to fall back. -------
 
-  bool conv(size_t index) {
-    const ir::Node& n = graph.nodes[index];
-    const bool fused = n.domain == passes::kDomain;
-    if (n.inputs.size() < 2 || !is_f32(n.inputs[0], 4)) return false;
-    const at::Tensor* w = initializer(n.inputs[1]);
-    if (w == nullptr || w->scalar_type() != at::kFloat || w->dim() != 4) return false;
+  // A convolution node's geometry for input sizes `x`, or nullopt when oneDNN cannot run it.
+  struct ConvGeometry {
+    const at::Tensor* w = nullptr;
     const at::Tensor* b = nullptr;
-    if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
-      b = initializer(n.inputs[2]);
-      if (b == nullptr || b->scalar_type() != at::kFloat || b->dim() != 1) return false;
-    }
-    const std::string z = fused && n.inputs.size() > 3 ? n.inputs[3] : "";
-    const std::vector<int64_t>& x = values.at(n.inputs[0]).info.sizes;
-    const int64_t group = n.attributes.get_int("group", 1);
-    const auto strides = ints_or(n, "strides", {1, 1});
-    const auto dilations = ints_or(n, "dilations", {1, 1});
-    const std::vector<int64_t> kernel{w->size(2), w->size(3)};
+    std::string z;  // the residual added before the activation ("" for none)
+    int64_t group = 1;
+    std::vector<int64_t> x, y, strides, dilations, kernel;
     memory::dims pad_l, pad_r;
-    if (strides.size() != 2 || dilations.size() != 2 ||
-        !window_pads(n, x, kernel, strides, dilations, &pad_l, &pad_r)) {
-      return false;
-    }
-    if (group < 1 || x[1] != w->size(1) * group || w->size(0) % group != 0) return false;
-    std::vector<int64_t> y{x[0], w->size(0), 0, 0};
-    for (size_t i = 0; i < 2; ++i) {
-      if (strides[i] < 1 || dilations[i] < 1) return false;
-      const int64_t span = x[i + 2] + pad_l[i] + pad_r[i] - ((kernel[i] - 1) * dilations[i] + 1);
-      if (span < 0) return false;
-      y[i + 2] = span / strides[i] + 1;
-    }
-    if (!z.empty() && (!is_f32(z, 4) || values.at(z).info.sizes != y)) return false;
     std::optional<Activation> act;
+
+    int64_t channels_in() const { return x[1]; }
+    int64_t channels_out() const { return y[1]; }
+    bool pointwise() const {
+      return kernel == std::vector<int64_t>{1, 1} && strides == std::vector<int64_t>{1, 1} && group == 1 &&
+             pad_l == memory::dims{0, 0} && pad_r == memory::dims{0, 0};
+    }
+    bool depthwise() const { return group > 1 && group == x[1] && group == y[1]; }
+  };
+
+  static bool is_conv(const ir::Node& n) {
+    return (n.domain.empty() && n.op_type == "Conv") ||
+           (n.domain == passes::kDomain && n.op_type == passes::kFusedConv);
+  }
+
+  std::optional<ConvGeometry> conv_geometry(const ir::Node& n, const std::vector<int64_t>& x) const {
+    if (!is_conv(n) || n.inputs.size() < 2 || x.size() != 4) return std::nullopt;
+    const bool fused = n.domain == passes::kDomain;
+    ConvGeometry g;
+    g.x = x;
+    g.w = initializer(n.inputs[1]);
+    const at::Tensor* w = g.w;
+    if (w == nullptr || w->scalar_type() != at::kFloat || w->dim() != 4) return std::nullopt;
+    if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+      g.b = initializer(n.inputs[2]);
+      if (g.b == nullptr || g.b->scalar_type() != at::kFloat || g.b->dim() != 1) return std::nullopt;
+    }
+    g.z = fused && n.inputs.size() > 3 ? n.inputs[3] : "";
+    g.group = n.attributes.get_int("group", 1);
+    g.strides = ints_or(n, "strides", {1, 1});
+    g.dilations = ints_or(n, "dilations", {1, 1});
+    g.kernel = {w->size(2), w->size(3)};
+    if (g.strides.size() != 2 || g.dilations.size() != 2 ||
+        !window_pads(n, x, g.kernel, g.strides, g.dilations, &g.pad_l, &g.pad_r)) {
+      return std::nullopt;
+    }
+    if (g.group < 1 || x[1] != w->size(1) * g.group || w->size(0) % g.group != 0) return std::nullopt;
+    g.y = {x[0], w->size(0), 0, 0};
+    for (size_t i = 0; i < 2; ++i) {
+      if (g.strides[i] < 1 || g.dilations[i] < 1) return std::nullopt;
+      const int64_t span = x[i + 2] + g.pad_l[i] + g.pad_r[i] - ((g.kernel[i] - 1) * g.dilations[i] + 1);
+      if (span < 0) return std::nullopt;
+      g.y[i + 2] = span / g.strides[i] + 1;
+    }
     const std::string act_name = fused ? n.attributes.get_string("activation", "") : "";
     if (!act_name.empty()) {
-      act = activation_of(act_name, n.attributes.get_floats("activation_params", {}));
-      if (!act) return false;
+      g.act = activation_of(act_name, n.attributes.get_floats("activation_params", {}));
+      if (!g.act) return std::nullopt;
     }
-    const int64_t oc = w->size(0);
-    const memory::dims w_dims = group == 1 ? memory::dims{oc, w->size(1), kernel[0], kernel[1]}
-                                           : memory::dims{group, oc / group, w->size(1), kernel[0], kernel[1]};
-    const memory::desc w_plain(w_dims, DataType::f32, group == 1 ? Tag::oihw : Tag::goihw);
+    return g;
+  }
+
+  // The one node reading value `name`, or nullptr (several readers, none, or a graph output).
+  const ir::Node* sole_reader(const std::string& name, size_t* index = nullptr) const {
+    auto it = readers.find(name);
+    if (wanted.count(name) || it == readers.end() || it->second.size() != 1) return nullptr;
+    if (index != nullptr) *index = it->second.front();
+    return &graph.nodes[it->second.front()];
+  }
+
+  // Depthwise post-op fusion. A pointwise convolution whose only reader is a 3x3 depthwise one
+  // (MobileNet's separable blocks) can compute both in one oneDNN primitive that keeps the
+  // intermediate in cache, row band by row band, instead of writing it out and reading it back.
+  // oneDNN 2.6 fuses only in the blocked nChw16c layout (in NHWC it runs the two one after the
+  // other), and only pays where the intermediate would not stay in cache anyway: at >= 32 MiB
+  // (MobileNetV1's first three blocks at batch 32: ~4 ms of ~30; at batch 1 fusion was slower).
+  static constexpr int64_t kDwFusionBytes = int64_t{32} << 20;
+
+  // The depthwise node fused into the pointwise convolution `n` with input sizes `x`, or nullopt.
+  std::optional<size_t> dw_partner(const ir::Node& n, const std::vector<int64_t>& x) const {
+    const auto pw = conv_geometry(n, x);
+    if (!pw || !pw->pointwise() || !pw->z.empty() || pw->channels_in() % 16 != 0 ||
+        pw->channels_out() % 16 != 0) {
+      return std::nullopt;
+    }
+    const auto& y = pw->y;
+    if (y[0] * y[1] * y[2] * y[3] * static_cast<int64_t>(sizeof(float)) < kDwFusionBytes) return std::nullopt;
+    size_t j = 0;
+    const ir::Node* d = sole_reader(n.outputs[0], &j);
+    if (d == nullptr || d->inputs[0] != n.outputs[0]) return std::nullopt;
+    const auto dw = conv_geometry(*d, y);
+    if (!dw || !dw->depthwise() || !dw->z.empty() || dw->kernel != std::vector<int64_t>{3, 3} ||
+        dw->dilations != std::vector<int64_t>{1, 1} || dw->strides[0] != dw->strides[1] ||
+        dw->strides[0] > 2 || dw->pad_l[0] != dw->pad_l[1]) {
+      return std::nullopt;
+    }
+    // oneDNN's fused depthwise output is ceil(size / stride), padded at the end as needed; with
+    // the same begin pad and output size, every window covers the same rows and columns.
+    const int64_t s = dw->strides[0];
+    for (size_t i = 2; i < 4; ++i) {
+      if (dw->y[i] != (y[i] + s - 1) / s) return std::nullopt;
+    }
+    return j;
+  }
+
+  // Whether value `name` (sizes `x`) feeds a depthwise-fused pair, directly or through
+  // depthwise convolutions: its producer should then write nChw16c, saving a reorder.
+  bool feeds_dw_fusion(const std::string& name, const std::vector<int64_t>& x) const {
+    const ir::Node* r = sole_reader(name);
+    if (r == nullptr || r->inputs[0] != name) return false;
+    if (dw_partner(*r, x)) return true;
+    const auto g = conv_geometry(*r, x);
+    return g && (g->depthwise() || g->pointwise()) && g->z.empty() && g->channels_in() % 16 == 0 &&
+           g->channels_out() % 16 == 0 && feeds_dw_fusion(r->outputs[0], g->y);
+  }
+
+  bool conv(size_t index) {
+    if (absorbed.count(index)) return true;  // computed by the convolution before it
+    const ir::Node& n = graph.nodes[index];
+    if (n.inputs.size() < 2 || !is_f32(n.inputs[0], 4)) return false;
+    const auto geometry = conv_geometry(n, values.at(n.inputs[0]).info.sizes);
+    if (!geometry) return false;
+    const ConvGeometry& g = *geometry;
+    if (!g.z.empty() && (!is_f32(g.z, 4) || values.at(g.z).info.sizes != g.y)) return false;
+    const std::optional<size_t> partner = dw_partner(n, g.x);
+    if (partner && conv_with_dw(index, g, *partner)) return true;
+
+    // Layouts: oneDNN's pick, except in front of a depthwise-fused pair, which reads nChw16c:
+    // depthwise convolutions then run in it too, and a first convolution (< 16 input channels,
+    // e.g. RGB) reads the plain input and writes nChw16c directly (oneDNN's direct kernel for
+    // that is also faster than the NHWC one after a reorder of the input).
+    Tag src_tag = Tag::any, dst_tag = Tag::any;
+    if (g.z.empty() && feeds_dw_fusion(n.outputs[0], g.y) && g.channels_out() % 16 == 0) {
+      if ((g.depthwise() || g.pointwise()) && g.channels_in() % 16 == 0) {
+        src_tag = dst_tag = Tag::nChw16c;
+      } else if (g.channels_in() < 16 && g.group == 1 && values.at(n.inputs[0]).md == plain_desc(g.x)) {
+        src_tag = Tag::nchw;
+        dst_tag = Tag::nChw16c;
+      }
+    }
+    const int64_t oc = g.channels_out();
+    const memory::dims w_dims = g.group == 1 ? memory::dims{oc, g.w->size(1), g.kernel[0], g.kernel[1]}
+                                             : memory::dims{g.group, oc / g.group, g.w->size(1), g.kernel[0], g.kernel[1]};
+    const memory::desc w_plain(w_dims, DataType::f32, g.group == 1 ? Tag::oihw : Tag::goihw);
     const memory::desc b_md({oc}, DataType::f32, Tag::x);
     dnnl::post_ops po;
-    if (!z.empty()) po.append_sum(1.f);
-    if (act) append_activation(po, *act);
+    if (!g.z.empty()) po.append_sum(1.f);
+    if (g.act) append_activation(po, *g.act);
     dnnl::primitive_attr attr = scratchpad_attr();
     attr.set_post_ops(po);
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
-    const auto make_pd = [&](dnnl::algorithm algorithm) {
-      const memory::dims dil{dilations[0] - 1, dilations[1] - 1};
+    const auto make_pd = [&](dnnl::algorithm algorithm, Tag src, Tag dst) {
+      const memory::dims dil{g.dilations[0] - 1, g.dilations[1] - 1};
       dnnl::convolution_forward::desc d(
-          dnnl::prop_kind::forward_inference, algorithm, memory::desc(to_dims(x), DataType::f32, Tag::any),
-          memory::desc(w_dims, DataType::f32, Tag::any), b ? b_md : memory::desc(),
-          memory::desc(to_dims(y), DataType::f32, Tag::any), to_dims(strides), dil, pad_l, pad_r);
+          dnnl::prop_kind::forward_inference, algorithm, memory::desc(to_dims(g.x), DataType::f32, src),
+          memory::desc(w_dims, DataType::f32, Tag::any), g.b ? b_md : memory::desc(),
+          memory::desc(to_dims(g.y), DataType::f32, dst), to_dims(g.strides), dil, g.pad_l, g.pad_r);
       pd.emplace(d, attr, cpu_engine());
     };
     // Winograd (F(2x2,3x3) or F(4x4,3x3), oneDNN's pick) for 3x3 stride-1 convolutions: 1.5-2.5x
@@ -538,37 +642,38 @@ struct Program::Impl {
     // channels (in x out / (in + out) >= 24: transforms grow with in + out, products with
     // in x out). Results differ from direct convolution's by rounding (~2e-6 of the output's
     // magnitude).
-    const double channel_ratio = static_cast<double>(x[1] * oc) / static_cast<double>(x[1] + oc);
-    const int64_t tiles = y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4);
-    if (channel_ratio >= 24 && tiles >= 32 && group == 1 && kernel == std::vector<int64_t>{3, 3} &&
-        strides == std::vector<int64_t>{1, 1} && dilations == std::vector<int64_t>{1, 1}) {
+    const double channel_ratio = static_cast<double>(g.x[1] * oc) / static_cast<double>(g.x[1] + oc);
+    const int64_t tiles = g.y[0] * ((g.y[2] + 3) / 4) * ((g.y[3] + 3) / 4);
+    if (channel_ratio >= 24 && tiles >= 32 && g.group == 1 && g.kernel == std::vector<int64_t>{3, 3} &&
+        g.strides == std::vector<int64_t>{1, 1} && g.dilations == std::vector<int64_t>{1, 1}) {
       try {
-        make_pd(dnnl::algorithm::convolution_winograd);
+        make_pd(dnnl::algorithm::convolution_winograd, Tag::any, Tag::any);
       } catch (const dnnl::error&) {
         pd.reset();
       }
     }
-    if (!pd) {
+    for (const Tag tag : {src_tag, Tag::any}) {
+      if (pd) break;
       try {
-        make_pd(dnnl::algorithm::convolution_direct);
+        make_pd(dnnl::algorithm::convolution_direct, tag, tag == src_tag ? dst_tag : Tag::any);
       } catch (const dnnl::error&) {
-        return false;
+        if (tag == Tag::any) return false;
       }
     }
     Step s;
     s.prim = dnnl::convolution_forward(*pd);
     bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
-    bind_weights(s, n.inputs[1], *w, w_plain, pd->weights_desc(), b, b_md);
+    bind_weights(s, n.inputs[1], *g.w, w_plain, pd->weights_desc(), g.b, b_md);
     const memory::desc dst_md = pd->dst_desc();
     int dst = -1;
-    if (!z.empty()) {
-      const Value& zv = values.at(z);
-      if (zv.in_arena && zv.md == dst_md && last_use_here(z, index) && z != n.inputs[0] &&
-          !shared(zv.buffer, z)) {
+    if (!g.z.empty()) {
+      const Value& zv = values.at(g.z);
+      if (zv.in_arena && zv.md == dst_md && last_use_here(g.z, index) && g.z != n.inputs[0] &&
+          !shared(zv.buffer, g.z)) {
         dst = zv.buffer;  // the sum accumulates into the residual's own buffer
       } else {
         dst = new_buffer(dst_md);
-        reorder_into(z, dst_md, dst);
+        reorder_into(g.z, dst_md, dst);
       }
     } else {
       dst = new_buffer(dst_md);
@@ -576,9 +681,62 @@ struct Program::Impl {
     s.args[DNNL_ARG_DST] = memory(dst_md, cpu_engine(), DNNL_MEMORY_NONE);
     attach(s.args[DNNL_ARG_DST], dst);
     s.writes.push_back(dst);
-    if (!z.empty()) s.reads.push_back(dst);
+    if (!g.z.empty()) s.reads.push_back(dst);
     push(std::move(s));
     define(n.outputs[0], dst_md, dst);
+    return true;
+  }
+
+  // Pointwise convolution `index` (geometry `pw`) with depthwise node `j` as a post-op, both in
+  // nChw16c; false (having changed nothing) when oneDNN declines.
+  bool conv_with_dw(size_t index, const ConvGeometry& pw, size_t j) {
+    const ir::Node& n = graph.nodes[index];
+    const ir::Node& d = graph.nodes[j];
+    const auto dw = conv_geometry(d, pw.y);
+    const int64_t c = pw.channels_out();
+    dnnl::post_ops po;
+    if (pw.act) append_activation(po, *pw.act);
+    po.append_dw(DataType::f32, DataType::f32, DataType::f32, 3, dw->strides[0], dw->pad_l[0], 0, {});
+    if (dw->act) append_activation(po, *dw->act);
+    dnnl::primitive_attr attr = scratchpad_attr();
+    attr.set_post_ops(po);
+    const memory::dims w_dims{c, pw.channels_in(), 1, 1};
+    const memory::desc b_md({c}, DataType::f32, Tag::x);
+    std::optional<dnnl::convolution_forward::primitive_desc> pd;
+    try {
+      dnnl::convolution_forward::desc desc(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+          memory::desc(to_dims(pw.x), DataType::f32, Tag::nChw16c), memory::desc(w_dims, DataType::f32, Tag::any),
+          pw.b ? b_md : memory::desc(), memory::desc(to_dims(pw.y), DataType::f32, Tag::nChw16c), {1, 1},
+          {0, 0}, {0, 0}, {0, 0});
+      pd.emplace(desc, attr, cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    if (to_sizes(pd->dst_desc()) != dw->y || std::string(pd->impl_info_str()).rfind("ref", 0) == 0) {
+      return false;  // not the fused kernel (oneDNN's reference fusion runs the two apart)
+    }
+    Step s;
+    s.prim = dnnl::convolution_forward(*pd);
+    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
+    bind_weights(s, n.inputs[1], *pw.w, memory::desc(w_dims, DataType::f32, Tag::oihw), pd->weights_desc(),
+                 pw.b, b_md);
+    const int dw_arg = DNNL_ARG_ATTR_POST_OP_DW;
+    s.args[dw_arg | DNNL_ARG_WEIGHTS] =
+        weights.get(d.inputs[1], *dw->w, memory::desc({c, 1, 1, 3, 3}, DataType::f32, Tag::goihw),
+                    pd->query_md(dnnl::query::exec_arg_md, dw_arg | DNNL_ARG_WEIGHTS), stream);
+    keep_alive.push_back(dw->b ? dw->b->contiguous() : at::zeros({c}, at::kFloat));
+    s.args[dw_arg | DNNL_ARG_BIAS] = memory(b_md, cpu_engine(), keep_alive.back().data_ptr());
+    const memory::desc dst_md = pd->dst_desc();
+    const int dst = new_buffer(dst_md);
+    s.args[DNNL_ARG_DST] = memory(dst_md, cpu_engine(), DNNL_MEMORY_NONE);
+    attach(s.args[DNNL_ARG_DST], dst);
+    s.writes.push_back(dst);
+    s.name = (n.name.empty() ? n.outputs[0] : n.name) + "+" + (d.name.empty() ? d.outputs[0] : d.name);
+    s.op = "Conv+DepthwiseConv";
+    push(std::move(s));
+    define(d.outputs[0], dst_md, dst);
+    absorbed.insert(j);
     return true;
   }
 
@@ -1211,7 +1369,10 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
   p.wanted.insert(outputs.begin(), outputs.end());
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (!needed[i]) continue;
-    for (const auto& in : g.nodes[i].inputs) p.last_node_use[in] = static_cast<int>(i);
+    for (const auto& in : g.nodes[i].inputs) {
+      p.last_node_use[in] = static_cast<int>(i);
+      if (!in.empty()) p.readers[in].push_back(i);
+    }
   }
   for (const auto& name : g.inputs) {
     Impl::Value v;
@@ -1232,7 +1393,7 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
     p.current_node = i;
     bool done = false;
     if (n.domain.empty() || n.domain == passes::kDomain) {
-      if (op == "Conv" || (n.domain == passes::kDomain && op == passes::kFusedConv)) {
+      if (Impl::is_conv(n)) {
         done = p.conv(i);
       } else if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool" || op == "ReduceMean") {
         done = p.pool(i);
