@@ -517,6 +517,47 @@ TEST(OneDnnTest, DepthwiseConvolutionsFusedIntoThePointwiseOnesBefore) {
   }
 }
 
+TEST(OneDnnTest, ThinWinogradOnlyWithThousandsOfTilesAndTheStemWritesItsLayout) {
+  // An RGB stem, then a 32 -> 32 3x3 convolution (in x out / (in + out) = 16): Winograd from
+  // 2048 4x4 output tiles (batch 2 at 128x128), direct below (batch 1).
+  at::manual_seed(17);
+  Builder b;
+  b.input("x", {-1, 3, 128, 128});
+  b.node("Conv", {"x", b.init("w1", at::randn({32, 3, 3, 3}) * 0.3)}, {"s"})
+      .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  b.node("Relu", {"s"}, {"r"});
+  b.node("Conv", {"r", b.init("w2", at::randn({32, 32, 3, 3}) * 0.1)}, {"y"})
+      .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  const ir::Graph g = b.done({"y"});
+  const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  for (const int64_t batch : {1, 2}) {
+    const TensorMap in{{"x", at::rand({batch, 3, 128, 128})}};
+    const EngineStats s = expect_same(g, in);
+    EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+    Session fast(g, fast_options());
+    fast.run(in);
+    std::vector<StepTime> steps;
+    RunOptions ro;
+    ro.profile = &steps;
+    fast.run(in, {}, ro);
+    if (!avx512) continue;  // oneDNN has Winograd kernels for AVX-512 only
+    std::vector<std::string> ops, kernels;
+    for (const auto& st : steps) {
+      ops.push_back(st.op);
+      kernels.push_back(st.kernel);
+    }
+    if (batch == 2) {
+      // The stem reads the plain input and writes the blocked layout Winograd reads: the only
+      // reorder left is the output's, to plain.
+      ASSERT_EQ(ops, (std::vector<std::string>{"graft.FusedConv", "Conv"}));
+      EXPECT_NE(kernels[1].find("wino"), std::string::npos) << kernels[1];
+    } else {
+      EXPECT_EQ(std::find(ops.begin(), ops.end(), "Conv") - ops.begin() + 1, static_cast<long>(ops.size()));
+      EXPECT_EQ(kernels.back().find("wino"), std::string::npos) << kernels.back();
+    }
+  }
+}
+
 TEST(OneDnnTest, RunsOnAnotherThreadThanTheOneThatCompiled) {
   // A server compiles on one thread and runs on its workers: every primitive's scratchpad
   // must be the program's, not the compiling thread's (Winograd convolutions crashed).

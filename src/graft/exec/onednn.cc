@@ -492,6 +492,26 @@ struct Program::Impl {
              pad_l == memory::dims{0, 0} && pad_r == memory::dims{0, 0};
     }
     bool depthwise() const { return group > 1 && group == x[1] && group == y[1]; }
+
+    // Winograd (F(2x2,3x3) or F(4x4,3x3), oneDNN's pick) for 3x3 stride-1 convolutions: 1.5-2.5x
+    // fewer multiplications than direct ones, but it works in blocked layouts (usually a reorder
+    // either side) and its transformed weights are up to 4x larger, each used once per 4x4
+    // output tile. So only where it pays: enough tiles (N * ceil(H/4) * ceil(W/4) >= 32; at
+    // batch 1, 28x28 and larger) that the weights are not merely streamed from memory (the
+    // hybrid's adapter, 256 -> 1088 at 17x17, 25 tiles: 4.7 ms against 3.7 direct), and enough
+    // channels (in x out / (in + out) >= 24: transforms grow with in + out, products with
+    // in x out). Thinner ones (>= 16) pay only with thousands of tiles, where oneDNN picks
+    // F(4x4,3x3): InceptionResNetV2's 32 -> 32 and 32 -> 48 at 35x35, batch 32: 1.3 and 1.6 ms
+    // against 1.9 and 2.7 direct; Inception v3 at batch 32: -6 %; at batch 1, with F(2x2,3x3),
+    // no gain and reorders around them. Results differ from direct convolution's by rounding
+    // (~2e-6 of the output's magnitude).
+    bool winograd_pays() const {
+      const double channel_ratio = static_cast<double>(x[1] * y[1]) / static_cast<double>(x[1] + y[1]);
+      const int64_t tiles = y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4);
+      return ((channel_ratio >= 24 && tiles >= 32) || (channel_ratio >= 16 && tiles >= 2048)) && group == 1 &&
+             kernel == std::vector<int64_t>{3, 3} && strides == std::vector<int64_t>{1, 1} &&
+             dilations == std::vector<int64_t>{1, 1};
+    }
   };
 
   static bool is_conv(const ir::Node& n) {
@@ -590,6 +610,14 @@ struct Program::Impl {
            g->channels_out() % 16 == 0 && feeds_dw_fusion(r->outputs[0], g->y);
   }
 
+  // Whether value `name` (sizes `x`) is read only by a convolution that runs Winograd.
+  bool feeds_winograd(const std::string& name, const std::vector<int64_t>& x) const {
+    const ir::Node* r = sole_reader(name);
+    if (r == nullptr || r->inputs[0] != name) return false;
+    const auto g = conv_geometry(*r, x);
+    return g && g->winograd_pays();
+  }
+
   bool conv(size_t index) {
     if (absorbed.count(index)) return true;  // computed by the convolution before it
     const ir::Node& n = graph.nodes[index];
@@ -601,15 +629,19 @@ struct Program::Impl {
     const std::optional<size_t> partner = dw_partner(n, g.x);
     if (partner && conv_with_dw(index, g, *partner)) return true;
 
-    // Layouts: oneDNN's pick, except in front of a depthwise-fused pair, which reads nChw16c:
-    // depthwise convolutions then run in it too, and a first convolution (< 16 input channels,
-    // e.g. RGB) reads the plain input and writes nChw16c directly (oneDNN's direct kernel for
-    // that is also faster than the NHWC one after a reorder of the input).
+    // Layouts: oneDNN's pick, except in front of a depthwise-fused pair or a Winograd
+    // convolution, which read nChw16c: depthwise and pointwise convolutions before such a pair
+    // then run in it too, and a first convolution (< 16 input channels, e.g. RGB) reads the
+    // plain input and writes nChw16c directly (oneDNN's direct kernel for that is also faster
+    // than the NHWC one after a reorder of the input: MobileNetV1's at batch 32, 2.8 ms against
+    // 4.0 + 0.9).
     Tag src_tag = Tag::any, dst_tag = Tag::any;
-    if (g.z.empty() && feeds_dw_fusion(n.outputs[0], g.y) && g.channels_out() % 16 == 0) {
-      if ((g.depthwise() || g.pointwise()) && g.channels_in() % 16 == 0) {
-        src_tag = dst_tag = Tag::nChw16c;
-      } else if (g.channels_in() < 16 && g.group == 1 && values.at(n.inputs[0]).md == plain_desc(g.x)) {
+    if (g.z.empty() && g.channels_out() % 16 == 0) {
+      const bool stem = g.channels_in() < 16 && g.group == 1 && values.at(n.inputs[0]).md == plain_desc(g.x);
+      if (feeds_dw_fusion(n.outputs[0], g.y)) {
+        if ((g.depthwise() || g.pointwise()) && g.channels_in() % 16 == 0) src_tag = dst_tag = Tag::nChw16c;
+      }
+      if (stem && (feeds_dw_fusion(n.outputs[0], g.y) || feeds_winograd(n.outputs[0], g.y))) {
         src_tag = Tag::nchw;
         dst_tag = Tag::nChw16c;
       }
@@ -633,19 +665,7 @@ struct Program::Impl {
           memory::desc(to_dims(g.y), DataType::f32, dst), to_dims(g.strides), dil, g.pad_l, g.pad_r);
       pd.emplace(d, attr, cpu_engine());
     };
-    // Winograd (F(2x2,3x3) or F(4x4,3x3), oneDNN's pick) for 3x3 stride-1 convolutions: 1.5-2.5x
-    // fewer multiplications than direct ones, but it works in blocked layouts (usually a reorder
-    // either side) and its transformed weights are up to 4x larger, each used once per 4x4
-    // output tile. So only where it pays: enough tiles (N * ceil(H/4) * ceil(W/4) >= 32; at
-    // batch 1, 28x28 and larger) that the weights are not merely streamed from memory (the
-    // hybrid's adapter, 256 -> 1088 at 17x17, 25 tiles: 4.7 ms against 3.7 direct), and enough
-    // channels (in x out / (in + out) >= 24: transforms grow with in + out, products with
-    // in x out). Results differ from direct convolution's by rounding (~2e-6 of the output's
-    // magnitude).
-    const double channel_ratio = static_cast<double>(g.x[1] * oc) / static_cast<double>(g.x[1] + oc);
-    const int64_t tiles = g.y[0] * ((g.y[2] + 3) / 4) * ((g.y[3] + 3) / 4);
-    if (channel_ratio >= 24 && tiles >= 32 && g.group == 1 && g.kernel == std::vector<int64_t>{3, 3} &&
-        g.strides == std::vector<int64_t>{1, 1} && g.dilations == std::vector<int64_t>{1, 1}) {
+    if (g.winograd_pays()) {
       try {
         make_pd(dnnl::algorithm::convolution_winograd, Tag::any, Tag::any);
       } catch (const dnnl::error&) {
