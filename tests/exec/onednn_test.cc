@@ -63,6 +63,17 @@ std::string ops_of(const EngineStats& s) {
   return out;
 }
 
+// The steps of a compiled program's run (the second: the first compiles), profiled.
+std::vector<StepTime> profiled_steps(const ir::Graph& g, const TensorMap& inputs) {
+  Session fast(g, fast_options());
+  fast.run(inputs);
+  std::vector<StepTime> steps;
+  RunOptions ro;
+  ro.profile = &steps;
+  fast.run(inputs, {}, ro);
+  return steps;
+}
+
 struct ConvCase {
   int64_t group, stride, dilation;
   std::vector<int64_t> pads;
@@ -429,12 +440,7 @@ TEST(OneDnnTest, WinogradConvolutionsAndTheConcatAfterThem) {
   const TensorMap in{{"x", at::randn({2, 64, 14, 14})}};
   const EngineStats s = expect_same(g, in);
   EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
-  Session fast(g, fast_options());
-  fast.run(in);
-  std::vector<StepTime> steps;
-  RunOptions ro;
-  ro.profile = &steps;
-  fast.run(in, {}, ro);
+  const std::vector<StepTime> steps = profiled_steps(g, in);
   int winograd = 0;
   for (const auto& st : steps) {
     if (st.kernel.find("wino") != std::string::npos) ++winograd;
@@ -488,12 +494,7 @@ TEST(OneDnnTest, DepthwiseConvolutionsFusedIntoThePointwiseOnesBefore) {
     const EngineStats s = expect_same(g, in);
     EXPECT_EQ(s.onednn_nodes, 7) << ops_of(s);  // fused depthwise nodes count as served
     EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
-    Session fast(g, fast_options());
-    fast.run(in);
-    std::vector<StepTime> steps;
-    RunOptions ro;
-    ro.profile = &steps;
-    fast.run(in, {}, ro);
+    const std::vector<StepTime> steps = profiled_steps(g, in);
     std::vector<std::string> fused;
     int reorders = 0;
     for (const auto& st : steps) {
@@ -534,12 +535,7 @@ TEST(OneDnnTest, ThinWinogradOnlyWithThousandsOfTilesAndTheStemWritesItsLayout) 
     const TensorMap in{{"x", at::rand({batch, 3, 128, 128})}};
     const EngineStats s = expect_same(g, in);
     EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
-    Session fast(g, fast_options());
-    fast.run(in);
-    std::vector<StepTime> steps;
-    RunOptions ro;
-    ro.profile = &steps;
-    fast.run(in, {}, ro);
+    const std::vector<StepTime> steps = profiled_steps(g, in);
     if (!avx512) continue;  // oneDNN has Winograd kernels for AVX-512 only
     std::vector<std::string> ops, kernels;
     for (const auto& st : steps) {
