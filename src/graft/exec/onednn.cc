@@ -573,14 +573,17 @@ struct Program::Impl {
   // slower).
   static constexpr int64_t kDwFusionBytes = int64_t{32} << 20;
 
-  // The depthwise node fused into the pointwise convolution `n` with input sizes `x`, or nullopt.
-  std::optional<size_t> dw_partner(const ir::Node& n, const std::vector<int64_t>& x) const {
-    const auto pw = conv_geometry(n, x);
-    if (!pw || !pw->pointwise() || !pw->z.empty() || pw->channels_in() % 16 != 0 ||
-        pw->channels_out() % 16 != 0) {
+  struct DwPartner {
+    size_t node;
+    ConvGeometry geometry;
+  };
+
+  // The depthwise node fused into pointwise convolution `n` (geometry `pw`), or nullopt.
+  std::optional<DwPartner> dw_partner(const ir::Node& n, const ConvGeometry& pw) const {
+    if (!pw.pointwise() || !pw.z.empty() || pw.channels_in() % 16 != 0 || pw.channels_out() % 16 != 0) {
       return std::nullopt;
     }
-    const auto& y = pw->y;
+    const auto& y = pw.y;
     if (y[0] * y[1] * y[2] * y[3] * static_cast<int64_t>(sizeof(float)) < kDwFusionBytes) return std::nullopt;
     size_t j = 0;
     const ir::Node* d = sole_reader(n.outputs[0], &j);
@@ -597,7 +600,7 @@ struct Program::Impl {
     for (size_t i = 2; i < 4; ++i) {
       if (dw->y[i] != (y[i] + s - 1) / s) return std::nullopt;
     }
-    return j;
+    return DwPartner{j, *dw};
   }
 
   // Whether value `name` (sizes `x`) feeds a depthwise-fused pair, directly or through
@@ -606,9 +609,10 @@ struct Program::Impl {
   bool feeds_dw_fusion(const std::string& name, const std::vector<int64_t>& x) const {
     const ir::Node* r = sole_reader(name);
     if (r == nullptr || r->inputs[0] != name) return false;
-    if (dw_partner(*r, x)) return true;
     const auto g = conv_geometry(*r, x);
-    return g && (g->depthwise() || g->pointwise()) && g->z.empty() && g->channels_in() % 16 == 0 &&
+    if (!g) return false;
+    if (dw_partner(*r, *g)) return true;
+    return (g->depthwise() || g->pointwise()) && g->z.empty() && g->channels_in() % 16 == 0 &&
            g->channels_out() % 16 == 0 && feeds_dw_fusion(r->outputs[0], g->y);
   }
 
@@ -628,7 +632,7 @@ struct Program::Impl {
     if (!geometry) return false;
     const ConvGeometry& g = *geometry;
     if (!g.z.empty() && (!is_f32(g.z, 4) || values.at(g.z).info.sizes != g.y)) return false;
-    const std::optional<size_t> partner = dw_partner(n, g.x);
+    const std::optional<DwPartner> partner = dw_partner(n, g);
     if (partner && conv_with_dw(index, g, *partner)) return true;
 
     // Layouts: oneDNN's pick, except in front of a depthwise-fused pair or a Winograd
@@ -640,10 +644,10 @@ struct Program::Impl {
     Tag src_tag = Tag::any, dst_tag = Tag::any;
     if (g.z.empty() && g.channels_out() % 16 == 0) {
       const bool stem = g.channels_in() < 16 && g.group == 1 && values.at(n.inputs[0]).md == plain_desc(g.x);
-      if (feeds_dw_fusion(n.outputs[0], g.y)) {
-        if ((g.depthwise() || g.pointwise()) && g.channels_in() % 16 == 0) src_tag = dst_tag = Tag::nChw16c;
-      }
-      if (stem && (feeds_dw_fusion(n.outputs[0], g.y) || feeds_winograd(n.outputs[0], g.y))) {
+      const bool to_pair = feeds_dw_fusion(n.outputs[0], g.y);
+      if (to_pair && (g.depthwise() || g.pointwise()) && g.channels_in() % 16 == 0) {
+        src_tag = dst_tag = Tag::nChw16c;
+      } else if (stem && (to_pair || feeds_winograd(n.outputs[0], g.y))) {
         src_tag = Tag::nchw;
         dst_tag = Tag::nChw16c;
       }
@@ -709,17 +713,17 @@ struct Program::Impl {
     return true;
   }
 
-  // Pointwise convolution `index` (geometry `pw`) with depthwise node `j` as a post-op, both in
-  // nChw16c; false (having changed nothing) when oneDNN declines.
-  bool conv_with_dw(size_t index, const ConvGeometry& pw, size_t j) {
+  // Pointwise convolution `index` (geometry `pw`) with its depthwise partner as a post-op, both
+  // in nChw16c; false (having changed nothing) when oneDNN declines.
+  bool conv_with_dw(size_t index, const ConvGeometry& pw, const DwPartner& partner) {
     const ir::Node& n = graph.nodes[index];
-    const ir::Node& d = graph.nodes[j];
-    const auto dw = conv_geometry(d, pw.y);
+    const ir::Node& d = graph.nodes[partner.node];
+    const ConvGeometry& dw = partner.geometry;
     const int64_t c = pw.channels_out();
     dnnl::post_ops po;
     if (pw.act) append_activation(po, *pw.act);
-    po.append_dw(DataType::f32, DataType::f32, DataType::f32, 3, dw->strides[0], dw->pad_l[0], 0, {});
-    if (dw->act) append_activation(po, *dw->act);
+    po.append_dw(DataType::f32, DataType::f32, DataType::f32, 3, dw.strides[0], dw.pad_l[0], 0, {});
+    if (dw.act) append_activation(po, *dw.act);
     dnnl::primitive_attr attr = scratchpad_attr();
     attr.set_post_ops(po);
     const memory::dims w_dims{c, pw.channels_in(), 1, 1};
@@ -735,7 +739,7 @@ struct Program::Impl {
     } catch (const dnnl::error&) {
       return false;
     }
-    if (to_sizes(pd->dst_desc()) != dw->y || std::string(pd->impl_info_str()).rfind("ref", 0) == 0) {
+    if (to_sizes(pd->dst_desc()) != dw.y || std::string(pd->impl_info_str()).rfind("ref", 0) == 0) {
       return false;  // not the fused kernel (oneDNN's reference fusion runs the two apart)
     }
     Step s;
@@ -745,20 +749,14 @@ struct Program::Impl {
                  pw.b, b_md);
     const int dw_arg = DNNL_ARG_ATTR_POST_OP_DW;
     s.args[dw_arg | DNNL_ARG_WEIGHTS] =
-        weights.get(d.inputs[1], *dw->w, memory::desc({c, 1, 1, 3, 3}, DataType::f32, Tag::goihw),
+        weights.get(d.inputs[1], *dw.w, memory::desc({c, 1, 1, 3, 3}, DataType::f32, Tag::goihw),
                     pd->query_md(dnnl::query::exec_arg_md, dw_arg | DNNL_ARG_WEIGHTS), stream);
-    keep_alive.push_back(dw->b ? dw->b->contiguous() : at::zeros({c}, at::kFloat));
+    keep_alive.push_back(dw.b ? dw.b->contiguous() : at::zeros({c}, at::kFloat));
     s.args[dw_arg | DNNL_ARG_BIAS] = memory(b_md, cpu_engine(), keep_alive.back().data_ptr());
-    const memory::desc dst_md = pd->dst_desc();
-    const int dst = new_buffer(dst_md);
-    s.args[DNNL_ARG_DST] = memory(dst_md, cpu_engine(), DNNL_MEMORY_NONE);
-    attach(s.args[DNNL_ARG_DST], dst);
-    s.writes.push_back(dst);
     s.name = (n.name.empty() ? n.outputs[0] : n.name) + "+" + (d.name.empty() ? d.outputs[0] : d.name);
     s.op = "Conv+DepthwiseConv";
-    push(std::move(s));
-    define(d.outputs[0], dst_md, dst);
-    absorbed.insert(j);
+    emit_output(s, d.outputs[0], pd->dst_desc());
+    absorbed.insert(partner.node);
     return true;
   }
 
