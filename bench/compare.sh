@@ -36,10 +36,10 @@ for b in $batches; do
   for m in $models; do
     f="$out/$m.onnx"
     r=$(runs_for "$b")
-    # Interleaved in the same minute; graft and ORT twice each (graft, ORT, graft, ORT), and the
-    # table keeps each engine's better median, so a noisy burst on this shared machine does not
-    # decide a ratio alone.
-    for round in 1 2; do
+    # Interleaved in the same minute; graft and ORT three times each (graft, ORT, graft, ORT,
+    # graft, ORT), and the table keeps each engine's best median, so a noisy burst on this shared
+    # machine does not decide a ratio alone.
+    for round in 1 2 3; do
       $g bench "$f" --batch "$b" --threads 2 --runs "$r" --warmup 3 --json |
         sed 's/^{/{"engine":"graft",/' >> "$out/results.jsonl"
       node bench/ort_bench.js "$f" --batch "$b" --threads 2 --runs "$r" --warmup 3 >> "$out/results.jsonl"

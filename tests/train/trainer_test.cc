@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "../common/calibrate.h"
 #include "graft/core/error.h"
@@ -217,8 +218,25 @@ TEST(TrainerTest, ResumingACheckpointContinuesExactly) {
   EXPECT_EQ(r_resumed.losses, r_full.losses);
   for (const auto& [name, t] : full.initializers) EXPECT_TRUE(at::equal(t, resumed.initializers.at(name))) << name;
   std::ifstream log(dir + "/log.jsonl");
-  int lines = 0;
-  for (std::string line; std::getline(log, line);) ++lines;
+  int64_t lines = 0, epoch = 0;
+  double seconds = 0;
+  for (std::string line; std::getline(log, line);) {
+    const auto j = nlohmann::json::parse(line);
+    ++lines;
+    EXPECT_EQ(j.at("step").get<int64_t>(), lines);  // the step count continues across the resume
+    EXPECT_DOUBLE_EQ(j.at("loss").get<double>(), r_full.losses.at(static_cast<size_t>(lines - 1)));
+    for (const char* key : {"accuracy", "lr", "grad_norm", "images_per_s"}) EXPECT_TRUE(j.contains(key)) << key;
+    // Wall time since the run (or the resumed run, from epoch 2) began: rising within a run.
+    const double s = j.at("seconds").get<double>();
+    const int64_t e = j.at("epoch").get<int64_t>();
+    EXPECT_GT(s, 0);
+    if (e == epoch || e == 3) {
+      EXPECT_GT(s, seconds) << "step " << lines;
+    }
+    epoch = e;
+    seconds = s;
+  }
+  EXPECT_EQ(epoch, 3);
   EXPECT_EQ(static_cast<size_t>(lines), r_full.losses.size());  // one JSON line per step, across the resume
   std::filesystem::remove_all(dir);
 }

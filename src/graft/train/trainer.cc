@@ -320,7 +320,7 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
       if (log) {
         log << nlohmann::json({{"epoch", epoch + 1}, {"step", step + 1}, {"loss", lv},
                                {"accuracy", correct / x.size(0)}, {"lr", lr}, {"grad_norm", grad_norm},
-                               {"images_per_s", ips}}).dump() << "\n";
+                               {"images_per_s", ips}, {"seconds", elapsed}}).dump() << "\n";
       }
       if (o.progress && (tty || b + 1 == per_epoch || (b + 1) % std::max<int64_t>(per_epoch / 10, 1) == 0)) {
         const double eta = (total - step - 1) * (elapsed / std::max<int64_t>(step + 1 - start_epoch * per_epoch, 1));
