@@ -40,6 +40,8 @@ graft_train() {  # label, extra flags
 import json, sys
 steps = [json.loads(l) for l in open(sys.argv[1])]
 w = int(sys.argv[5])
+if len(steps) <= w:
+    sys.exit(f"train_compare.sh: {sys.argv[1]} has {len(steps)} steps; timing needs more than {w}")
 done = lambda s: s["images_per_s"] * s["seconds"]  # images trained by the end of step s
 first, last = steps[w - 1], steps[-1]
 print(json.dumps({"engine": "graft-" + sys.argv[2], "steps": len(steps) - w, "warmup": w,
