@@ -215,7 +215,7 @@ void run(const DemoArgs& a) {
   so.seed = a.seed;
   so.head_path = mobile_path;
   so.tail_path = server_path;
-  ir::Graph hybrid = stitch::stitch(ir::load(mobile_path), a.mobile_cut, ir::load(server_path),
+  ir::Graph hybrid = stitch::stitch(read_model(mobile_path), a.mobile_cut, read_model(server_path),
                                     server.shapes.nodes[static_cast<size_t>(scut.node)].name, so);
   const std::string untrained_path = (std::filesystem::path(a.out) / "hybrid_untrained.onnx").string();
   ir::save(hybrid, untrained_path);
@@ -233,6 +233,7 @@ void run(const DemoArgs& a) {
   const data::Dataset test = data::head(data::open_dataset(a.data, "test"), a.eval_limit);
   const train::Evaluation untrained = evaluate_graph(hybrid, untrained_path, test);
   train::TrainOptions o;
+  o.read_model = [](const std::string& m) { return read_model(m); };
   o.loss = a.loss;
   o.epochs = a.epochs;
   o.batch = a.batch;
@@ -253,9 +254,9 @@ void run(const DemoArgs& a) {
               r.images_per_second, r.used_cache ? ", feature cache" : "", trained_path.c_str());
 
   heading("7. Evaluate on the test split");
-  const train::Evaluation em = evaluate_graph(ir::load(mobile_path), mobile_path, test);
-  const train::Evaluation es = evaluate_graph(ir::load(server_path), server_path, test);
-  const train::Evaluation eh = evaluate_graph(ir::load(trained_path), trained_path, test);
+  const train::Evaluation em = evaluate_graph(read_model(mobile_path), mobile_path, test);
+  const train::Evaluation es = evaluate_graph(read_model(server_path), server_path, test);
+  const train::Evaluation eh = evaluate_graph(read_model(trained_path), trained_path, test);
   std::printf("%lld test images\n\n", static_cast<long long>(test.size()));
   rows = {{"mobile (all on device)", pct(em.top1), thousands(mobile.summary.macs), "0", "-"},
           {"server (all on server)", pct(es.top1), "0", thousands(server.summary.macs), "-"},

@@ -24,7 +24,7 @@ struct EvalArgs {
 };
 
 nlohmann::json evaluate_file(const std::string& path, const data::Dataset& d, int64_t batch) {
-  ir::Graph g = ir::load(path);
+  ir::Graph g = read_model(path);
   const auto p = data::Preprocess::from_metadata(g, path);
   exec::SessionOptions so;
   so.optimize = true;
@@ -45,7 +45,7 @@ void run(const EvalArgs& a) {
   j["models"].push_back(evaluate_file(a.model, d, a.batch));
   j["models"][0]["role"] = "model";
   // A hybrid: its mobile (head) and server (tail) source models too, when their files are there.
-  const ir::Graph meta = ir::load(a.model, {false});
+  const ir::Graph meta = read_model(a.model, false);
   if (meta.get_metadata(ir::kMetaRole) == "hybrid" && !a.no_sources) {
     j["models"][0]["role"] = "hybrid";
     const auto record = nlohmann::json::parse(meta.get_metadata(ir::kMetaCut).value_or("{}"), nullptr, false);

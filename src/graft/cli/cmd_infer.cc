@@ -64,7 +64,7 @@ double mean(const std::vector<double>& v) {
 class Remote {
  public:
   explicit Remote(const InferArgs& a) : a_(a), codec_(serve::parse_codec(a.codec)) {
-    ir::Graph g = ir::load(a.model);
+    ir::Graph g = read_model(a.model);
     if (g.inputs.size() != 1 || g.outputs.size() != 1) {
       throw Error(
           a.model +

@@ -49,7 +49,7 @@ std::vector<std::string> labels_of(const ir::Graph& g) {
 }
 
 void run(const RunArgs& a) {
-  ir::Graph g = ir::load(a.model);
+  ir::Graph g = read_model(a.model);
   exec::TensorMap inputs;
   for (const auto& binding : a.inputs) {
     auto [name, path] = split_binding(binding, g.inputs, "input");

@@ -37,6 +37,7 @@ void run(ServeArgs a) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  a.o.keras = keras_options(a.model);
   serve::Server server(a.model, a.o);
   const std::string host = a.o.listen.substr(0, a.o.listen.rfind(':'));
   std::printf(

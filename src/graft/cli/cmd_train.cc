@@ -23,15 +23,16 @@ struct TrainArgs {
 };
 
 void run(TrainArgs a) {
-  ir::Graph g = ir::load(a.model);
+  ir::Graph g = read_model(a.model);
   const data::Preprocess p = data::Preprocess::from_metadata(g, a.model);
   const data::Dataset d = data::head(data::open_dataset(a.data, "train"), a.limit);
   if (a.init == "lsq") {
-    const int n = train::lsq_init(g, d, p, a.o.teacher);
+    const int n = train::lsq_init(g, d, p, a.o.teacher, 512, [](const std::string& m) { return read_model(m); });
     std::printf("least-squares initialised %d adapter convolution(s) from %lld images\n", n,
                 static_cast<long long>(std::min<int64_t>(512, d.size())));
   }
   a.o.cache = !a.no_cache;
+  a.o.read_model = [](const std::string& m) { return read_model(m); };
   a.o.progress = !a.quiet;
   const train::TrainResult r = train::fit(g, d, p, a.o);
   // A classifier trained on named classes carries their names (graft run/infer print them).

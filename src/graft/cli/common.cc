@@ -13,13 +13,63 @@
 
 namespace graft::cli {
 
-ir::Graph load_model(const std::string& path, const std::vector<std::string>& input_shapes,
-                     int64_t batch, bool weights) {
+namespace {
+
+struct KerasFlags {
+  std::vector<std::string> configs;
+  std::string preprocess;
+};
+KerasFlags& keras_flags() {
+  static KerasFlags flags;
+  return flags;
+}
+
+}  // namespace
+
+void add_keras_options(CLI::App& root) {
+  root.add_option("--keras-config", keras_flags().configs,
+                  "Architecture JSON (model.to_json()) for weights-only Keras HDF5 files: JSON, or "
+                  "WEIGHTS.h5=JSON for one file (repeatable; also after the subcommand)");
+  root.add_option("--keras-preprocess", keras_flags().preprocess,
+                  "Input preprocessing of Keras models: tf, caffe, torch or none (default: "
+                  "recognised from keras.applications model names)")
+      ->check(CLI::IsMember({"tf", "caffe", "torch", "none"}));
+}
+
+keras::ImportOptions keras_options(const std::string& path) {
+  keras::ImportOptions o;
+  o.preprocess = keras_flags().preprocess;
+  std::string fallback;
+  for (const auto& c : keras_flags().configs) {
+    const size_t eq = c.find('=');
+    if (eq == std::string::npos) {
+      fallback = c;
+    } else if (c.substr(0, eq) == path) {
+      o.config_path = c.substr(eq + 1);
+    }
+  }
+  if (o.config_path.empty() && !fallback.empty() &&
+      keras::detect(path) == keras::Format::kHdf5) {
+    o.config_path = fallback;
+  }
+  return o;
+}
+
+ir::Graph read_model(const std::string& path, bool weights) {
   ir::LoadOptions options;
   options.weights = weights;
-  ir::Graph g = ir::load(path, options);
+  return keras::load_model(path, options, keras_options(path));
+}
+
+ir::Graph load_model(const std::string& path, const std::vector<std::string>& input_shapes,
+                     int64_t batch, bool weights) {
   std::vector<ir::InputShape> shapes;
   for (const auto& s : input_shapes) shapes.push_back(ir::parse_input_shape(s));
+  ir::LoadOptions options;
+  options.weights = weights;
+  keras::ImportOptions ko = keras_options(path);
+  for (const auto& s : shapes) ko.input_shapes[s.name] = s.dims;
+  ir::Graph g = keras::load_model(path, options, ko);
   ir::set_input_shapes(g, shapes);
   if (batch > 0) ir::fix_batch(g, batch);
   with_context(path, [&] { ir::infer_shapes(g); });

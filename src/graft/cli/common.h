@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "graft/ir/graph.h"
+#include "graft/keras/keras.h"
 
 namespace graft::cli {
 
@@ -40,6 +41,15 @@ struct ModelRef {
   std::string path, layer;
 };
 ModelRef parse_model_ref(const std::string& text, const char* option);
+
+// The root options --keras-config [MODEL=]JSON (repeatable) and --keras-preprocess MODE, which
+// apply to every Keras model a command reads.
+void add_keras_options(CLI::App& root);
+// The Keras import options for the model at `path` (its --keras-config, if any).
+keras::ImportOptions keras_options(const std::string& path);
+// Reads any model graft takes (ONNX, or a Keras file with the command line's Keras options).
+// weights=false: ONNX initializers as meta tensors (see ir::LoadOptions).
+ir::Graph read_model(const std::string& path, bool weights = true);
 
 // Loads MODEL, applies --input-shape values, pins a symbolic batch dimension to `batch` (when
 // batch > 0) and infers shapes. weights=false loads shapes only (see ir::LoadOptions).

@@ -40,7 +40,7 @@ void keep_freed_memory() {
 
 int main(int argc, char** argv) {
   CLI::App app{"graft: cut CNNs at any layer, stitch them with a trainable adapter, run them.\n"
-               "Models are ONNX files; layers are referenced as in `graft summary`."};
+               "Models are ONNX or Keras files; layers are referenced as in `graft summary`."};
   app.set_version_flag("--version", std::string("graft ") + graft::kVersion);
   app.require_subcommand(1);
   bool verbose = false, quiet = false;
@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_flag("-v,--verbose", verbose, "More log output on stderr");
   app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
+  graft::cli::add_keras_options(app);
+  app.fallthrough();
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return "graft: error: " + one_line(e.what()) + " (see --help)\n";
   });

@@ -80,6 +80,7 @@ std::vector<CutPoint> cut_points(const ir::Graph& g) {
   const std::vector<bool> live = ancestors(g, g.outputs);
   std::vector<int64_t> macs(g.nodes.size(), 0);
   for (size_t i = 0; i < g.nodes.size(); ++i) macs[i] = ir::node_macs(g, g.nodes[i]).value_or(0);
+  const std::vector<int64_t> rows = ir::node_rows(g);
   for (int v = idom[static_cast<size_t>(sink)]; v > 0; v = idom[static_cast<size_t>(v)]) {
     const std::string& t = name[static_cast<size_t>(v)];
     const ir::Value& value = g.value(t);
@@ -87,7 +88,7 @@ std::vector<CutPoint> cut_points(const ir::Graph& g) {
     CutPoint c;
     c.tensor = t;
     c.node = value.producer;
-    c.row = ir::row_index(g, c.node);
+    c.row = rows[static_cast<size_t>(c.node)];
     c.bytes = bytes_per_image(value);
     const std::vector<bool> before = ancestors(g, {t});
     for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -101,18 +102,20 @@ std::vector<CutPoint> cut_points(const ir::Graph& g) {
 }
 
 int resolve_layer(const ir::Graph& g, const std::string& layer) {
-  const int64_t rows = static_cast<int64_t>(g.inputs.size() + g.nodes.size());
   if (!layer.empty() && layer.size() < 10 && layer.find_first_not_of("0123456789") == std::string::npos) {
     const int64_t row = std::stoll(layer);
-    if (row >= rows) {
-      throw Error("no layer " + layer + ": the model has rows 0–" + std::to_string(rows - 1) +
-                  " (see graft summary)");
-    }
     if (row < static_cast<int64_t>(g.inputs.size())) {
       throw Error("row " + layer + " is the graph input '" + g.inputs[static_cast<size_t>(row)] +
                   "': cutting there leaves nothing in the head");
     }
-    return static_cast<int>(row - static_cast<int64_t>(g.inputs.size()));
+    const int node = ir::node_at_row(g, row);
+    if (node < 0) {
+      const std::vector<int64_t> rows = ir::node_rows(g);
+      const int64_t last = rows.empty() ? static_cast<int64_t>(g.inputs.size()) - 1 : rows.back();
+      throw Error("no layer " + layer + ": the model has rows 0–" + std::to_string(last) +
+                  " (see graft summary)");
+    }
+    return node;
   }
   const int node = g.find_node(layer);
   if (node >= 0) return node;

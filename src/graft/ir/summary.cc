@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "graft/ir/metadata.h"
@@ -47,6 +48,52 @@ int64_t product(const std::vector<int64_t>& v, size_t from = 0) {
 }
 
 }  // namespace
+
+std::vector<int> layer_nodes(const Graph& g) {
+  std::unordered_map<std::string, int> by_name;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!g.nodes[i].name.empty()) by_name.emplace(g.nodes[i].name, static_cast<int>(i));
+  }
+  std::vector<int> owner(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    owner[i] = static_cast<int>(i);
+    const std::string& name = g.nodes[i].name;
+    // The longest prefix "<L>" of "<L>/<part>" that names a later node.
+    for (size_t slash = name.rfind('/'); slash != std::string::npos && slash > 0;
+         slash = name.rfind('/', slash - 1)) {
+      auto it = by_name.find(name.substr(0, slash));
+      if (it != by_name.end() && it->second > static_cast<int>(i)) {
+        owner[i] = it->second;
+        break;
+      }
+    }
+  }
+  return owner;
+}
+
+std::vector<int64_t> node_rows(const Graph& g) {
+  const std::vector<int> owner = layer_nodes(g);
+  std::vector<int64_t> rows(g.nodes.size());
+  int64_t next = static_cast<int64_t>(g.inputs.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (owner[i] == static_cast<int>(i)) rows[i] = next++;
+  }
+  for (size_t i = 0; i < g.nodes.size(); ++i) rows[i] = rows[static_cast<size_t>(owner[i])];
+  return rows;
+}
+
+int64_t row_index(const Graph& g, int node_index) {
+  return node_rows(g).at(static_cast<size_t>(node_index));
+}
+
+int node_at_row(const Graph& g, int64_t row) {
+  const std::vector<int> owner = layer_nodes(g);
+  const std::vector<int64_t> rows = node_rows(g);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (rows[i] == row && owner[i] == static_cast<int>(i)) return static_cast<int>(i);
+  }
+  return -1;
+}
 
 std::optional<int64_t> node_macs(const Graph& g, const Node& n) {
   const std::string& op = n.op_type;
@@ -97,17 +144,29 @@ Summary summarize(const Graph& g) {
     s.rows.push_back(std::move(r));
   }
   const std::set<std::string> constants = constant_initializers(g);
+  const std::vector<int> owner = layer_nodes(g);
+  const std::vector<int64_t> rows = node_rows(g);
   std::unordered_set<std::string> counted;
+  std::unordered_map<int, size_t> row_of_layer;  // layer node -> position in s.rows
+  // Rows come in layer order; a helper (which precedes its layer node) opens its layer's row.
   for (size_t ni = 0; ni < g.nodes.size(); ++ni) {
-    const Node& n = g.nodes[ni];
-    SummaryRow r;
-    r.index = row_index(g, static_cast<int>(ni));
-    r.name = n.name;
-    r.op_type = n.op_type;
-    r.outputs = n.outputs;
-    for (const auto& o : n.outputs) {
-      r.output_shapes.push_back(o.empty() ? std::nullopt : g.value(o).shape);
+    const int layer = owner[ni];
+    if (!row_of_layer.count(layer)) {
+      const Node& ln = g.nodes[static_cast<size_t>(layer)];
+      SummaryRow r;
+      r.index = rows[ni];
+      r.name = ln.name;
+      r.op_type = ln.op_type;
+      r.outputs = ln.outputs;
+      for (const auto& o : ln.outputs) {
+        r.output_shapes.push_back(o.empty() ? std::nullopt : g.value(o).shape);
+      }
+      r.macs = 0;
+      row_of_layer[layer] = s.rows.size();
+      s.rows.push_back(std::move(r));
     }
+    SummaryRow& r = s.rows[row_of_layer[layer]];
+    const Node& n = g.nodes[ni];
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       const std::string& in = n.inputs[i];
       if (in.empty()) continue;
@@ -121,12 +180,21 @@ Summary summarize(const Graph& g) {
         continue;
       }
       const Value& v = g.value(in);
-      const std::string from = v.producer >= 0 ? g.nodes[v.producer].name : in;
+      if (v.producer >= 0 && owner[static_cast<size_t>(v.producer)] == layer) continue;  // inside the layer
+      const std::string from = v.producer >= 0 ? g.nodes[static_cast<size_t>(owner[static_cast<size_t>(v.producer)])].name : in;
       if (std::find(r.inputs_from.begin(), r.inputs_from.end(), from) == r.inputs_from.end()) {
         r.inputs_from.push_back(from);
       }
     }
-    r.macs = node_macs(g, n);
+    const std::optional<int64_t> macs = node_macs(g, n);
+    if (r.macs && macs) {
+      *r.macs += *macs;
+    } else {
+      r.macs = std::nullopt;
+    }
+  }
+  for (const SummaryRow& r : s.rows) {
+    if (r.op_type == "Input") continue;
     s.params += r.params;
     s.non_trainable += r.non_trainable;
     if (r.macs) {
@@ -134,7 +202,6 @@ Summary summarize(const Graph& g) {
     } else {
       ++s.nodes_with_unknown_macs;
     }
-    s.rows.push_back(std::move(r));
   }
   s.trainable = s.params - s.non_trainable;
   return s;

@@ -2,7 +2,11 @@
 // multiply-accumulates (MACs).
 //
 // Rows: the graph inputs first (row 0 is the input, as in Keras' model.layers), then one row per
-// node in topological order. Parameters follow Keras: the floating-point initializers a node
+// layer in topological order. A layer is one node, or a node together with its helpers: a node
+// named "<L>/<part>" belongs to the layer of a later node named "<L>" (how graft names the ops of
+// a Keras layer that needs several: Mul "block35_1/scale" + Add "block35_1", Gemm
+// "predictions/logits" + Softmax "predictions"), so row numbers are Keras' layer indices. A
+// helper's parameters and MACs count in its layer's row. Parameters follow Keras: the floating-point initializers a node
 // uses as weights (Conv/ConvTranspose weight and bias, Gemm/MatMul matrices, normalisation
 // scale and bias, PRelu slope, non-scalar Add/Mul operands such as layer scales), each counted
 // once, at its first user; BatchNormalization's running mean and variance count as
@@ -43,10 +47,16 @@ struct Summary {
 
 Summary summarize(const Graph& graph);
 
-// The summary row index of a node (graph inputs come first).
-inline int64_t row_index(const Graph& graph, int node_index) {
-  return static_cast<int64_t>(graph.inputs.size()) + node_index;
-}
+// For each node, the index of the node that carries its layer (itself unless it is a helper).
+std::vector<int> layer_nodes(const Graph& graph);
+
+// The summary row of each node (a helper has its layer's row); graph inputs take rows
+// 0..inputs-1.
+std::vector<int64_t> node_rows(const Graph& graph);
+// The summary row index of one node.
+int64_t row_index(const Graph& graph, int node_index);
+// The node carrying the layer at summary row `row`, or -1 (a graph input's row, or past the end).
+int node_at_row(const Graph& graph, int64_t row);
 
 // MACs of one node, nullopt when the shapes it needs are unknown.
 std::optional<int64_t> node_macs(const Graph& graph, const Node& node);

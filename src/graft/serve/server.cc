@@ -450,7 +450,7 @@ Server::Server(const std::string& model_path, ServerOptions options) {
   if (options.max_delay_us < 0) throw Error("--max-delay-ms must not be negative");
   if (options.tls_cert.empty() != options.tls_key.empty())
     throw Error("give both --tls-cert and --tls-key, or neither");
-  ir::Graph g = ir::load(model_path);
+  ir::Graph g = keras::load_model(model_path, {}, options.keras);
   with_context(model_path, [&] { ir::infer_shapes(g); });
   if (g.inputs.size() != 1) {
     throw Error(model_path + ": graft serve serves models with one input; this one has " +

@@ -20,6 +20,8 @@
 #include <memory>
 #include <string>
 
+#include "graft/keras/keras.h"
+
 namespace graft::serve {
 
 struct ServerOptions {
@@ -27,6 +29,7 @@ struct ServerOptions {
   std::string model_name;                 // default: the model file's stem
   std::string token;                      // bearer token; empty: no authentication
   std::string tls_cert, tls_key;          // PEM files; both or neither
+  keras::ImportOptions keras;             // for a Keras model file
   int64_t max_batch = 32;                 // images per model run
   int64_t max_delay_us = 0;               // how long the first request waits for company
   int64_t max_queue = 128;                // requests waiting; more get RESOURCE_EXHAUSTED

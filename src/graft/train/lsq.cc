@@ -22,7 +22,7 @@ std::pair<at::Tensor, at::Tensor> fit_linear(const at::Tensor& x, const at::Tens
 }
 
 int lsq_init(ir::Graph& h, const data::Dataset& d, const data::Preprocess& p, const std::string& teacher_path,
-             int64_t samples) {
+             int64_t samples, const std::function<ir::Graph(const std::string&)>& read_model) {
   const auto record = nlohmann::json::parse(h.get_metadata(ir::kMetaCut).value_or("{}"), nullptr, false);
   if (h.get_metadata(ir::kMetaRole) != "hybrid" || !record.is_object() || !record.contains("adapters")) {
     throw Error("--init lsq needs a stitched hybrid with a linear adapter");
@@ -49,7 +49,7 @@ int lsq_init(ir::Graph& h, const data::Dataset& d, const data::Preprocess& p, co
   if (branches.empty()) throw Error("the hybrid has no linear adapter to initialise (stitch with --adapter linear)");
 
   const data::Dataset calib = data::head(d, samples);
-  ir::Graph tg = ir::load(path);
+  ir::Graph tg = read_model ? read_model(path) : ir::load(path);
   const data::Preprocess tp = data::Preprocess::from_metadata(tg, path);
   exec::Session teacher(std::move(tg), {}, path), hybrid(h);
   for (const Branch& b : branches) {

@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -21,6 +22,7 @@ std::pair<at::Tensor, at::Tensor> fit_linear(const at::Tensor& x, const at::Tens
 // hybrid's tail source). Returns how many convolutions it set; Error if the hybrid has no
 // linear adapter.
 int lsq_init(ir::Graph& hybrid, const data::Dataset& data, const data::Preprocess& p,
-             const std::string& teacher = "", int64_t samples = 512);
+             const std::string& teacher = "", int64_t samples = 512,
+             const std::function<ir::Graph(const std::string&)>& read_model = {});
 
 }  // namespace graft::train

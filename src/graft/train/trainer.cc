@@ -157,7 +157,7 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     }
     const std::string path = !o.teacher.empty() ? o.teacher : record["tail"].value("source", "");
     if (path.empty()) throw Error("the hybrid does not name its server model; give the teacher model");
-    teacher_session_graph = with_context("teacher", [&] { return ir::load(path); });
+    teacher_session_graph = with_context("teacher", [&] { return o.read_model ? o.read_model(path) : ir::load(path); });
     ir::Graph& tg = *teacher_session_graph;
     teacher_path = path;
     teacher_p = data::Preprocess::from_metadata(tg, path);

@@ -28,6 +28,8 @@ struct TrainOptions {
   std::string loss = "ce";
   double temperature = 4.0;
   std::string teacher;
+  // Reads the teacher (any model format the caller supports); empty: ir::load (ONNX).
+  std::function<ir::Graph(const std::string&)> read_model;
   OptimizerOptions optimizer;
   int64_t epochs = 1;
   int64_t batch = 64;

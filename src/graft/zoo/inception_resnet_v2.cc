@@ -1,16 +1,23 @@
 // Inception-ResNet v2 as tf.keras.applications.InceptionResNetV2 builds it, with the names a
-// fresh Keras session gives its unnamed layers, in creation order. Keras' scaled residual
+// fresh Keras session gives its unnamed layers, nodes in Keras' model.layers order (by depth,
+// not creation: branches interleave). Keras' scaled residual
 // Lambda becomes two nodes (Mul "<block>/scale", Add "<block>"); the softmax Dense becomes Gemm
 // "predictions/logits" + Softmax "predictions". --width and --repeats make small variants.
 #include <cmath>
 #include <string>
 
 #include "graft/core/error.h"
-#include "graft/zoo/builder.h"
+#include "graft/keras/builder.h"
+#include "graft/keras/keras.h"
 #include "graft/zoo/preprocess.h"
 #include "graft/zoo/zoo.h"
 
 namespace graft::zoo {
+
+using keras::Act;
+using keras::Builder;
+using keras::Padding;
+using keras::Size2;
 namespace {
 
 class InceptionResNet {
@@ -131,10 +138,10 @@ ir::Graph inception_resnet_v2(const InceptionResNetV2Options& o) {
   x = net.conv_bn(x, 1536, 1, 1, Padding::kSame, "conv_7b");
   if (o.include_top) {
     x = b.global_average_pooling2d(x, /*keepdims=*/false, "avg_pool");
-    x = b.dense(x, o.classes, "predictions/logits");
-    x = b.softmax(x, "predictions");
+    x = b.dense(x, o.classes, "softmax", /*use_bias=*/true, "predictions");
   }
   ir::Graph g = b.finish(x);
+  keras::order_as_keras(g);
   record_metadata(g, o.input, o.channels,
                   {{"name", "inception_resnet_v2"}, {"input", o.input},
                    {"channels", o.channels}, {"classes", o.classes},

@@ -4,11 +4,16 @@
 #include <string>
 
 #include "graft/core/error.h"
-#include "graft/zoo/builder.h"
+#include "graft/keras/builder.h"
 #include "graft/zoo/preprocess.h"
 #include "graft/zoo/zoo.h"
 
 namespace graft::zoo {
+
+using keras::Act;
+using keras::Builder;
+using keras::Padding;
+using keras::Size2;
 namespace {
 
 struct BlockSpec {
