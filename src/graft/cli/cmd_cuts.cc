@@ -55,6 +55,66 @@ std::vector<std::string> point_row(const ir::Graph& g, const cut::CutPoint& p) {
 const std::vector<std::string> kPointHeader = {">#", "Node", "Tensor", "Shape", ">Bytes/image",
                                                ">MACs before", ">MACs after"};
 
+// The channels of a tensor (dimension 1 of NCHW), or "?".
+std::string channels(const ir::Graph& g, const std::string& t) {
+  const auto& s = g.value(t).shape;
+  return s && s->size() >= 2 && (*s)[1].known() ? std::to_string((*s)[1].value) : "?";
+}
+
+// Whether the layer in the next summary row reads this layer's output: Keras' layer list is
+// sorted by depth, not a chain, so appending layers i, i+1, … one after another can wire them
+// wrong (the canonical example's "Dimensions must be equal, but are 384 and 288").
+nlohmann::json next_layer(const ir::Graph& g, int node) {
+  const std::vector<int> owner = ir::layer_nodes(g);
+  const std::vector<int64_t> rows = ir::node_rows(g);
+  const int64_t row = rows[static_cast<size_t>(node)];
+  const int next = ir::node_at_row(g, row + 1);
+  if (next < 0) return nullptr;
+  const ir::Node& mine = g.nodes[static_cast<size_t>(node)];
+  nlohmann::json reads = nlohmann::json::array();
+  bool chained = false;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (owner[i] != next) continue;
+    for (const auto& t : g.nodes[i].inputs) {
+      if (t.empty() || g.initializers.count(t)) continue;
+      const ir::Value& v = g.value(t);
+      if (v.producer >= 0 && owner[static_cast<size_t>(v.producer)] == next) continue;
+      const std::string from = v.producer >= 0 ? g.nodes[static_cast<size_t>(owner[static_cast<size_t>(v.producer)])].name : t;
+      if (std::find(mine.outputs.begin(), mine.outputs.end(), t) != mine.outputs.end()) chained = true;
+      reads.push_back({{"tensor", t}, {"shape", shape_json(v.shape)}, {"from", from},
+                       {"row", v.producer >= 0 ? rows[static_cast<size_t>(v.producer)] : -1}});
+    }
+  }
+  const ir::Node& n = g.nodes[static_cast<size_t>(next)];
+  return {{"row", row + 1}, {"node", n.name}, {"op_type", n.op_type}, {"reads", reads},
+          {"reads_this_layer", chained}};
+}
+
+void print_next_layer(const ir::Graph& g, int node, const nlohmann::json& next) {
+  if (next.is_null() || next["reads_this_layer"].get<bool>()) return;
+  const ir::Node& mine = g.nodes[static_cast<size_t>(node)];
+  const std::string out = mine.outputs.at(0);
+  std::printf("The layer list is not a chain here: the next row, %lld '%s' (%s), does not read this "
+              "layer's output; it reads:\n",
+              static_cast<long long>(next["row"].get<int64_t>()), next["node"].get<std::string>().c_str(),
+              next["op_type"].get<std::string>().c_str());
+  for (const auto& r : next["reads"]) {
+    const std::string t = r["tensor"];
+    std::printf("    '%s' %s (%s channels) from '%s' (row %lld)\n", t.c_str(),
+                ir::shape_str(g.value(t).shape).c_str(), channels(g, t).c_str(),
+                r["from"].get<std::string>().c_str(), static_cast<long long>(r["row"].get<int64_t>()));
+  }
+  if (!next["reads"].empty()) {
+    const std::string want = next["reads"][0]["tensor"];
+    std::printf("Appending the layers from row %lld on one after another (as a Keras Sequential does) "
+                "would feed '%s' %s (%s channels) into '%s', which expects %s channels: the "
+                "\"Dimensions must be equal, but are %s and %s\" error. Cut at a cut point instead.\n",
+                static_cast<long long>(ir::row_index(g, node)), out.c_str(), ir::shape_str(g.value(out).shape).c_str(),
+                channels(g, out).c_str(), next["node"].get<std::string>().c_str(), channels(g, want).c_str(),
+                channels(g, out).c_str(), channels(g, want).c_str());
+  }
+}
+
 void run(const CutsArgs& a) {
   const ir::Graph g = load_model(a.model, a.input_shapes, 1, /*weights=*/false);
   const std::vector<cut::CutPoint> points = cut::cut_points(g);
@@ -78,6 +138,7 @@ void run(const CutsArgs& a) {
                                   {"producer", g.nodes[static_cast<size_t>(v.producer)].name},
                                   {"row", ir::row_index(g, v.producer)}});
     }
+    near["next_layer"] = next_layer(g, node);
     if (before) near["cut_point_before"] = point_json(g, *before);
     if (after) near["cut_point_after"] = point_json(g, *after);
     j["near"] = near;
@@ -101,6 +162,7 @@ void run(const CutsArgs& a) {
           std::printf("The rest of the graph also reads graph input '%s' directly.\n", in.c_str());
         }
       }
+      print_next_layer(g, node, near["next_layer"]);
       std::printf("Nearest cut points:\n");
       std::vector<std::vector<std::string>> rows;
       if (before) rows.push_back(point_row(g, *before));
