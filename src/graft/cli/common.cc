@@ -9,6 +9,7 @@
 #include "graft/core/error.h"
 #include "graft/core/file.h"
 #include "graft/ir/onnx_io.h"
+#include "graft/exec/session.h"
 #include "graft/ir/shapes.h"
 
 namespace graft::cli {
@@ -69,10 +70,22 @@ ir::Graph load_model(const std::string& path, const std::vector<std::string>& in
   options.weights = weights;
   keras::ImportOptions ko = keras_options(path);
   for (const auto& s : shapes) ko.input_shapes[s.name] = s.dims;
-  ir::Graph g = keras::load_model(path, options, ko);
-  ir::set_input_shapes(g, shapes);
-  if (batch > 0) ir::fix_batch(g, batch);
-  with_context(path, [&] { ir::infer_shapes(g); });
+  auto load = [&] {
+    ir::Graph g = keras::load_model(path, options, ko);
+    ir::set_input_shapes(g, shapes);
+    if (batch > 0) ir::fix_batch(g, batch);
+    with_context(path, [&] { ir::infer_shapes(g); });
+    return g;
+  };
+  ir::Graph g = load();
+  if (exec::has_incomplete_shapes(g)) {
+    // Static inference left shapes unknown: run the graph on zeros to find them (with weights).
+    if (!weights) {
+      options.weights = true;
+      g = load();
+    }
+    with_context(path, [&] { exec::complete_shapes(g); });
+  }
   return g;
 }
 

@@ -91,3 +91,19 @@ class Session {
 std::vector<std::pair<std::string, std::string>> unsupported_ops(const ir::Graph& graph);
 
 }  // namespace graft::exec
+
+namespace graft::exec {
+
+// Whether some node output's shape is unknown (rank, or a dimension that is neither a size nor
+// a symbol) after static inference.
+bool has_incomplete_shapes(const ir::Graph& graph);
+
+// Completes the shapes static inference left unknown (Shape -> arithmetic -> Slice chains, as in
+// PyTorch's channel split) by running the graph on zeros of its inputs' declared sizes: at batch
+// 1 and 2 when the first input dimension is a symbol, so batch dimensions stay that symbol and
+// every other dimension becomes known. Needs the graph's weights (not meta tensors) and inputs
+// whose other dimensions are known; otherwise the shapes stay as they are. Returns how many
+// values it completed.
+int complete_shapes(ir::Graph& graph);
+
+}  // namespace graft::exec

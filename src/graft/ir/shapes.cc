@@ -296,7 +296,18 @@ void infer_shapes(Graph& graph) {
   for (auto& [name, t] : types) {
     auto it = graph.values.find(name);
     if (it == graph.values.end() || it->second.is_initializer) continue;
+    // A dimension inference cannot tell keeps what was known before (a declared size, or one
+    // exec::complete_shapes found by running the graph).
+    const std::optional<Shape> before = it->second.shape;
     read_type(t, &it->second);
+    std::optional<Shape>& after = it->second.shape;
+    if (before && !after) {
+      after = before;
+    } else if (before && after && before->size() == after->size()) {
+      for (size_t i = 0; i < after->size(); ++i) {
+        if (!(*after)[i].known() && (*after)[i].param.empty()) (*after)[i] = (*before)[i];
+      }
+    }
   }
 }
 
