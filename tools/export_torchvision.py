@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Interop fixtures: torchvision models (random weights) exported by PyTorch's ONNX exporter.
 
-For each family and opset this writes DIR/<family>_op<opset>/ with model.onnx and
+For each family and opset this writes DIR/<family>_op<opset>/ (batch axis dynamic, as
+`dynamic_axes` exports it) and DIR/<family>_op13_fixed/ (batch fixed at 1) with model.onnx and
 test_data_set_0/{input_0.pb, output_0.pb} (ONNX TensorProto files, PyTorch's own output as the
 reference). BatchNorm statistics and affine parameters are randomised so that normalisation is
 not an identity. Run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision).
@@ -24,6 +25,8 @@ FAMILIES = {
     "densenet121": ("densenet121", {}, 96),
     "efficientnet_b0": ("efficientnet_b0", {}, 96),
     "shufflenet_v2_x0_5": ("shufflenet_v2_x0_5", {}, 96),
+    # Its channel split is a Slice whose bounds come from Shape: static inference cannot size it.
+    "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, 96),
     "regnet_x_400mf": ("regnet_x_400mf", {}, 96),
     "squeezenet1_0": ("squeezenet1_0", {}, 96),
     "convnext_tiny": ("convnext_tiny", {}, 96),
@@ -67,12 +70,12 @@ def main():
         x = torch.randn(1, 3, size, size, generator=gen)
         with torch.no_grad():
             y = model(x)
-        for opset in OPSETS:
-            d = os.path.join(args.out, f"{name}_op{opset}")
+        for opset, dynamic in [(o, True) for o in OPSETS] + [(13, False)]:
+            d = os.path.join(args.out, f"{name}_op{opset}" + ("" if dynamic else "_fixed"))
             os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
             torch.onnx.export(model, x, os.path.join(d, "model.onnx"), opset_version=opset,
                               input_names=["input"], output_names=["logits"],
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None)
             for kind, t in (("input_0", x), ("output_0", y)):
                 with open(os.path.join(d, "test_data_set_0", kind + ".pb"), "wb") as f:
                     f.write(numpy_helper.from_array(t.numpy()).SerializeToString())

@@ -15,6 +15,7 @@
 #include "graft/exec/session.h"
 #include "graft/ir/onnx_io.h"
 #include "graft/ir/shapes.h"
+#include "graft/ir/summary.h"
 #include "graft/zoo/zoo.h"
 
 namespace graft::cut {
@@ -128,6 +129,70 @@ TEST(CutTest, PyTorchExports) {
   }
 }
 
+// Every dimension known, or the batch symbol.
+bool complete(const std::optional<ir::Shape>& s) {
+  if (!s) return false;
+  for (const ir::Dim& d : *s) {
+    if (!d.known() && d.param.empty()) return false;
+  }
+  return true;
+}
+
+// The property over every cut point of every model in the interop set: exports with a dynamic
+// batch axis (run at batch 1 and 3, the batch stays symbolic in both halves) and with a fixed
+// one; ShuffleNet v2 included, whose channel split static inference cannot size. Both halves
+// carry full shapes and pass the ONNX checker.
+TEST(CutTest, EveryCutPointOfEveryInteropModel) {
+  const fs::path root = GRAFT_INTEROP_DIR;
+  ASSERT_TRUE(fs::exists(root / "STAMP")) << "interop fixtures missing (CTest fixture interop_fixtures)";
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (fs::exists(e.path() / "model.onnx")) dirs.push_back(e.path());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  ASSERT_GE(dirs.size(), 40u);
+  bool shufflenet = false;
+  size_t points_checked = 0;
+  for (const auto& dir : dirs) {
+    const std::string name = dir.filename().string();
+    SCOPED_TRACE(name);
+    shufflenet |= name == "shufflenet_v2_x1_0_op13";
+    ir::Graph g = shaped(ir::load((dir / "model.onnx").string()));
+    exec::complete_shapes(g);
+    const bool dynamic = !(*g.value(g.inputs[0]).shape)[0].known();
+    EXPECT_EQ(dynamic, name.find("_fixed") == std::string::npos);
+    const at::Tensor x1 = ir::load_tensor((dir / "test_data_set_0/input_0.pb").string());
+    std::vector<at::Tensor> xs{x1};
+    if (dynamic) xs.push_back(at::cat({x1, x1 * 0.5, -x1}));
+    std::vector<at::Tensor> wants;
+    exec::Session full(g);
+    for (const auto& x : xs) wants.push_back(full.run({{g.inputs[0], x}}).at(g.outputs[0]));
+    const auto points = cut_points(g);
+    EXPECT_GE(points.size(), 3u);
+    for (const auto& p : points) {
+      SCOPED_TRACE(p.tensor);
+      ir::Graph h = head(g, {p.tensor}), t = tail(g, {p.tensor});
+      EXPECT_EQ(h.nodes.size() + t.nodes.size(), g.nodes.size());
+      for (ir::Graph* part : {&h, &t}) {
+        for (const auto& v : part->inputs) EXPECT_TRUE(complete(part->value(v).shape)) << v;
+        for (const auto& v : part->outputs) EXPECT_TRUE(complete(part->value(v).shape)) << v;
+        EXPECT_NO_THROW(ir::check(*part));
+      }
+      const ir::Dim& batch = (*h.value(p.tensor).shape)[0];
+      EXPECT_EQ(batch.known(), !dynamic) << "the batch stays symbolic exactly when the model's is";
+      exec::Session hs(h), ts(t);
+      for (size_t i = 0; i < xs.size(); ++i) {
+        const at::Tensor got = ts.run(hs.run({{g.inputs[0], xs[i]}})).at(g.outputs[0]);
+        EXPECT_LE((got - wants[i]).abs().max().item<double>(), 1e-4 * std::max(1.0, wants[i].abs().max().item<double>()))
+            << "batch " << xs[i].size(0);
+      }
+      ++points_checked;
+    }
+  }
+  EXPECT_TRUE(shufflenet) << "ShuffleNet v2 x1.0 (opset 13) is not in the interop set";
+  std::printf("%zu models, %zu cut points checked\n", dirs.size(), points_checked);
+}
+
 TEST(CutTest, CanonicalMobileNetHead) {
   ir::Graph g = shaped(zoo::mobilenet_v1({}), 1);
   const auto cut = resolve_cut(g, "36");
@@ -144,7 +209,11 @@ TEST(CutTest, CanonicalInceptionResNetV2Advice) {
   ir::Graph g = shaped(zoo::inception_resnet_v2({}), 1);
   const int layer = resolve_layer(g, "activation_157");
   const auto f = frontier(g, layer);
-  EXPECT_EQ(f, (std::vector<std::string>{"block17_20_ac", "activation_157"}));
+  // In Keras' model.layers order mixed_7a's branches interleave: by row 613 (activation_157)
+  // the second and third branches have reached batch_normalization_159 and _162.
+  EXPECT_EQ(ir::row_index(g, layer), 613);
+  EXPECT_EQ(f, (std::vector<std::string>{"block17_20_ac", "batch_normalization_159", "batch_normalization_162",
+                                         "activation_157"}));
   const auto points = cut_points(g);
   const CutPoint* before = nullptr;
   const CutPoint* after = nullptr;

@@ -60,7 +60,7 @@ TEST(StitchTest, ThreeCutPairsIncludingAMultiTensorFrontier) {
     size_t branches;
   };
   for (const Case& c : {Case{"36", "mixed_6a", "conv", 1}, Case{"conv_pw_11_relu", "block17_2_ac", "linear", 1},
-                        Case{"36", "activation_31", "bottleneck", 2}}) {
+                        Case{"36", "activation_31", "bottleneck", 4}}) {
     SCOPED_TRACE(std::string(c.head) + " -> " + c.tail);
     Options o;
     o.adapter = c.adapter;

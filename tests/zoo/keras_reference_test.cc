@@ -1,5 +1,5 @@
 // The zoo models against tf.keras' layer tables (tests/data/keras_*.tsv): every Keras layer is
-// an ONNX node of the same name with the same output shape and parameter counts.
+// a summary row of the same name, index, output shape and parameter counts.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -102,13 +102,19 @@ TEST(KerasReferenceTest, MobileNetMatchesKerasLayerByLayer) {
   EXPECT_EQ(ir::shape_str(s.rows[36].output_shapes[0]), "(1, 256, 29, 29)");
 }
 
-TEST(KerasReferenceTest, InceptionResNetV2MatchesKerasByName) {
+// Every index too: rows follow Keras' model.layers (depth-sorted, so branches interleave: row
+// 610 is batch_normalization_157, 611 batch_normalization_159), and the two-node layers (the
+// scaled residuals, the softmax Dense) keep one row each.
+TEST(KerasReferenceTest, InceptionResNetV2MatchesKerasLayerByLayer) {
   const auto table = read_table("keras_inception_resnet_v2_299.tsv");
   ASSERT_EQ(table.size(), 782u);
   ir::Graph g = inception_resnet_v2({});
-  ir::Summary s = compare(g, table, /*same_indices=*/false);
+  ir::Summary s = compare(g, table, /*same_indices=*/true);
+  EXPECT_EQ(s.rows.size(), table.size());
   EXPECT_EQ(s.params, 55873736);
   EXPECT_EQ(s.non_trainable, 60544);
+  EXPECT_EQ(s.rows[610].name, "batch_normalization_157");
+  EXPECT_EQ(s.rows[611].name, "batch_normalization_159");
 }
 
 TEST(KerasReferenceTest, InceptionResNetV2CanonicalTensors) {

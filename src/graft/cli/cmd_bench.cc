@@ -189,7 +189,7 @@ void run(const BenchArgs& a) {
 Command add_bench_command(CLI::App& root) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* app = root.add_subcommand("bench", "Inference latency and throughput of a model on random inputs");
-  app->add_option("model", args->model, "ONNX model file")->required();
+  app->add_option("model", args->model, "Model file: ONNX or Keras (HDF5, .keras, TF.js model.json, JSON)")->required();
   app->add_option("--batch", args->batch, "Batch size (sets a symbolic batch dimension; default 1)")
       ->check(CLI::PositiveNumber);
   app->add_option("--threads", args->threads, "Intra-op threads (default: the global --threads, else all cores)")

@@ -52,7 +52,7 @@ void run(const CutArgs& a) {
 Command add_cut_command(CLI::App& root) {
   auto args = std::make_shared<CutArgs>();
   CLI::App* app = root.add_subcommand("cut", "Cut a model into a head and a tail");
-  app->add_option("model", args->model, "ONNX model file")->required();
+  app->add_option("model", args->model, "Model file: ONNX or Keras (HDF5, .keras, TF.js model.json, JSON)")->required();
   app->add_option("--at", args->at,
                   "Where: a row index (36), a node name (conv_pad_6) or tensor:NAME; "
                   "comma-separated for several tensors")->required();

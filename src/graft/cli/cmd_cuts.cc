@@ -218,7 +218,7 @@ void run(const CutsArgs& a) {
 Command add_cuts_command(CLI::App& root) {
   auto args = std::make_shared<CutsArgs>();
   CLI::App* app = root.add_subcommand("cuts", "List the cut points of a model; explain a layer's frontier");
-  app->add_option("model", args->model, "ONNX model file")->required();
+  app->add_option("model", args->model, "Model file: ONNX or Keras (HDF5, .keras, TF.js model.json, JSON)")->required();
   app->add_option("--near", args->near, "Explain cutting after LAYER (row index or node name)");
   app->add_option("--shape", args->shape, "Rank cut points by closeness to CxHxW");
   add_input_shape_option(app, &args->input_shapes);

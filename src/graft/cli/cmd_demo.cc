@@ -52,14 +52,15 @@ std::string point_text(const ir::Graph& g, const cut::CutPoint& p) {
          " bytes/image";
 }
 
-// A model file of the bundled pair, with a fix when it is missing.
-std::string bundled(const std::string& dir, const char* name) {
-  const std::string path = (std::filesystem::path(dir) / name).string();
-  if (!std::filesystem::exists(path)) {
-    throw Error(path + " not found: run from the project root, pass --models DIR, or regenerate the pair "
-                       "with tools/train_bundled.sh " + dir);
+// A model file of the pair in `dir`: STEM.onnx, or a Keras file STEM.h5, STEM.keras or STEM.json
+// (read by content, like every model); a fix when there is none.
+std::string bundled(const std::string& dir, const char* stem) {
+  for (const char* ext : {".onnx", ".h5", ".keras", ".json"}) {
+    const std::string path = (std::filesystem::path(dir) / (std::string(stem) + ext)).string();
+    if (std::filesystem::exists(path)) return path;
   }
-  return path;
+  throw Error((std::filesystem::path(dir) / stem).string() + ".onnx not found (nor .h5, .keras, .json): run "
+              "from the project root, pass --models DIR, or regenerate the pair with tools/train_bundled.sh " + dir);
 }
 
 struct Described {
@@ -142,8 +143,8 @@ train::Evaluation evaluate_graph(ir::Graph g, const std::string& origin, const d
 }
 
 void run(const DemoArgs& a) {
-  const std::string mobile_path = bundled(a.models, "mobile.onnx");
-  const std::string server_path = bundled(a.models, "server.onnx");
+  const std::string mobile_path = bundled(a.models, "mobile");
+  const std::string server_path = bundled(a.models, "server");
   std::filesystem::create_directories(a.out);
   const std::string json_path = a.json.empty() ? (std::filesystem::path(a.out) / "demo.json").string() : a.json;
 
@@ -295,7 +296,7 @@ Command add_demo_command(CLI::App& root) {
   CLI::App* app = root.add_subcommand(
       "demo", "The main job: cut, advise, design, stitch, train and evaluate a hybrid of the bundled pair");
   // scripts/demo.sh passes --models and --out first; the user's own values (later) win.
-  app->add_option("--models", args->models, "Folder with mobile.onnx and server.onnx (default models)")
+  app->add_option("--models", args->models, "Folder with mobile.onnx and server.onnx, or Keras files mobile/server.h5, .keras or .json (default models)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app->add_option("--data", args->data, "Dataset (default fashion-mnist)");
   app->add_option("--out", args->out, "Folder for the hybrids and demo.json (default build/demo)")

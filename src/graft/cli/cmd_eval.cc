@@ -96,7 +96,7 @@ void run(const EvalArgs& a) {
 Command add_eval_command(CLI::App& root) {
   auto args = std::make_shared<EvalArgs>();
   CLI::App* app = root.add_subcommand("eval", "Accuracy of a classifier (and of a hybrid's source models)");
-  app->add_option("model", args->model, "ONNX model file")->required();
+  app->add_option("model", args->model, "Model file: ONNX or Keras (HDF5, .keras, TF.js model.json, JSON)")->required();
   app->add_option("--data", args->data,
                   "fashion-mnist (default), an IDX directory, an image folder, or IMAGES.npy,LABELS.npy");
   app->add_option("--split", args->split, "train or test (default test)")->check(CLI::IsMember({"train", "test"}));

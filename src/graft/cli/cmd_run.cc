@@ -115,7 +115,7 @@ void run(const RunArgs& a) {
 Command add_run_command(CLI::App& root) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* app = root.add_subcommand("run", "Run a model on NPY tensors or images");
-  app->add_option("model", args->model, "ONNX model file")->required();
+  app->add_option("model", args->model, "Model file: ONNX or Keras (HDF5, .keras, TF.js model.json, JSON)")->required();
   app->add_option("--input", args->inputs, "[NAME=]x.npy: an input tensor (repeatable)");
   app->add_option("--output", args->outputs,
                   "[NAME=]y.npy: save a tensor, any intermediate by name (repeatable)");

@@ -78,7 +78,7 @@ Command add_summary_command(CLI::App& root) {
   auto args = std::make_shared<SummaryArgs>();
   CLI::App* app = root.add_subcommand(
       "summary", "Per-node table: output shapes, parameters, MACs, inputs (like Keras' summary)");
-  app->add_option("model", args->model, "ONNX model file")->required();
+  app->add_option("model", args->model, "Model file: ONNX or Keras (HDF5, .keras, TF.js model.json, JSON)")->required();
   add_input_shape_option(app, &args->input_shapes);
   app->add_option("--batch", args->batch,
                   "Size given to a symbolic batch dimension (figures are per image by default)")

@@ -61,7 +61,7 @@ void run(TrainArgs a) {
 Command add_train_command(CLI::App& root) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* app = root.add_subcommand("train", "Train a model's adapter (or any initializers) on labelled data");
-  app->add_option("model", args->model, "ONNX model file (usually a stitched hybrid)")->required();
+  app->add_option("model", args->model, "Model file, ONNX or Keras (usually a stitched hybrid)")->required();
   app->add_option("-o,--output", args->output, "The trained model")->required();
   app->add_option("--data", args->data, "fashion-mnist (default), an IDX directory, an image folder, or X.npy,Y.npy");
   app->add_option("--limit", args->limit, "Only the first N training examples")->check(CLI::PositiveNumber);

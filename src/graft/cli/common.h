@@ -35,6 +35,7 @@ Command add_bench_command(CLI::App& root);
 Command add_split_command(CLI::App& root);
 Command add_serve_command(CLI::App& root);
 Command add_infer_command(CLI::App& root);
+Command add_convert_command(CLI::App& root);
 
 // "MODEL.onnx@LAYER": the path and the layer reference (split at the last '@').
 struct ModelRef {

@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
                                             graft::cli::add_bench_command(app),
                                             graft::cli::add_split_command(app),
                                             graft::cli::add_serve_command(app),
-                                            graft::cli::add_infer_command(app)};
+                                            graft::cli::add_infer_command(app),
+                                            graft::cli::add_convert_command(app)};
   keep_freed_memory();
   try {
     app.parse(argc, argv);

@@ -202,6 +202,7 @@ at::Tensor preprocess_batch(const at::Tensor& images, const Preprocess& p) {
   if (x.size(1) == 3 && p.channels == 1) {
     x = (x.select(1, 0) * 0.299 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.114).unsqueeze(1);
   }
+  if (p.bgr && x.size(1) == 3) x = x.flip({1});
   if (x.size(2) != p.height || x.size(3) != p.width) {
     x = at::upsample_bilinear2d(x.contiguous(), {p.height, p.width}, /*align_corners=*/false);
   }

@@ -30,6 +30,9 @@ Preprocess Preprocess::from_metadata(const ir::Graph& graph, const std::string& 
     p.scale = j.value("scale", 1.0 / 255.0);
     p.mean = j.value("mean", std::vector<double>(static_cast<size_t>(p.channels), 0.0));
     p.std = j.value("std", std::vector<double>(static_cast<size_t>(p.channels), 1.0));
+    const std::string order = j.value("channel_order", "RGB");
+    if (order != "RGB" && order != "BGR") throw std::invalid_argument("channel_order must be RGB or BGR");
+    p.bgr = order == "BGR" && p.channels == 3;
   } catch (const std::exception& e) {
     throw Error(model + ": malformed graft.preprocess metadata: " + e.what());
   }
@@ -74,6 +77,7 @@ at::Tensor read_image(const std::string& path, int64_t channels) {
 
 at::Tensor preprocess(const at::Tensor& image, const Preprocess& p) {
   at::Tensor x = image.permute({2, 0, 1}).to(at::kFloat).unsqueeze(0);
+  if (p.bgr && x.size(1) == 3) x = x.flip({1});
   if (x.size(2) != p.height || x.size(3) != p.width) {
     x = at::upsample_bilinear2d(x, {p.height, p.width}, /*align_corners=*/false);
   }

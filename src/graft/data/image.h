@@ -11,11 +11,13 @@
 namespace graft::data {
 
 // What a model expects of an image (graft.preprocess): size, channels, and a pixel p in
-// [0, 255] becoming (p * scale - mean[c]) / std[c].
+// [0, 255] becoming (p * scale - mean[c]) / std[c], with the colour channels in BGR order when
+// `bgr` (graft.preprocess "channel_order": "BGR", Keras' "caffe" mode).
 struct Preprocess {
   int64_t height = 0, width = 0, channels = 0;
   double scale = 1.0 / 255.0;
   std::vector<double> mean, std;
+  bool bgr = false;
 
   // Throws Error naming the model if the metadata is missing or malformed.
   static Preprocess from_metadata(const ir::Graph& graph, const std::string& model);

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# graft's Keras importer against TensorFlow.js, an independent implementation of Keras layers:
+#  1. generated functional models covering the supported layers and attributes (same padding at
+#     odd sizes and strides, pooling with same, Flatten -> Dense, depth multipliers, nested
+#     models, uint8-quantised weights), each read by graft in four containers (TF.js model.json,
+#     weights-only HDF5 + --keras-config, full-model HDF5, Keras 3 .keras zip): outputs equal
+#     TensorFlow.js' within 1e-4 relative;
+#  2. the real, trained Keras 2.2.4 ToyResNet (weights-only HDF5 + JSON) against TensorFlow.js;
+#  3. the canonical example from Keras files: MobileNet cut at conv_pad_6 stitched to
+#     InceptionResNetV2's tail at block17_20_ac; the hybrid runs in ONNX Runtime as in graft;
+#  4. bad Keras input on the command line: exit 2, one line.
+# Installs @tensorflow/tfjs into $GRAFT_TFJS_DIR (default ~/.cache/graft-tfjs) and
+# onnxruntime-node into $GRAFT_ORT_DIR when missing; fails (never skips) if it cannot.
+set -euo pipefail
+graft="$1"; root="$(cd "$(dirname "$0")/../.." && pwd)"
+data="$root/tests/data/keras"
+export GRAFT_TFJS_DIR="${GRAFT_TFJS_DIR:-$HOME/.cache/graft-tfjs}"
+export GRAFT_ORT_DIR="${GRAFT_ORT_DIR:-$HOME/.cache/graft-ort}"
+for pkg in "$GRAFT_TFJS_DIR:@tensorflow/tfjs" "$GRAFT_ORT_DIR:onnxruntime-node"; do
+  dir="${pkg%%:*}"; name="${pkg#*:}"
+  if [ ! -d "$dir/node_modules/$name" ]; then
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --ignore-scripts --no-audit --no-fund "$name" >/dev/null)
+  fi
+done
+t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
+py=/usr/bin/python3
+
+nchw() {  # x.npy (NHWC) -> xc.npy (NCHW) for graft
+  $py -c "import numpy as np, sys; x = np.load(sys.argv[1]); np.save(sys.argv[2], x.transpose(0, 3, 1, 2).copy() if x.ndim == 4 else x)" "$1" "$2"
+}
+compare() {  # graft.npy (NCHW if 4-D) keras.npy label
+  $py - "$1" "$2" "$3" <<'PY'
+import sys, numpy as np
+g, k = np.load(sys.argv[1]), np.load(sys.argv[2])
+if g.ndim == 4: g = g.transpose(0, 2, 3, 1)
+if g.shape != k.shape:
+    print(f"FAIL {sys.argv[3]}: graft shape {g.shape}, TensorFlow.js {k.shape}"); sys.exit(1)
+scale = max(float(np.abs(k).max()), 1e-6); diff = float(np.abs(g - k).max())
+ok = diff <= 1e-4 * scale
+print(f"{'ok  ' if ok else 'FAIL'} {sys.argv[3]}: max |graft - TensorFlow.js| {diff:.3g} (max |output| {scale:.3g})")
+sys.exit(0 if ok else 1)
+PY
+}
+
+# 1. Generated models in every container.
+node "$root/tools/keras_tfjs_models.js" "$t/gen" | grep -v -e '^=*$' -e 'Hi, looks like' -e '^$' || true
+fails=0; n=0
+for d in "$t"/gen/*/; do
+  d=${d%/}; m=$(basename "$d")
+  $py "$root/tools/keras_containers.py" "$d"
+  nchw "$d/x.npy" "$d/xc.npy"
+  for form in "model.json" "weights.h5 --keras-config $d/config.json" "full.h5" "model.keras"; do
+    set -- $form
+    file="$1"; shift
+    n=$((n + 1))
+    if ! "$graft" run "$d/$file" "$@" --input "$d/xc.npy" --output "$d/g.npy" >/dev/null 2>"$t/err"; then
+      echo "FAIL $m/$file: $(tail -1 "$t/err")"; fails=$((fails + 1)); continue
+    fi
+    compare "$d/g.npy" "$d/y.npy" "$m/$file" || fails=$((fails + 1))
+  done
+done
+
+# 2. The real trained ToyResNet: TensorFlow.js runs it converted to model.json, graft the files.
+mkdir -p "$t/toy"
+$py "$root/tools/keras_containers.py" --to-tfjs "$data/kotlindl_toyresnet_weights.h5" "$data/kotlindl_toyresnet.json" "$t/toy"
+$py -c "import numpy as np; np.save('$t/toy/x.npy', np.random.RandomState(0).rand(4, 28, 28, 1).astype('float32'))"
+node "$root/tools/keras_tfjs_models.js" --predict "$t/toy" | grep -v -e '^=*$' -e 'Hi, looks like' -e '^$' || true
+nchw "$t/toy/x.npy" "$t/toy/xc.npy"
+n=$((n + 1))
+"$graft" run "$data/kotlindl_toyresnet_weights.h5" --keras-config "$data/kotlindl_toyresnet.json" \
+  --input "$t/toy/xc.npy" --output "$t/toy/g.npy" >/dev/null
+compare "$t/toy/g.npy" "$t/toy/y.npy" "ToyResNet (Keras 2.2.4, trained)" || fails=$((fails + 1))
+
+# 3. The canonical example from Keras files, run by ONNX Runtime.
+"$graft" stitch --head "$data/kotlindl_mobilenet.json@conv_pad_6" \
+  --tail "$data/kotlindl_inceptionresnetv2.json@block17_20_ac" -o "$t/hybrid.onnx" >/dev/null 2>"$t/err" ||
+  { echo "FAIL stitch from Keras files: $(tail -1 "$t/err")"; exit 1; }
+$py -c "import numpy as np; np.save('$t/hx.npy', np.random.RandomState(1).randn(1, 3, 224, 224).astype('float32'))"
+out=$($py -c "import onnx, sys; print(onnx.load(sys.argv[1], load_external_data=False).graph.output[0].name)" "$t/hybrid.onnx")
+"$graft" run "$t/hybrid.onnx" --input "$t/hx.npy" --output "$out=$t/hg.npy" >/dev/null
+node "$root/tools/ort_run.js" "$t/hybrid.onnx" --input "input_1=$t/hx.npy" --output "$out=$t/ho.npy"
+n=$((n + 1))
+$py - "$t/hg.npy" "$t/ho.npy" <<'PY' || fails=$((fails + 1))
+import sys, numpy as np
+g, o = np.load(sys.argv[1]), np.load(sys.argv[2])
+diff = float(np.abs(g - o).max()); ok = g.shape == o.shape and diff <= 1e-4 * max(float(np.abs(o).max()), 1e-6)
+print(f"{'ok  ' if ok else 'FAIL'} canonical hybrid from Keras files: graft vs ONNX Runtime max difference {diff:.3g}")
+sys.exit(0 if ok else 1)
+PY
+
+# 4. Bad Keras input on the command line.
+head -c 3000 "$data/kotlindl_toyresnet_weights.h5" > "$t/trunc.h5"
+for args in "$t/trunc.h5 --keras-config $data/kotlindl_toyresnet.json" "$data/kotlindl_toyresnet_weights.h5" \
+            "$data/kotlindl_toyresnet.json --keras-config $data/kotlindl_toyresnet.json"; do
+  n=$((n + 1))
+  set +e; "$graft" summary $args >/dev/null 2>"$t/err"; rc=$?; set -e
+  if [ "$rc" != 2 ] || [ "$(wc -l < "$t/err")" != 1 ] || ! grep -q '^graft: error: ' "$t/err"; then
+    echo "FAIL summary $args: exit $rc, stderr: $(cat "$t/err")"; fails=$((fails + 1))
+  fi
+done
+echo "$((n - fails)) passed, $fails failed"
+[ "$fails" = 0 ]

@@ -1,0 +1,298 @@
+// The Keras importer on real files written by Keras (tests/data/keras/) and on broken ones.
+// Layer semantics against TensorFlow.js are tested by tests/integration/keras_tfjs.sh.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "graft/core/error.h"
+#include "graft/core/file.h"
+#include "graft/ir/shapes.h"
+#include "graft/ir/summary.h"
+#include "graft/keras/keras.h"
+
+namespace graft::keras {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kDir = std::string(GRAFT_TEST_DATA) + "/keras/";
+
+ir::Summary summary_of(ir::Graph g) {
+  ir::fix_batch(g, 1);
+  ir::infer_shapes(g);
+  return ir::summarize(g);
+}
+
+nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
+
+std::vector<std::string> config_layer_names(const nlohmann::json& j) {
+  std::vector<std::string> names;
+  for (const auto& l : j["config"]["layers"]) names.push_back(l["name"]);
+  return names;
+}
+
+// The message of the graft::Error fn throws ("" if none); any other exception fails the test.
+template <typename Fn>
+std::string error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kBadInput) << e.what();
+    const std::string m = e.what();
+    EXPECT_EQ(m.find('\n'), std::string::npos) << "not one line: " << m;
+    return m;
+  }
+  return "";
+}
+
+std::string temp_copy(const std::string& from, const std::string& name) {
+  const std::string to = ::testing::TempDir() + "/" + name;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+  fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add);
+  return to;
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(KerasImportTest, MobileNetConfigKeepsKerasNamesIndicesAndParameters) {
+  const std::string path = kDir + "kotlindl_mobilenet.json";
+  const auto names = config_layer_names(read_json(path));
+  const ir::Summary s = summary_of(import_model(path));
+  ASSERT_EQ(s.rows.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(s.rows[i].name, names[i]) << i;
+    EXPECT_EQ(s.rows[i].index, static_cast<int64_t>(i));
+  }
+  EXPECT_EQ(s.params, 4253864);
+  EXPECT_EQ(s.non_trainable, 21888);
+  EXPECT_EQ(s.rows[37].name, "conv_pad_6");  // this Keras 2.2.4 MobileNet has conv1_pad
+  EXPECT_EQ(ir::shape_str(s.rows[37].output_shapes[0]), "(1, 256, 29, 29)");
+}
+
+TEST(KerasImportTest, InceptionResNetV2ConfigKeepsKerasNamesIndicesAndParameters) {
+  const std::string path = kDir + "kotlindl_inceptionresnetv2.json";
+  const auto names = config_layer_names(read_json(path));
+  ASSERT_EQ(names.size(), 782u);
+  const ir::Summary s = summary_of(import_model(path));
+  ASSERT_EQ(s.rows.size(), names.size());  // the Lambda and softmax-Dense layers: one row each
+  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(s.rows[i].name, names[i]) << i;
+  EXPECT_EQ(s.params, 55873736);
+  EXPECT_EQ(s.non_trainable, 60544);
+  EXPECT_EQ(s.rows[610].name, "batch_normalization_157");
+  EXPECT_EQ(ir::shape_str(s.rows[610].output_shapes[0]), "(1, 384, 8, 8)");
+  EXPECT_EQ(s.rows[611].name, "batch_normalization_159");
+  EXPECT_EQ(ir::shape_str(s.rows[611].output_shapes[0]), "(1, 288, 8, 8)");
+}
+
+// Keras' model.layers rule (depth from the outputs, ties by first visit) reproduces the order a
+// real Keras wrote, for all 782 layers of InceptionResNetV2.
+TEST(KerasOrderTest, ReproducesTheOrderKerasWrote) {
+  const nlohmann::json j = read_json(kDir + "kotlindl_inceptionresnetv2.json");
+  const auto names = config_layer_names(j);
+  std::map<std::string, int> index;
+  for (size_t i = 0; i < names.size(); ++i) index[names[i]] = static_cast<int>(i);
+  // Present the layers shuffled, so the order cannot come from the list itself.
+  std::vector<int> perm(names.size());
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), std::mt19937(7));
+  std::vector<int> position(names.size());
+  for (size_t p = 0; p < perm.size(); ++p) position[static_cast<size_t>(perm[p])] = static_cast<int>(p);
+  std::vector<std::vector<int>> inputs(names.size());
+  for (const auto& l : j["config"]["layers"]) {
+    for (const auto& call : l["inbound_nodes"]) {
+      for (const auto& r : call) {
+        inputs[static_cast<size_t>(position[static_cast<size_t>(index.at(l["name"]))])].push_back(
+            position[static_cast<size_t>(index.at(r[0].get<std::string>()))]);
+      }
+    }
+  }
+  const std::vector<int> order =
+      model_layers_order(inputs, {position[static_cast<size_t>(index.at("predictions"))]});
+  ASSERT_EQ(order.size(), names.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    EXPECT_EQ(perm[static_cast<size_t>(order[i])], static_cast<int>(i)) << names[i];
+  }
+}
+
+TEST(KerasImportTest, WeightsOnlyFileWithItsConfig) {
+  ImportOptions o;
+  o.config_path = kDir + "kotlindl_toyresnet.json";
+  ir::Graph g = import_model(kDir + "kotlindl_toyresnet_weights.h5", o);
+  // The first kernel, read straight from the file, transposed HWIO -> OIHW.
+  hid_t f = H5Fopen((kDir + "kotlindl_toyresnet_weights.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  hid_t d = H5Dopen2(f, "conv2d_34/conv2d_34/kernel:0", H5P_DEFAULT);
+  ASSERT_GE(d, 0);
+  std::vector<float> hwio(3 * 3 * 1 * 32);
+  ASSERT_GE(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, hwio.data()), 0);
+  H5Dclose(d);
+  H5Fclose(f);
+  const at::Tensor k = g.initializers.at("conv2d_34/kernel");
+  ASSERT_EQ(k.sizes(), (std::vector<int64_t>{32, 1, 3, 3}));
+  for (int64_t o = 0; o < 32; o += 7) {
+    for (int64_t y = 0; y < 3; ++y) {
+      for (int64_t x = 0; x < 3; ++x) {
+        EXPECT_EQ(k[o][0][y][x].item<float>(), hwio[static_cast<size_t>((y * 3 + x) * 32 + o)]);
+      }
+    }
+  }
+  const ir::Summary s = summary_of(std::move(g));
+  EXPECT_EQ(s.rows.back().name, config_layer_names(read_json(o.config_path)).back());
+}
+
+TEST(KerasImportTest, RealHdf5FilesOfSeveralKerasVersionsLoad) {
+  // Keras 2.13 full model (Sequential), Keras 2.11 full model in a file named .keras, Keras
+  // 2.0.6 weights only (fixed-length strings) with its JSON.
+  EXPECT_GT(summary_of(import_model(kDir + "hls4ml_conv2d_1layer.h5")).params, 0);
+  EXPECT_GT(summary_of(import_model(kDir + "hls4ml_keras_model.keras")).params, 0);
+  ImportOptions o;
+  o.config_path = kDir + "hls4ml_jetTagger_Conv2D_Small.json";
+  const ir::Summary s = summary_of(import_model(kDir + "hls4ml_jetTagger_Conv2D_Small.h5", o));
+  EXPECT_GT(s.params, 0);
+  EXPECT_EQ(detect(kDir + "hls4ml_keras_model.keras"), Format::kHdf5);  // by content
+}
+
+TEST(KerasImportTest, ArchitectureAloneGetsKerasInitialisation) {
+  ImportOptions a, b;
+  b.seed = 1;
+  const ir::Graph g1 = import_model(kDir + "kotlindl_toyresnet.json", a);
+  const ir::Graph g2 = import_model(kDir + "kotlindl_toyresnet.json", a);
+  const ir::Graph g3 = import_model(kDir + "kotlindl_toyresnet.json", b);
+  const at::Tensor& k = g1.initializers.at("conv2d_34/kernel");
+  EXPECT_TRUE(k.equal(g2.initializers.at("conv2d_34/kernel")));
+  EXPECT_FALSE(k.equal(g3.initializers.at("conv2d_34/kernel")));
+  const double limit = std::sqrt(6.0 / (9 * 1 + 9 * 32));  // Glorot uniform
+  EXPECT_LE(k.abs().max().item<double>(), limit);
+  EXPECT_GT(k.abs().max().item<double>(), 0.5 * limit);
+  EXPECT_EQ(g1.initializers.at("conv2d_34/bias").abs().sum().item<double>(), 0.0);
+}
+
+TEST(KerasImportTest, Keras3InboundFormBuildsTheSameGraph) {
+  const std::string k3 = R"({"class_name": "Functional", "config": {"name": "m", "layers": [
+    {"class_name": "InputLayer", "name": "inp", "config": {"batch_shape": [null, 8, 8, 3], "name": "inp"}, "inbound_nodes": []},
+    {"class_name": "Conv2D", "name": "c", "config": {"name": "c", "filters": 4, "kernel_size": [3, 3], "padding": "same", "activation": "relu"},
+     "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"shape": [null, 8, 8, 3], "keras_history": ["inp", 0, 0]}}], "kwargs": {}}]},
+    {"class_name": "Add", "name": "s", "config": {"name": "s"},
+     "inbound_nodes": [{"args": [[{"class_name": "__keras_tensor__", "config": {"keras_history": ["c", 0, 0]}},
+                                  {"class_name": "__keras_tensor__", "config": {"keras_history": ["c", 0, 0]}}]], "kwargs": {}}]}],
+    "input_layers": ["inp", 0, 0], "output_layers": [["s", 0, 0]]}, "keras_version": "3.3.3"})";
+  const ir::Graph g = import_model(write_temp("k3.json", k3));
+  ASSERT_EQ(g.nodes.size(), 3u);  // Conv "c/conv", Relu "c", Add "s"
+  EXPECT_EQ(g.nodes[0].name, "c/conv");
+  EXPECT_EQ(g.nodes[1].op_type, "Relu");
+  EXPECT_EQ(g.nodes[2].inputs, (std::vector<std::string>{"c", "c"}));
+  EXPECT_EQ(summary_of(g).rows.size(), 3u);  // input, c, s
+}
+
+TEST(KerasImportTest, BadFilesAreOneLineErrorsNamingTheFault) {
+  const std::string toy = kDir + "kotlindl_toyresnet_weights.h5";
+  ImportOptions with_config;
+  with_config.config_path = kDir + "kotlindl_toyresnet.json";
+
+  // Truncated.
+  const std::string truncated = write_temp("trunc.h5", read_file(toy).substr(0, 3000));
+  EXPECT_NE(error_of([&] { import_model(truncated, with_config); }).find("trunc.h5"), std::string::npos);
+
+  // A weights-only file without its config says how to give it.
+  EXPECT_NE(error_of([&] { import_model(toy); }).find("--keras-config"), std::string::npos);
+
+  // A missing layer group.
+  const std::string missing = temp_copy(toy, "missing.h5");
+  {
+    hid_t f = H5Fopen(missing.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    ASSERT_GE(H5Ldelete(f, "conv2d_35", H5P_DEFAULT), 0);
+    H5Fclose(f);
+  }
+  const std::string m = error_of([&] { import_model(missing, with_config); });
+  EXPECT_NE(m.find("conv2d_35"), std::string::npos) << m;
+
+  // A weight of the wrong shape.
+  const std::string wrong = temp_copy(toy, "wrong.h5");
+  {
+    hid_t f = H5Fopen(wrong.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    ASSERT_GE(H5Ldelete(f, "conv2d_35/conv2d_35/kernel:0", H5P_DEFAULT), 0);
+    hsize_t dims[4] = {3, 3, 32, 16};
+    hid_t space = H5Screate_simple(4, dims, nullptr);
+    hid_t d = H5Dcreate2(f, "conv2d_35/conv2d_35/kernel:0", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  const std::string w = error_of([&] { import_model(wrong, with_config); });
+  EXPECT_NE(w.find("conv2d_35"), std::string::npos) << w;
+  EXPECT_NE(w.find("(3, 3, 32, 16)"), std::string::npos) << w;
+  EXPECT_NE(w.find("(3, 3, 32, 64)"), std::string::npos) << w;
+
+  // A config and a weights file that do not belong together.
+  ImportOptions other;
+  other.config_path = kDir + "hls4ml_jetTagger_Conv2D_Small.json";
+  EXPECT_NE(error_of([&] { import_model(toy, other); }), "");
+
+  // An unsupported layer, and a Python Lambda.
+  nlohmann::json j = read_json(kDir + "kotlindl_toyresnet.json");
+  j["config"]["layers"][1]["class_name"] = "Conv3D";
+  const std::string u = error_of([&] { import_model(write_temp("conv3d.json", j.dump())); });
+  EXPECT_NE(u.find("conv2d_34"), std::string::npos) << u;
+  EXPECT_NE(u.find("Conv3D"), std::string::npos) << u;
+  EXPECT_NE(u.find("supports"), std::string::npos) << u;
+  j = read_json(kDir + "kotlindl_toyresnet.json");
+  j["config"]["layers"][1]["class_name"] = "Lambda";
+  j["config"]["layers"][1]["config"] = {{"name", "conv2d_34"}, {"function", "4wEAAAA..."}, {"function_type", "lambda"}};
+  const std::string l = error_of([&] { import_model(write_temp("lambda.json", j.dump())); });
+  EXPECT_NE(l.find("Lambda"), std::string::npos) << l;
+  EXPECT_NE(l.find("Python"), std::string::npos) << l;
+
+  // Not JSON at all, and JSON that is no model.
+  EXPECT_NE(error_of([&] { import_model(write_temp("bad.json", "{\"class_name\": ")); }), "");
+  EXPECT_NE(error_of([&] { import_model(write_temp("other.json", "{\"a\": 1}")); }), "");
+  EXPECT_NE(error_of([&] { import_model("/nonexistent/model.h5"); }), "");
+}
+
+// Random bit flips in real Keras files: each either loads or is a graft::Error (no crash, no
+// other exception, no hang).
+TEST(KerasImportTest, BitFlippedFilesNeverCrash) {
+  struct Case {
+    std::string file, config;
+  };
+  const std::vector<Case> cases = {{"hls4ml_conv2d_1layer.h5", ""},
+                                   {"hls4ml_keras_model.keras", ""},
+                                   {"hls4ml_jetTagger_Conv2D_Small.h5", "hls4ml_jetTagger_Conv2D_Small.json"}};
+  std::mt19937 rng(2026);
+  int loaded = 0, refused = 0;
+  for (const Case& c : cases) {
+    const std::string bytes = read_file(kDir + c.file);
+    ImportOptions o;
+    if (!c.config.empty()) o.config_path = kDir + c.config;
+    for (int i = 0; i < 700; ++i) {
+      std::string flipped = bytes;
+      const int flips = 1 + static_cast<int>(rng() % 4);
+      for (int k = 0; k < flips; ++k) {
+        flipped[rng() % flipped.size()] ^= static_cast<char>(1 << (rng() % 8));
+      }
+      const std::string path = write_temp("flip.h5", flipped);
+      try {
+        import_model(path, o);
+        ++loaded;
+      } catch (const Error&) {
+        ++refused;
+      }
+    }
+  }
+  EXPECT_EQ(loaded + refused, 2100);
+  EXPECT_GT(refused, 0);
+}
+
+}  // namespace
+}  // namespace graft::keras

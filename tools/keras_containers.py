@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Writes a TensorFlow.js layers model (model.json + shards) in the containers Keras itself uses,
+so graft's HDF5 and zip readers are tested on every layer the TF.js fixtures cover:
+
+  DIR/weights.h5      weights only, as Keras 2's save_weights lays them out (layer groups at the
+                      root, `layer_names` / `weight_names` attributes, datasets named
+                      <layer>/<weight>:0), with DIR/config.json (model.to_json()) beside it
+  DIR/full.h5         a full model, as Keras 2's model.save writes it (`model_config` and
+                      `keras_version` root attributes, weights under `model_weights`)
+  DIR/model.keras     a Keras 3 archive: config.json, metadata.json and model.weights.h5 with
+                      layers/<snake_case class>[_i]/vars/<k> in model.layers order
+
+Also converts a Keras weights-only HDF5 + JSON pair into a TF.js model.json (--to-tfjs), so
+TensorFlow.js can run a real Keras-written model.
+
+  /usr/bin/python3 tools/keras_containers.py DIR            (DIR holds model.json)
+  /usr/bin/python3 tools/keras_containers.py --to-tfjs WEIGHTS.h5 CONFIG.json OUT_DIR
+"""
+import json
+import os
+import re
+import sys
+import zipfile
+
+import h5py
+import numpy as np
+
+
+def tfjs_weights(model_dir):
+    """(model JSON, {layer path: [arrays in order]}) of a TF.js model directory."""
+    with open(os.path.join(model_dir, "model.json")) as f:
+        model = json.load(f)
+    weights = {}
+    for group in model["weightsManifest"]:
+        data = b"".join(open(os.path.join(model_dir, p), "rb").read() for p in group["paths"])
+        offset = 0
+        for w in group["weights"]:
+            n = int(np.prod(w["shape"]))
+            q = w.get("quantization")
+            if q:
+                raw = np.frombuffer(data, dtype=np.uint8 if q["dtype"] == "uint8" else np.uint16,
+                                    count=n, offset=offset)
+                offset += raw.nbytes
+                arr = raw.astype(np.float32) * np.float32(q["scale"]) + np.float32(q["min"])
+            else:
+                arr = np.frombuffer(data, dtype=np.float32, count=n, offset=offset)
+                offset += arr.nbytes
+            prefix = w["name"].rsplit("/", 1)[0]
+            weights.setdefault(prefix, []).append(arr.reshape(w["shape"]))
+    return model["modelTopology"], weights
+
+
+def layers_of(config):
+    cfg = config["config"]
+    return cfg if isinstance(cfg, list) else cfg["layers"]
+
+
+def is_model(layer):
+    return layer["class_name"] in ("Functional", "Model", "Sequential")
+
+
+def layer_weights(layer, weights, prefix=""):
+    """[(weight name, array)] of one layer of the config, nested models flattened."""
+    name = layer.get("name") or layer["config"]["name"]
+    if is_model(layer):
+        out = []
+        for inner in layers_of(layer):
+            out += layer_weights(inner, weights, prefix + name + "/")
+        return out
+    arrays = weights.get(prefix + name, weights.get(name, []))
+    return [(f"{name}/w{i}:0", a) for i, a in enumerate(arrays)]
+
+
+def write_legacy(group, config, weights):
+    names = []
+    for layer in layers_of(config):
+        name = layer.get("name") or layer["config"]["name"]
+        names.append(name.encode())
+        g = group.create_group(name)
+        ws = layer_weights(layer, weights)
+        g.attrs["weight_names"] = [n.encode() for n, _ in ws] if ws else np.zeros((0,), np.float64)
+        for n, a in ws:
+            g.create_dataset(n, data=a)
+    group.attrs["layer_names"] = names
+
+
+def snake_case(name):
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+def write_keras3(group, config, weights, prefix=""):
+    used = {}
+    layers = layers_of(config)
+    if config["class_name"] == "Sequential" and layers and layers[0]["class_name"] == "InputLayer":
+        layers = layers[1:]
+    for layer in layers:
+        key = snake_case(layer["class_name"])
+        if key in used:
+            used[key] += 1
+            key = f"{key}_{used[key]}"
+        else:
+            used[key] = 0
+        g = group.create_group(f"layers/{key}")
+        name = layer.get("name") or layer["config"]["name"]
+        if is_model(layer):
+            write_keras3(g, layer, weights, prefix + name + "/")
+            continue
+        v = g.create_group("vars")
+        for i, a in enumerate(weights.get(prefix + name, weights.get(name, []))):
+            v.create_dataset(str(i), data=a)
+
+
+def containers(model_dir):
+    config, weights = tfjs_weights(model_dir)
+    config_text = json.dumps(config)
+    with open(os.path.join(model_dir, "config.json"), "w") as f:
+        f.write(config_text)
+    with h5py.File(os.path.join(model_dir, "weights.h5"), "w") as f:
+        f.attrs["keras_version"] = b"2.15.0"
+        f.attrs["backend"] = b"tensorflow"
+        write_legacy(f, config, weights)
+    with h5py.File(os.path.join(model_dir, "full.h5"), "w") as f:
+        f.attrs["keras_version"] = "2.15.0"
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["model_config"] = config_text
+        write_legacy(f.create_group("model_weights"), config, weights)
+    h5_path = os.path.join(model_dir, "model.weights.h5")
+    with h5py.File(h5_path, "w") as f:
+        write_keras3(f, config, weights)
+    with zipfile.ZipFile(os.path.join(model_dir, "model.keras"), "w") as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.3.3", "date_saved": "2026-12-01"}))
+        z.writestr("config.json", config_text)
+        z.write(h5_path, "model.weights.h5")
+    os.remove(h5_path)
+
+
+def to_tfjs(weights_h5, config_json, out_dir):
+    with open(config_json) as f:
+        config = json.load(f)
+    os.makedirs(out_dir, exist_ok=True)
+    specs, blobs = [], []
+    with h5py.File(weights_h5, "r") as f:
+        for layer in layers_of(config):
+            name = layer.get("name") or layer["config"]["name"]
+            if name not in f:
+                continue
+            g = f[name]
+            for i, wn in enumerate(g.attrs.get("weight_names", [])):
+                wn = wn.decode() if isinstance(wn, bytes) else wn
+                a = np.asarray(g[wn], dtype=np.float32)
+                specs.append({"name": f"{name}/w{i}", "shape": list(a.shape), "dtype": "float32"})
+                blobs.append(a.tobytes())
+    with open(os.path.join(out_dir, "weights.bin"), "wb") as f:
+        f.write(b"".join(blobs))
+    with open(os.path.join(out_dir, "model.json"), "w") as f:
+        json.dump({"format": "layers-model", "modelTopology": config,
+                   "weightsManifest": [{"paths": ["weights.bin"], "weights": specs}]}, f)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--to-tfjs":
+        to_tfjs(*sys.argv[2:])
+    elif len(sys.argv) == 2:
+        containers(sys.argv[1])
+    else:
+        sys.exit(__doc__)
