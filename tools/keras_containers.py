@@ -148,10 +148,11 @@ def to_tfjs(weights_h5, config_json, out_dir):
             if name not in f:
                 continue
             g = f[name]
-            for i, wn in enumerate(g.attrs.get("weight_names", [])):
+            for wn in g.attrs.get("weight_names", []):
                 wn = wn.decode() if isinstance(wn, bytes) else wn
                 a = np.asarray(g[wn], dtype=np.float32)
-                specs.append({"name": f"{name}/w{i}", "shape": list(a.shape), "dtype": "float32"})
+                # TF.js matches weights to variables by name: "<layer>/<weight>".
+                specs.append({"name": wn.split(":")[0], "shape": list(a.shape), "dtype": "float32"})
                 blobs.append(a.tobytes())
     with open(os.path.join(out_dir, "weights.bin"), "wb") as f:
         f.write(b"".join(blobs))

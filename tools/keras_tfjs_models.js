@@ -235,6 +235,17 @@ const models = {
     y = L.dense({units: 4, activation: 'softmax', name: 'head'}).apply(y);
     return [tf.model({inputs: x, outputs: y}), [10, 10, 3]];
   },
+  // The same kind of base model inside a Sequential.
+  nested_sequential: () => {
+    const ix = tf.input({shape: [8, 9, 2]});
+    let iy = L.conv2d({filters: 5, kernelSize: 3, padding: 'same', name: 'inner_conv'}).apply(ix);
+    iy = L.batchNormalization({name: 'inner_bn'}).apply(iy);
+    const base = tf.model({inputs: ix, outputs: iy, name: 'inner'});
+    const model = tf.sequential({layers: [
+      L.inputLayer({inputShape: [8, 9, 2]}), base, L.flatten(), L.dense({units: 3}),
+    ]});
+    return [model, [8, 9, 2]];
+  },
 };
 
 (async () => {

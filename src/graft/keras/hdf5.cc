@@ -1,11 +1,24 @@
 // Keras weights in HDF5 (libhdf5's C API): the legacy layout (Keras 2, tf.keras, Keras 3's .h5)
 // and Keras 3's model.weights.h5.
+//
+// libhdf5 1.10 can crash on a corrupt file (a bit flip in a variable-length string's global heap
+// reference segfaults inside H5HG_read), so a file is read in a child process: the child walks
+// every group, string attribute and dataset into a plain snapshot and sends it through a pipe;
+// a child that dies, fails or takes too long makes a one-line Error, never a crash of graft.
 #include <hdf5.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <ATen/ops/empty.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
 #include <memory>
-#include <mutex>
+#include <set>
 
 #include "graft/core/error.h"
 #include "graft/keras/internal.h"
@@ -13,192 +26,395 @@
 namespace graft::keras::internal {
 namespace {
 
-// An hid_t closed by its own close function.
+struct Dataset {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+// What graft needs of a Keras HDF5 file: its groups, their string attributes, its datasets.
+struct Snapshot {
+  std::set<std::string> groups;                                  // "" is the root
+  std::map<std::string, std::vector<std::string>> attributes;    // "group\x1fname" -> strings
+  std::map<std::string, Dataset> datasets;                       // "group/name" paths
+};
+
+std::string attribute_key(const std::string& group, const std::string& name) { return group + '\x1f' + name; }
+
+// ---- In the child: libhdf5 walks the file. Failures are plain strings (no exceptions across
+// the C callbacks).
+
 class Handle {
  public:
-  Handle() = default;
   Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
-  Handle& operator=(Handle&& o) noexcept {
-    std::swap(id_, o.id_);
-    std::swap(close_, o.close_);
-    return *this;
-  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
   ~Handle() {
-    if (id_ >= 0 && close_) close_(id_);
+    if (id_ >= 0) close_(id_);
   }
   hid_t get() const { return id_; }
   bool ok() const { return id_ >= 0; }
 
  private:
-  hid_t id_ = -1;
-  herr_t (*close_)(hid_t) = nullptr;
+  hid_t id_;
+  herr_t (*close_)(hid_t);
 };
 
-// A Keras HDF5 file, opened from disk or from bytes in memory (a member of a .keras zip).
+struct Walk {
+  Snapshot* snap;
+  uint64_t budget;  // bytes of dataset payload still allowed
+  std::string error;
+};
+
+bool read_string_attribute(hid_t obj, const char* name, std::vector<std::string>& out, std::string& error) {
+  Handle a(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  if (!a.ok()) return (error = std::string("cannot open attribute '") + name + "'"), false;
+  Handle type(H5Aget_type(a.get()), H5Tclose);
+  Handle space(H5Aget_space(a.get()), H5Sclose);
+  if (!type.ok() || !space.ok()) return (error = std::string("cannot read attribute '") + name + "'"), false;
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0 || n > (1 << 24)) return (error = std::string("attribute '") + name + "' has a bad size"), false;
+  if (H5Tget_class(type.get()) != H5T_STRING) return true;  // numeric: an empty list is stored so
+  if (H5Tis_variable_str(type.get()) > 0) {
+    std::vector<char*> buf(static_cast<size_t>(n), nullptr);
+    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+    if (H5Aread(a.get(), mem.get(), buf.data()) < 0) {
+      return (error = std::string("cannot read attribute '") + name + "'"), false;
+    }
+    for (char* s : buf) {
+      out.emplace_back(s ? s : "");
+      if (s) H5free_memory(s);
+    }
+    return true;
+  }
+  const size_t size = H5Tget_size(type.get());
+  if (size == 0 || size > (1 << 26) || static_cast<uint64_t>(n) * size > (uint64_t{1} << 28)) {
+    return (error = std::string("attribute '") + name + "' has a bad size"), false;
+  }
+  std::string buf(static_cast<size_t>(n) * size, '\0');
+  Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(mem.get(), size);
+  H5Tset_strpad(mem.get(), H5T_STR_NULLPAD);
+  if (H5Aread(a.get(), mem.get(), buf.data()) < 0) {
+    return (error = std::string("cannot read attribute '") + name + "'"), false;
+  }
+  for (hssize_t i = 0; i < n; ++i) {
+    std::string s = buf.substr(static_cast<size_t>(i) * size, size);
+    s.resize(std::min(s.size(), s.find('\0')));
+    out.push_back(std::move(s));
+  }
+  return true;
+}
+
+herr_t on_attribute(hid_t obj, const char* name, const H5A_info_t*, void* data) {
+  auto* w = static_cast<std::pair<Walk*, std::string>*>(data);
+  std::vector<std::string> strings;
+  if (!read_string_attribute(obj, name, strings, w->first->error)) return -1;
+  w->first->snap->attributes[attribute_key(w->second, name)] = std::move(strings);
+  return 0;
+}
+
+bool read_dataset(hid_t file, const std::string& path, Walk& w) {
+  Handle d(H5Dopen2(file, path.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!d.ok()) return (w.error = "cannot open dataset '" + path + "'"), false;
+  Handle space(H5Dget_space(d.get()), H5Sclose);
+  const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  if (rank < 0 || rank > 8) return (w.error = "dataset '" + path + "' has a bad shape"), false;
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  Dataset ds;
+  uint64_t count = 1;
+  for (hsize_t v : dims) {
+    if (v > (hsize_t{1} << 32)) return (w.error = "dataset '" + path + "' has a bad shape"), false;
+    count *= v;
+    if (count * 4 > w.budget) {
+      return (w.error = "dataset '" + path + "' is larger than the file could hold"), false;
+    }
+    ds.shape.push_back(static_cast<int64_t>(v));
+  }
+  w.budget -= count * 4;
+  Handle type(H5Dget_type(d.get()), H5Tclose);
+  const H5T_class_t cls = type.ok() ? H5Tget_class(type.get()) : H5T_NO_CLASS;
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER) return true;  // not a weight: leave it out
+  ds.data.resize(count);
+  if (count > 0 && H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds.data.data()) < 0) {
+    return (w.error = "cannot read dataset '" + path + "'"), false;
+  }
+  w.snap->datasets[path] = std::move(ds);
+  return true;
+}
+
+herr_t on_object(hid_t root, const char* name, const H5O_info_t* info, void* data) {
+  Walk& w = *static_cast<Walk*>(data);
+  const std::string path = std::strcmp(name, ".") == 0 ? "" : name;
+  if (info->type == H5O_TYPE_GROUP) {
+    w.snap->groups.insert(path);
+    Handle g(H5Oopen(root, path.empty() ? "." : path.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!g.ok()) return (w.error = "cannot open group '" + path + "'"), -1;
+    std::pair<Walk*, std::string> ctx{&w, path};
+    hsize_t idx = 0;
+    if (H5Aiterate2(g.get(), H5_INDEX_NAME, H5_ITER_NATIVE, &idx, on_attribute, &ctx) < 0) {
+      if (w.error.empty()) w.error = "cannot list the attributes of '" + path + "'";
+      return -1;
+    }
+  } else if (info->type == H5O_TYPE_DATASET) {
+    if (!read_dataset(root, path, w)) return -1;
+  }
+  return 0;
+}
+
+// Reads the file into `snap`; "" on success, else what went wrong.
+std::string walk_file(const std::string& path, const std::string& image, Snapshot& snap) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  hid_t fid = -1;
+  uint64_t size = image.size();
+  if (image.empty()) {
+    fid = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid >= 0) {
+      hsize_t s = 0;
+      H5Fget_filesize(fid, &s);
+      size = s;
+    }
+  } else {
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    if (fapl.ok() && H5Pset_fapl_core(fapl.get(), 1 << 16, 0) >= 0 &&
+        H5Pset_file_image(fapl.get(), const_cast<char*>(image.data()), image.size()) >= 0) {
+      fid = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get());
+    }
+  }
+  if (fid < 0) return "not a readable HDF5 file (truncated or corrupt?)";
+  Handle file(fid, H5Fclose);
+  // Keras writes weights uncompressed: the payload cannot exceed the file (with room for
+  // compressed datasets written by other tools).
+  Walk w{&snap, size * 8 + (uint64_t{1} << 20), ""};
+  if (H5Ovisit(file.get(), H5_INDEX_NAME, H5_ITER_NATIVE, on_object, &w) < 0) {
+    return (w.error.empty() ? "cannot walk the file" : w.error) + " (truncated or corrupt file?)";
+  }
+  return "";
+}
+
+// ---- The pipe between child and parent: length-prefixed records.
+
+void put(std::string& out, const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }
+void put_u64(std::string& out, uint64_t v) { put(out, &v, 8); }
+void put_str(std::string& out, const std::string& s) {
+  put_u64(out, s.size());
+  out += s;
+}
+
+std::string serialize(const Snapshot& s) {
+  std::string out;
+  put_u64(out, s.groups.size());
+  for (const auto& g : s.groups) put_str(out, g);
+  put_u64(out, s.attributes.size());
+  for (const auto& [k, v] : s.attributes) {
+    put_str(out, k);
+    put_u64(out, v.size());
+    for (const auto& x : v) put_str(out, x);
+  }
+  put_u64(out, s.datasets.size());
+  for (const auto& [k, d] : s.datasets) {
+    put_str(out, k);
+    put_u64(out, d.shape.size());
+    for (int64_t v : d.shape) put_u64(out, static_cast<uint64_t>(v));
+    put_u64(out, d.data.size());
+    put(out, d.data.data(), d.data.size() * sizeof(float));
+  }
+  return out;
+}
+
+class Reader {
+ public:
+  explicit Reader(const std::string& b) : b_(b) {}
+  uint64_t u64() {
+    need(8);
+    uint64_t v;
+    std::memcpy(&v, b_.data() + at_, 8);
+    at_ += 8;
+    return v;
+  }
+  std::string str() {
+    const uint64_t n = u64();
+    need(n);
+    std::string s = b_.substr(at_, n);
+    at_ += n;
+    return s;
+  }
+  void bytes(void* p, uint64_t n) {
+    need(n);
+    std::memcpy(p, b_.data() + at_, n);
+    at_ += n;
+  }
+
+ private:
+  void need(uint64_t n) {
+    if (n > b_.size() - at_) throw Error("the HDF5 reader's reply is truncated", ErrorKind::kInternal);
+  }
+  const std::string& b_;
+  size_t at_ = 0;
+};
+
+Snapshot deserialize(const std::string& bytes) {
+  Reader r(bytes);
+  Snapshot s;
+  for (uint64_t i = 0, n = r.u64(); i < n; ++i) s.groups.insert(r.str());
+  for (uint64_t i = 0, n = r.u64(); i < n; ++i) {
+    std::string k = r.str();
+    std::vector<std::string> v(r.u64());
+    for (auto& x : v) x = r.str();
+    s.attributes[k] = std::move(v);
+  }
+  for (uint64_t i = 0, n = r.u64(); i < n; ++i) {
+    std::string k = r.str();
+    Dataset d;
+    d.shape.resize(r.u64());
+    for (auto& v : d.shape) v = static_cast<int64_t>(r.u64());
+    d.data.resize(r.u64());
+    r.bytes(d.data.data(), d.data.size() * sizeof(float));
+    s.datasets[k] = std::move(d);
+  }
+  return s;
+}
+
+bool write_all(int fd, const std::string& bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+constexpr int kTimeoutSeconds = 300;
+
+// Reads the HDF5 file (or in-memory image) in a child process.
+Snapshot read_snapshot(const std::string& origin, const std::string& image) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw Error("cannot create a pipe to read " + origin, ErrorKind::kInternal);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw Error("cannot start the HDF5 reader for " + origin, ErrorKind::kInternal);
+  }
+  if (pid == 0) {  // the child: read, send, and leave without running any destructor
+    ::close(fds[0]);
+    Snapshot snap;
+    const std::string error = walk_file(origin, image, snap);
+    std::string reply(1, error.empty() ? 'O' : 'E');
+    reply += error.empty() ? serialize(snap) : error;
+    ::_exit(write_all(fds[1], reply) ? 0 : 3);
+  }
+  ::close(fds[1]);
+  std::string reply;
+  char buf[1 << 16];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTimeoutSeconds);
+  bool timed_out = false;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) continue;
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) throw Error(origin + ": reading the HDF5 file took over " + std::to_string(kTimeoutSeconds) + " s (corrupt file?)");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || reply.empty()) {
+    throw Error(origin + ": libhdf5 failed reading the file (" +
+                (WIFSIGNALED(status) ? std::string("crashed: ") + strsignal(WTERMSIG(status)) : "exit status " +
+                 std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1)) +
+                "); the file is corrupt or truncated");
+  }
+  if (reply[0] == 'E') throw Error(origin + ": " + reply.substr(1));
+  return deserialize(reply.substr(1));
+}
+
+// ---- In the parent: Keras' layouts over a snapshot.
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string t = "(";
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + (s.size() == 1 ? ",)" : ")");
+}
+
+std::string join(const std::string& group, const std::string& name) {
+  return group.empty() ? name : group + "/" + name;
+}
+
 class File {
  public:
-  File(const std::string& path, const std::string& image) : origin_(path) {
-    static std::once_flag quiet;
-    std::call_once(quiet, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
-    if (image.empty()) {
-      file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-    } else {
-      image_ = image;  // the core driver reads from this buffer for the file's lifetime
-      Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-      if (fapl.ok() && H5Pset_fapl_core(fapl.get(), 1 << 16, 0) >= 0 &&
-          H5Pset_file_image(fapl.get(), image_.data(), image_.size()) >= 0) {
-        file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
-      }
-    }
-    if (!file_.ok()) throw Error(path + ": not a readable HDF5 file (truncated or corrupt?)");
-  }
+  File(const std::string& origin, const std::string& image) : origin_(origin), snap_(read_snapshot(origin, image)) {}
 
   const std::string& origin() const { return origin_; }
-  hid_t id() const { return file_.get(); }
+  bool has_group(const std::string& path) const { return snap_.groups.count(path) > 0; }
+  bool has_dataset(const std::string& path) const { return snap_.datasets.count(path) > 0; }
 
-  bool has_group(hid_t base, const std::string& path) const {
-    if (path.empty()) return true;
-    // Check each level: H5Lexists fails on a missing intermediate.
-    size_t start = 0;
-    while (true) {
-      const size_t slash = path.find('/', start);
-      const std::string prefix = path.substr(0, slash);
-      if (H5Lexists(base, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
-      if (slash == std::string::npos) break;
-      start = slash + 1;
+  // A string-list attribute; Keras splits long ones into name0, name1, … Empty if absent.
+  std::vector<std::string> strings(const std::string& group, const std::string& name) const {
+    auto it = snap_.attributes.find(attribute_key(group, name));
+    if (it != snap_.attributes.end()) return it->second;
+    std::vector<std::string> out;
+    for (int i = 0;; ++i) {
+      auto part = snap_.attributes.find(attribute_key(group, name + std::to_string(i)));
+      if (part == snap_.attributes.end()) break;
+      out.insert(out.end(), part->second.begin(), part->second.end());
     }
-    H5O_info_t info;
-    if (H5Oget_info_by_name(base, path.c_str(), &info, H5P_DEFAULT) < 0) return false;
-    return info.type == H5O_TYPE_GROUP;
+    return out;
   }
 
-  Handle group(const std::string& path) const {
-    if (!has_group(id(), path)) throw Error(origin_ + ": has no group '" + path + "'");
-    Handle g(H5Gopen2(id(), path.empty() ? "/" : path.c_str(), H5P_DEFAULT), H5Gclose);
-    if (!g.ok()) throw Error(origin_ + ": cannot open group '" + path + "' (corrupt file?)");
-    return g;
-  }
-
-  // A string attribute as a list (a scalar gives one entry; an empty numeric array none), or
-  // nullopt-like false when absent. Keras splits long lists into name0, name1, …
-  bool strings(hid_t obj, const std::string& name, std::vector<std::string>& out) const {
-    if (H5Aexists(obj, name.c_str()) > 0) {
-      read_strings(obj, name, out);
-      return true;
-    }
-    bool found = false;
-    for (int i = 0; H5Aexists(obj, (name + std::to_string(i)).c_str()) > 0; ++i) {
-      read_strings(obj, name + std::to_string(i), out);
-      found = true;
-    }
-    return found;
-  }
-
-  // A float dataset under `base` as a tensor of the expected shape.
-  at::Tensor dataset(hid_t base, const std::string& path, const std::vector<int64_t>& expected,
-                     const std::string& what) const {
-    if (H5Lexists(base, path.c_str(), H5P_DEFAULT) <= 0) {
-      throw Error(origin_ + ": has no dataset '" + path + "' (" + what + ")");
-    }
-    Handle d(H5Dopen2(base, path.c_str(), H5P_DEFAULT), H5Dclose);
-    if (!d.ok()) throw Error(origin_ + ": cannot open dataset '" + path + "' (corrupt file?)");
-    Handle space(H5Dget_space(d.get()), H5Sclose);
-    const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
-    if (rank < 0 || rank > 8) throw Error(origin_ + ": dataset '" + path + "' has a bad shape (corrupt file?)");
-    std::vector<hsize_t> dims(static_cast<size_t>(rank));
-    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-    const std::vector<int64_t> got(dims.begin(), dims.end());
-    if (got != expected) {
-      std::string g = "(", e = "(";
-      for (size_t i = 0; i < got.size(); ++i) g += (i ? ", " : "") + std::to_string(got[i]);
-      for (size_t i = 0; i < expected.size(); ++i) e += (i ? ", " : "") + std::to_string(expected[i]);
-      throw Error(what + " ('" + path + "') has shape " + g + ") in the file, the config needs " + e +
-                  ") (do the config and the weights file belong together?)");
-    }
-    Handle type(H5Dget_type(d.get()), H5Tclose);
-    const H5T_class_t cls = type.ok() ? H5Tget_class(type.get()) : H5T_NO_CLASS;
-    if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
-      throw Error(origin_ + ": dataset '" + path + "' is not numeric");
+  at::Tensor dataset(const std::string& path, const std::vector<int64_t>& expected, const std::string& what) const {
+    auto it = snap_.datasets.find(path);
+    if (it == snap_.datasets.end()) throw Error(origin_ + ": has no dataset '" + path + "' (" + what + ")");
+    const Dataset& d = it->second;
+    if (d.shape != expected) {
+      throw Error(what + " ('" + path + "') has shape " + shape_text(d.shape) + " in the file, the config needs " +
+                  shape_text(expected) + " (do the config and the weights file belong together?)");
     }
     at::Tensor t = at::empty(expected, at::kFloat);
-    if (t.numel() > 0 && H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
-      throw Error(origin_ + ": cannot read dataset '" + path + "' (truncated or corrupt file?)");
-    }
+    if (!d.data.empty()) std::memcpy(t.data_ptr<float>(), d.data.data(), d.data.size() * sizeof(float));
     return t;
   }
 
  private:
-  void read_strings(hid_t obj, const std::string& name, std::vector<std::string>& out) const {
-    Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
-    Handle type(a.ok() ? H5Aget_type(a.get()) : -1, H5Tclose);
-    Handle space(a.ok() ? H5Aget_space(a.get()) : -1, H5Sclose);
-    if (!type.ok() || !space.ok()) throw Error(origin_ + ": cannot read attribute '" + name + "' (corrupt file?)");
-    const hssize_t n = H5Sget_simple_extent_npoints(space.get());
-    if (n < 0 || n > (1 << 24)) throw Error(origin_ + ": attribute '" + name + "' has a bad size");
-    if (H5Tget_class(type.get()) != H5T_STRING) {
-      if (n == 0) return;  // Keras stores an empty list as a float64 array of shape (0,)
-      throw Error(origin_ + ": attribute '" + name + "' is not a string list");
-    }
-    if (H5Tis_variable_str(type.get()) > 0) {
-      std::vector<char*> buf(static_cast<size_t>(n), nullptr);
-      Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
-      H5Tset_size(mem.get(), H5T_VARIABLE);
-      H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
-      if (H5Aread(a.get(), mem.get(), buf.data()) < 0) {
-        throw Error(origin_ + ": cannot read attribute '" + name + "' (corrupt file?)");
-      }
-      for (char* s : buf) {
-        out.emplace_back(s ? s : "");
-        if (s) H5free_memory(s);
-      }
-      return;
-    }
-    const size_t size = H5Tget_size(type.get());
-    if (size == 0 || size > (1 << 26) || static_cast<size_t>(n) * size > (1u << 28)) {
-      throw Error(origin_ + ": attribute '" + name + "' has a bad size");
-    }
-    std::string buf(static_cast<size_t>(n) * size, '\0');
-    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(mem.get(), size);
-    H5Tset_strpad(mem.get(), H5T_STR_NULLPAD);
-    if (H5Aread(a.get(), mem.get(), buf.data()) < 0) {
-      throw Error(origin_ + ": cannot read attribute '" + name + "' (corrupt file?)");
-    }
-    for (hssize_t i = 0; i < n; ++i) {
-      std::string s = buf.substr(static_cast<size_t>(i) * size, size);
-      s.resize(s.find('\0') == std::string::npos ? s.size() : s.find('\0'));
-      out.push_back(std::move(s));
-    }
-  }
-
-  std::string origin_, image_;
-  Handle file_;
+  std::string origin_;
+  Snapshot snap_;
 };
 
 std::string last_layer_component(const std::string& weight_name) {
   const size_t slash = weight_name.rfind('/');
   if (slash == std::string::npos || slash == 0) return "";
   const size_t prev = weight_name.rfind('/', slash - 1);
-  return weight_name.substr(prev == std::string::npos ? 0 : prev + 1,
-                            slash - (prev == std::string::npos ? 0 : prev + 1));
+  const size_t from = prev == std::string::npos ? 0 : prev + 1;
+  return weight_name.substr(from, slash - from);
 }
 
 class LegacyStore : public WeightStore {
  public:
-  LegacyStore(const std::string& path, const std::string& image, std::string root)
-      : file_(path, image), root_(std::move(root)) {}
+  LegacyStore(std::shared_ptr<const File> file, std::string root) : file_(std::move(file)), root_(std::move(root)) {}
 
   std::vector<at::Tensor> layer_weights(const LayerPath& p,
                                         const std::vector<std::vector<int64_t>>& shapes) override {
-    const std::string group = (root_.empty() ? "" : root_ + "/") + p.names.at(0);
-    if (!file_.has_group(file_.id(), group)) {
-      throw Error(file_.origin() + " has no weights group '" + group + "' for it" +
-                  (root_.empty() ? "" : " (a missing layer group: was the file saved from this model?)"));
+    const std::string group = join(root_, p.names.at(0));
+    if (!file_->has_group(group)) {
+      throw Error(file_->origin() + " has no weights group '" + group +
+                  "' for it (was the file saved from this model?)");
     }
-    Handle g = file_.group(group);
-    std::vector<std::string> names;
-    file_.strings(g.get(), "weight_names", names);
+    std::vector<std::string> names = file_->strings(group, "weight_names");
     if (p.names.size() > 1) {  // a layer of a nested model: its weights carry its name
       std::vector<std::string> mine;
       for (const auto& n : names) {
@@ -207,72 +423,65 @@ class LegacyStore : public WeightStore {
       names = mine;
     }
     if (names.size() != shapes.size()) {
-      throw Error(file_.origin() + " has " + std::to_string(names.size()) + " weights for it, the config implies " +
+      throw Error(file_->origin() + " has " + std::to_string(names.size()) + " weights for it, the config implies " +
                   std::to_string(shapes.size()) + " (do the config and the weights file belong together?)");
     }
     std::vector<at::Tensor> out;
     for (size_t i = 0; i < names.size(); ++i) {
-      out.push_back(file_.dataset(g.get(), names[i], shapes[i], "weight " + std::to_string(i)));
+      out.push_back(file_->dataset(join(group, names[i]), shapes[i], "weight " + std::to_string(i)));
     }
     return out;
   }
 
  private:
-  File file_;
+  std::shared_ptr<const File> file_;
   std::string root_;
 };
 
 class Keras3Store : public WeightStore {
  public:
-  Keras3Store(const std::string& origin, const std::string& image) : file_(origin, image) {}
+  explicit Keras3Store(std::shared_ptr<const File> file) : file_(std::move(file)) {}
 
   std::vector<at::Tensor> layer_weights(const LayerPath& p,
                                         const std::vector<std::vector<int64_t>>& shapes) override {
     std::string group;
-    for (const auto& k : p.keys) group += (group.empty() ? "" : "/") + k;
-    group += "/vars";
-    if (!file_.has_group(file_.id(), group)) {
-      throw Error(file_.origin() + " has no weights group '" + group + "' for it");
-    }
-    Handle g = file_.group(group);
-    H5G_info_t info;
-    if (H5Gget_info(g.get(), &info) < 0) throw Error(file_.origin() + ": cannot list '" + group + "'");
-    if (info.nlinks != shapes.size()) {
-      throw Error(file_.origin() + " has " + std::to_string(info.nlinks) + " weights in '" + group +
-                  "', the config implies " + std::to_string(shapes.size()));
-    }
+    for (const auto& k : p.keys) group = join(group, k);
+    group = join(group, "vars");
+    if (!file_->has_group(group)) throw Error(file_->origin() + " has no weights group '" + group + "' for it");
     std::vector<at::Tensor> out;
     for (size_t i = 0; i < shapes.size(); ++i) {
-      out.push_back(file_.dataset(g.get(), std::to_string(i), shapes[i], "weight " + std::to_string(i)));
+      out.push_back(file_->dataset(join(group, std::to_string(i)), shapes[i], "weight " + std::to_string(i)));
+    }
+    if (file_->has_dataset(join(group, std::to_string(shapes.size())))) {
+      throw Error(file_->origin() + " has more weights in '" + group + "' than the config implies");
     }
     return out;
   }
 
  private:
-  File file_;
+  std::shared_ptr<const File> file_;
 };
 
 }  // namespace
 
-std::unique_ptr<WeightStore> hdf5_legacy_store(const std::string& path, const std::string& image,
-                                               const std::string& group) {
-  return std::make_unique<LegacyStore>(path, image, group);
+struct Hdf5File::Impl {
+  std::shared_ptr<const File> file;
+};
+
+Hdf5File::Hdf5File(const std::string& origin, const std::string& image)
+    : impl_(std::make_shared<Impl>(Impl{std::make_shared<File>(origin, image)})) {}
+
+std::string Hdf5File::root_string(const std::string& name) const {
+  const auto v = impl_->file->strings("", name);
+  return v.empty() ? "" : v[0];
 }
 
-std::unique_ptr<WeightStore> hdf5_keras3_store(const std::string& origin, const std::string& image) {
-  return std::make_unique<Keras3Store>(origin, image);
+bool Hdf5File::has_group(const std::string& path) const { return impl_->file->has_group(path); }
+
+std::unique_ptr<WeightStore> Hdf5File::legacy_store(const std::string& group) const {
+  return std::make_unique<LegacyStore>(impl_->file, group);
 }
 
-std::string hdf5_root_string(const std::string& path, const std::string& image, const std::string& name) {
-  File f(path, image);
-  std::vector<std::string> v;
-  if (!f.strings(f.id(), name, v) || v.empty()) return "";
-  return v[0];
-}
-
-bool hdf5_has_group(const std::string& path, const std::string& image, const std::string& name) {
-  File f(path, image);
-  return f.has_group(f.id(), name);
-}
+std::unique_ptr<WeightStore> Hdf5File::keras3_store() const { return std::make_unique<Keras3Store>(impl_->file); }
 
 }  // namespace graft::keras::internal

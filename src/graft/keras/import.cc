@@ -45,8 +45,9 @@ ir::Graph build(const json& root, const std::string& version, WeightStore* store
 }
 
 ir::Graph import_hdf5(const std::string& path, const ImportOptions& o) {
-  const std::string config = hdf5_root_string(path, "", "model_config");
-  std::string version = hdf5_root_string(path, "", "keras_version");
+  const Hdf5File file(path);
+  const std::string config = file.root_string("model_config");
+  std::string version = file.root_string("keras_version");
   json root;
   std::string weights_group;
   if (!o.config_path.empty()) {
@@ -60,10 +61,10 @@ ir::Graph import_hdf5(const std::string& path, const ImportOptions& o) {
   }
   if (!config.empty()) weights_group = "model_weights";
   std::unique_ptr<WeightStore> store;
-  if (config.empty() && hdf5_has_group(path, "", "layers") && hdf5_root_string(path, "", "layer_names").empty()) {
-    store = hdf5_keras3_store(path, "");  // Keras 3 model.weights.h5 saved on its own
+  if (config.empty() && file.has_group("layers") && file.root_string("layer_names").empty()) {
+    store = file.keras3_store();  // Keras 3 model.weights.h5 saved on its own
   } else {
-    store = hdf5_legacy_store(path, "", weights_group);
+    store = file.legacy_store(weights_group);
   }
   return build(root, version, store.get(), o, path);
 }
@@ -78,7 +79,7 @@ ir::Graph import_zip(const std::string& path, const ImportOptions& o) {
     // metadata.json is optional; .keras archives come from Keras 3.
   }
   const std::string weights = zip_member(path, "model.weights.h5");
-  auto store = hdf5_keras3_store(path + ":model.weights.h5", weights);
+  auto store = Hdf5File(path + ":model.weights.h5", weights).keras3_store();
   return build(root, version, store.get(), o, path);
 }
 

@@ -62,16 +62,26 @@ class WeightStore {
                                                 const std::vector<std::vector<int64_t>>& shapes) = 0;
 };
 
-std::unique_ptr<WeightStore> hdf5_legacy_store(const std::string& path, const std::string& image,
-                                               const std::string& group);
-std::unique_ptr<WeightStore> hdf5_keras3_store(const std::string& origin, const std::string& image);
+// A Keras HDF5 file, read whole (in a child process: libhdf5 may crash on a corrupt file) from
+// `origin`, or from `image` (the file's bytes, e.g. a zip member) when that is not empty.
+class Hdf5File {
+ public:
+  Hdf5File(const std::string& origin, const std::string& image = "");
+  // A root attribute as a string ("" if absent).
+  std::string root_string(const std::string& name) const;
+  bool has_group(const std::string& path) const;
+  // Weights laid out as Keras 2's save_weights does, under `group` ("" for the root).
+  std::unique_ptr<WeightStore> legacy_store(const std::string& group) const;
+  // Weights laid out as Keras 3's model.weights.h5.
+  std::unique_ptr<WeightStore> keras3_store() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+};
+
 std::unique_ptr<WeightStore> tfjs_store(const std::string& model_json_path, const nlohmann::json& manifest);
 
-// Reads an HDF5 file's root attribute `name` as a string ("" if absent); `image` holds the
-// file's bytes when non-empty (read from memory), else `path` is opened.
-std::string hdf5_root_string(const std::string& path, const std::string& image, const std::string& name);
-// Whether the HDF5 file has a group at `name` under the root.
-bool hdf5_has_group(const std::string& path, const std::string& image, const std::string& name);
 
 // The members of a zip archive graft needs, by name; Error naming the archive and member.
 std::string zip_member(const std::string& path, const std::string& member);
