@@ -46,6 +46,26 @@ TEST(ImageTest, PreprocessFollowsZooMetadata) {
   EXPECT_NEAR(x.max().item<float>(), 1.0f, 1e-5);
 }
 
+// Keras' "caffe" mode: BGR order, ImageNet means subtracted, no scaling.
+TEST(ImageTest, CaffeModeSwapsToBgr) {
+  ir::Graph g;
+  g.set_metadata("graft.preprocess",
+                 R"({"size": [2, 2], "channels": 3, "scale": 1.0, "channel_order": "BGR",
+                     "mean": [103.939, 116.779, 123.68], "std": [1, 1, 1]})");
+  const Preprocess p = Preprocess::from_metadata(g, "m.onnx");
+  EXPECT_TRUE(p.bgr);
+  at::Tensor rgb = at::zeros({2, 2, 3}, at::kByte);
+  rgb.select(2, 0).fill_(10);  // R
+  rgb.select(2, 2).fill_(200);  // B
+  const at::Tensor x = preprocess(rgb, p);
+  EXPECT_NEAR(x[0][0][0].item<float>(), 200 - 103.939, 1e-4);  // channel 0 is blue
+  EXPECT_NEAR(x[2][0][0].item<float>(), 10 - 123.68, 1e-4);
+  const at::Tensor b = preprocess_batch(rgb.unsqueeze(0), p);
+  EXPECT_TRUE(at::allclose(b[0], x));
+  g.set_metadata("graft.preprocess", R"({"size": [2, 2], "channels": 3, "channel_order": "GBR"})");
+  EXPECT_THROW(Preprocess::from_metadata(g, "m.onnx"), Error);
+}
+
 TEST(ImageTest, ImageFolderDataset) {
   const std::string root = ::testing::TempDir() + "/folder_ds";
   std::filesystem::remove_all(root);

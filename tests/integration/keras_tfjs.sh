@@ -106,6 +106,21 @@ sys.exit(0 if ok else 1)
 PY
 done
 
+# The canonical cut and advice from Keras files.
+n=$((n + 1))
+if "$graft" cut "$data/kotlindl_mobilenet.json" --at conv_pad_6 --head "$t/mh.onnx" 2>/dev/null | grep -q "conv_pad_6 (N, 256, 29, 29)"; then
+  echo "ok   MobileNet (Keras config) cut at conv_pad_6: 29x29x256"
+else
+  echo "FAIL MobileNet (Keras config) cut at conv_pad_6"; fails=$((fails + 1))
+fi
+n=$((n + 1))
+"$graft" cuts "$data/kotlindl_inceptionresnetv2.json" --near activation_157 > "$t/advice" 2>/dev/null
+if grep -q "^594  block17_20_ac" "$t/advice" && grep -q "^617  mixed_7a" "$t/advice"; then
+  echo "ok   InceptionResNetV2 (Keras config): advice at activation_157 names block17_20_ac and mixed_7a"
+else
+  echo "FAIL InceptionResNetV2 advice at activation_157:"; cat "$t/advice"; fails=$((fails + 1))
+fi
+
 # 4. Bad Keras input on the command line.
 head -c 3000 "$data/kotlindl_toyresnet_weights.h5" > "$t/trunc.h5"
 for args in "$t/trunc.h5 --keras-config $data/kotlindl_toyresnet.json" "$data/kotlindl_toyresnet_weights.h5" \
@@ -115,6 +130,27 @@ for args in "$t/trunc.h5 --keras-config $data/kotlindl_toyresnet.json" "$data/ko
   if [ "$rc" != 2 ] || [ "$(wc -l < "$t/err")" != 1 ] || ! grep -q '^graft: error: ' "$t/err"; then
     echo "FAIL summary $args: exit $rc, stderr: $(cat "$t/err")"; fails=$((fails + 1))
   fi
+done
+# Bit flips in a .keras archive and a TF.js model: exit 0 or 2, never a crash (or exit 1).
+for f in "$t/gen/conv/model.keras" "$t/gen/merge/model.json"; do
+  bad=0
+  for i in $(seq 1 30); do
+    cp "$f" "$t/flip"; [ "${f##*.}" = json ] && cp "$(dirname "$f")/weights.bin" "$t/weights.bin"
+    $py - "$t/flip" "$i" <<'PY'
+import sys, random
+p, seed = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, "rb").read()); r = random.Random(seed)
+for _ in range(r.randint(1, 4)):
+    k = r.randrange(len(b)); b[k] ^= 1 << r.randrange(8)
+open(p, "wb").write(b)
+PY
+    set +e; "$graft" summary "$t/flip" >/dev/null 2>"$t/err"; rc=$?; set -e
+    if [ "$rc" != 0 ] && { [ "$rc" != 2 ] || [ "$(wc -l < "$t/err")" != 1 ]; }; then
+      echo "FAIL bit flip $i of $(basename "$f"): exit $rc: $(head -c 300 "$t/err")"; bad=$((bad + 1))
+    fi
+  done
+  n=$((n + 1))
+  if [ "$bad" = 0 ]; then echo "ok   30 bit-flipped copies of $(basename "$f"): exit 0 or 2"; else fails=$((fails + 1)); fi
 done
 echo "$((n - fails)) passed, $fails failed"
 [ "$fails" = 0 ]

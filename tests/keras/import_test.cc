@@ -65,7 +65,16 @@ std::string write_temp(const std::string& name, const std::string& text) {
 TEST(KerasImportTest, MobileNetConfigKeepsKerasNamesIndicesAndParameters) {
   const std::string path = kDir + "kotlindl_mobilenet.json";
   const auto names = config_layer_names(read_json(path));
-  const ir::Summary s = summary_of(import_model(path));
+  const ir::Graph g = import_model(path);
+  // keras.applications' MobileNet: "tf" preprocessing (x / 127.5 - 1) recorded.
+  const auto pre = nlohmann::json::parse(g.get_metadata("graft.preprocess").value_or("{}"));
+  EXPECT_EQ(pre.value("mode", ""), "tf");
+  EXPECT_EQ(pre["size"], nlohmann::json({224, 224}));
+  ImportOptions caffe;
+  caffe.preprocess = "caffe";
+  const auto bgr = nlohmann::json::parse(import_model(path, caffe).get_metadata("graft.preprocess").value_or("{}"));
+  EXPECT_EQ(bgr.value("channel_order", ""), "BGR");
+  const ir::Summary s = summary_of(g);
   ASSERT_EQ(s.rows.size(), names.size());
   for (size_t i = 0; i < names.size(); ++i) {
     EXPECT_EQ(s.rows[i].name, names[i]) << i;

@@ -104,15 +104,21 @@ void print_next_layer(const ir::Graph& g, int node, const nlohmann::json& next) 
                 ir::shape_str(g.value(t).shape).c_str(), channels(g, t).c_str(),
                 r["from"].get<std::string>().c_str(), static_cast<long long>(r["row"].get<int64_t>()));
   }
-  if (!next["reads"].empty()) {
-    const std::string want = next["reads"][0]["tensor"];
-    std::printf("Appending the layers from row %lld on one after another (as a Keras Sequential does) "
-                "would feed '%s' %s (%s channels) into '%s', which expects %s channels: the "
-                "\"Dimensions must be equal, but are %s and %s\" error. Cut at a cut point instead.\n",
-                static_cast<long long>(ir::row_index(g, node)), out.c_str(), ir::shape_str(g.value(out).shape).c_str(),
-                channels(g, out).c_str(), next["node"].get<std::string>().c_str(), channels(g, want).c_str(),
-                channels(g, out).c_str(), channels(g, want).c_str());
+  if (next["reads"].empty()) return;
+  const std::string want = next["reads"][0]["tensor"];
+  const ir::Node& n = g.nodes[static_cast<size_t>(g.find_node(next["node"]))];
+  // A layer whose weights are sized by its input channels cannot take another channel count.
+  bool sized = false;
+  for (size_t i = 1; i < n.inputs.size(); ++i) sized |= g.initializers.count(n.inputs[i]) > 0;
+  std::printf("Appending the layers from row %lld on one after another (as a Keras Sequential does) "
+              "would feed '%s' (%s channels) into '%s' (%s) in place of '%s' (%s channels)",
+              static_cast<long long>(ir::row_index(g, node)), out.c_str(), channels(g, out).c_str(),
+              n.name.c_str(), n.op_type.c_str(), want.c_str(), channels(g, want).c_str());
+  if (sized && channels(g, out) != channels(g, want)) {
+    std::printf(": its weights expect %s channels, the \"Dimensions must be equal, but are %s and %s\" error",
+                channels(g, want).c_str(), channels(g, out).c_str(), channels(g, want).c_str());
   }
+  std::printf(". Cut at a cut point instead.\n");
 }
 
 void run(const CutsArgs& a) {
