@@ -109,6 +109,12 @@ class Config {
     if (v.is_array()) return v.get<std::vector<float>>();
     fail(std::string("'") + key + "' is " + v.dump() + ", expected a number or a list");
   }
+  // Normalisation layers: graft supports the last axis (the channels of an image).
+  void require_last_axis(const Act& x) const {
+    const int64_t rank = static_cast<int64_t>(x.dims.size()) + 1;
+    const int64_t a = axis(-1);
+    if (a != -1 && a != rank - 1) fail("axis " + std::to_string(a) + " is not supported (the last axis, -1)");
+  }
   void require_channels_last() const {
     const std::string f = get<std::string>("data_format", "channels_last");
     if (f != "channels_last") fail("data_format '" + f + "' is not supported (channels_last)");
@@ -131,7 +137,18 @@ class GraphBuilder {
     std::map<std::string, int> key_counts;
     std::vector<const LayerSpec*> order = ordered(m);
     Act previous;  // Sequential: the last layer's output
-    size_t next_input = 0;
+    // A nested model's inputs feed its input layers in input_layers order (a Sequential has one).
+    auto given_input = [&](const std::string& layer) -> const Act& {
+      for (size_t i = 0; i < m.inputs.size(); ++i) {
+        if (m.inputs[i].layer == layer) {
+          if (i >= inputs.size()) break;
+          return inputs[i];
+        }
+      }
+      if (m.sequential && inputs.size() == 1) return inputs[0];
+      throw Error("nested model input '" + layer + "' is not fed: the model is called with " +
+                  std::to_string(inputs.size()) + " inputs");
+    };
     for (const LayerSpec* l : order) {
       LayerPath path = parent;
       path.names.push_back(l->name);
@@ -145,14 +162,15 @@ class GraphBuilder {
       const std::string name = prefix + l->name;
       std::vector<Act> args;
       if (l->class_name == "InputLayer") {
-        Act a = !inputs.empty() ? inputs.at(std::min(next_input++, inputs.size() - 1))
-                                : make_input(*l, name);
+        Act a = !inputs.empty() ? given_input(l->name) : make_input(*l, name);
         out[l->name] = {a};
         previous = a;
         continue;
       }
       if (m.sequential) {
-        if (previous.name.empty()) previous = make_input(*l, name + "_input");
+        // Older Sequential configs have no InputLayer: the first layer carries the input shape
+        // (Keras names the input "<layer>_input"), or a nested one is fed by its caller.
+        if (previous.name.empty()) previous = !inputs.empty() ? inputs[0] : make_input(*l, name + "_input");
         args = {previous};
       } else {
         if (l->calls.empty()) {
@@ -314,11 +332,7 @@ class GraphBuilder {
     }
     if (cls == "BatchNormalization") {
       const Act& x = one();
-      const int64_t rank = static_cast<int64_t>(x.dims.size()) + 1;
-      const int64_t axis = c.axis(-1);
-      if (axis != -1 && axis != rank - 1) {
-        c.fail("axis " + std::to_string(axis) + " is not supported (the channels axis, -1)");
-      }
+      c.require_last_axis(x);
       BatchNormOptions o;
       o.center = c.get<bool>("center", true);
       o.scale = c.get<bool>("scale", true);
@@ -328,11 +342,7 @@ class GraphBuilder {
     }
     if (cls == "LayerNormalization") {
       const Act& x = one();
-      const int64_t rank = static_cast<int64_t>(x.dims.size()) + 1;
-      const int64_t axis = c.axis(-1);
-      if (axis != -1 && axis != rank - 1) {
-        c.fail("axis " + std::to_string(axis) + " is not supported (the last axis, -1)");
-      }
+      c.require_last_axis(x);
       return b_.layer_norm(x, c.get<float>("epsilon", 1e-3f), c.get<bool>("center", true),
                            c.get<bool>("scale", true), name);
     }
@@ -396,9 +406,7 @@ class GraphBuilder {
     if (cls == "Rescaling") return b_.rescaling(one(), c.floats("scale", 1), c.floats("offset", 0), name);
     if (cls == "Normalization") {
       const Act& x = one();
-      const int64_t rank = static_cast<int64_t>(x.dims.size()) + 1;
-      const int64_t axis = c.axis(-1);
-      if (axis != -1 && axis != rank - 1) c.fail("axis " + std::to_string(axis) + " is not supported (-1)");
+      c.require_last_axis(x);
       std::vector<float> mean, var;
       if (c.has("mean") && c.has("variance")) {
         mean = c.floats("mean", 0);

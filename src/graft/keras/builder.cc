@@ -23,6 +23,14 @@ int64_t out_size(int64_t in, int64_t extent, int64_t s, int64_t pad_total) {
 // Keras HWIO conv kernels (kh, kw, in, out) -> ONNX OIHW.
 at::Tensor hwio_to_oihw(const at::Tensor& t) { return t.permute({3, 2, 0, 1}).contiguous(); }
 
+// Keras' depthwise kernel (kh, kw, C, M) -> a grouped Conv's (C*M, 1, kh, kw): output channel
+// c*M + m, as TensorFlow orders them.
+std::function<at::Tensor(const at::Tensor&)> depthwise_to_grouped(int64_t c, int64_t m, int64_t kh, int64_t kw) {
+  return [c, m, kh, kw](const at::Tensor& t) {
+    return t.permute({2, 3, 0, 1}).reshape({c * m, 1, kh, kw}).contiguous();
+  };
+}
+
 }  // namespace
 
 Builder::Builder(std::string graph_name, uint64_t seed)
@@ -223,14 +231,10 @@ Act Builder::depthwise_conv2d(const Act& x, const ConvOptions& o, int64_t multip
   LayerRecord& layer = begin_layer(name, "DepthwiseConv2D");
   const int64_t c = x.c(), kh = o.kernel.h, kw = o.kernel.w, out = c * multiplier;
   const std::vector<int64_t> pads = pads_for(x, o.padding, o.kernel, o.strides, o.dilation);
-  // Keras' depthwise kernel is (kh, kw, C, M); output channel c*M + m, as a grouped Conv's.
-  auto convert = [c, multiplier, kh, kw](const at::Tensor& t) {
-    return t.permute({2, 3, 0, 1}).reshape({c * multiplier, 1, kh, kw}).contiguous();
-  };
   std::vector<std::string> inputs{
       x.name, add_weight(layer, "depthwise_kernel",
                          glorot_uniform({out, 1, kh, kw}, kh * kw * c, kh * kw * multiplier),
-                         {kh, kw, c, multiplier}, convert)};
+                         {kh, kw, c, multiplier}, depthwise_to_grouped(c, multiplier, kh, kw))};
   if (o.use_bias) inputs.push_back(add_weight(layer, "bias", at::zeros({out}, at::kFloat), {out}));
   const std::string node = main_name(name, o.activation, "conv");
   set_conv_attributes(add_node(node, "Conv", std::move(inputs), node), o.kernel, o.strides,
@@ -246,12 +250,9 @@ Act Builder::separable_conv2d(const Act& x, const ConvOptions& o, int64_t multip
   LayerRecord& layer = begin_layer(name, "SeparableConv2D");
   const int64_t c = x.c(), kh = o.kernel.h, kw = o.kernel.w, mid = c * multiplier;
   const std::vector<int64_t> pads = pads_for(x, o.padding, o.kernel, o.strides, o.dilation);
-  auto depthwise = [c, multiplier, kh, kw](const at::Tensor& t) {
-    return t.permute({2, 3, 0, 1}).reshape({c * multiplier, 1, kh, kw}).contiguous();
-  };
   const std::string dw = add_weight(layer, "depthwise_kernel",
                                     glorot_uniform({mid, 1, kh, kw}, kh * kw * c, kh * kw * multiplier),
-                                    {kh, kw, c, multiplier}, depthwise);
+                                    {kh, kw, c, multiplier}, depthwise_to_grouped(c, multiplier, kh, kw));
   const std::string pw = add_weight(layer, "pointwise_kernel",
                                     glorot_uniform({o.filters, mid, 1, 1}, mid, o.filters),
                                     {1, 1, mid, o.filters}, hwio_to_oihw);

@@ -191,6 +191,8 @@ class Builder {
   std::string to_keras_layout(const Act& x, const std::string& helper);
   void require_image(const Act& x, const std::string& name, const std::string& class_name) const;
   void use_opset(int64_t version);
+  Act pooling2d(const Act& x, bool max, Size2 pool, Size2 strides, Padding padding,
+                const std::string& name);
 
   ir::Graph graph_;
   std::map<std::string, int> name_counts_;

@@ -229,32 +229,30 @@ Act Builder::upsampling2d(const Act& x, Size2 size, const std::string& interpola
   return {name, {x.c(), x.h() * size.h, x.w() * size.w}};
 }
 
-Act Builder::max_pooling2d(const Act& x, Size2 pool, Size2 strides, Padding padding,
-                           const std::string& given) {
-  const std::string name = layer_name(given, "max_pooling2d");
-  require_image(x, name, "MaxPooling2D");
-  begin_layer(name, "MaxPooling2D");
+Act Builder::pooling2d(const Act& x, bool max, Size2 pool, Size2 strides, Padding padding,
+                       const std::string& given) {
+  const std::string name = layer_name(given, max ? "max_pooling2d" : "average_pooling2d");
+  const char* class_name = max ? "MaxPooling2D" : "AveragePooling2D";
+  require_image(x, name, class_name);
+  begin_layer(name, class_name);
   const std::vector<int64_t> pads = pads_for(x, padding, pool, strides);
-  ir::Node& n = add_node(name, "MaxPool", {x.name}, name);
-  n.attributes.set(ir::Attribute::of_ints("kernel_shape", {pool.h, pool.w}));
-  n.attributes.set(ir::Attribute::of_ints("strides", {strides.h, strides.w}));
-  n.attributes.set(ir::Attribute::of_ints("pads", pads));
-  return spatial(x, name, x.c(), pool, strides, pads);
-}
-
-Act Builder::average_pooling2d(const Act& x, Size2 pool, Size2 strides, Padding padding,
-                               const std::string& given) {
-  const std::string name = layer_name(given, "average_pooling2d");
-  require_image(x, name, "AveragePooling2D");
-  begin_layer(name, "AveragePooling2D");
-  const std::vector<int64_t> pads = pads_for(x, padding, pool, strides);
-  ir::Node& n = add_node(name, "AveragePool", {x.name}, name);
+  ir::Node& n = add_node(name, max ? "MaxPool" : "AveragePool", {x.name}, name);
   n.attributes.set(ir::Attribute::of_ints("kernel_shape", {pool.h, pool.w}));
   n.attributes.set(ir::Attribute::of_ints("strides", {strides.h, strides.w}));
   n.attributes.set(ir::Attribute::of_ints("pads", pads));
   // TensorFlow's "same" average pooling divides by the number of real (unpadded) inputs.
-  n.attributes.set(ir::Attribute::of_int("count_include_pad", 0));
+  if (!max) n.attributes.set(ir::Attribute::of_int("count_include_pad", 0));
   return spatial(x, name, x.c(), pool, strides, pads);
+}
+
+Act Builder::max_pooling2d(const Act& x, Size2 pool, Size2 strides, Padding padding,
+                           const std::string& name) {
+  return pooling2d(x, true, pool, strides, padding, name);
+}
+
+Act Builder::average_pooling2d(const Act& x, Size2 pool, Size2 strides, Padding padding,
+                               const std::string& name) {
+  return pooling2d(x, false, pool, strides, padding, name);
 }
 
 Act Builder::global_average_pooling2d(const Act& x, bool keepdims, const std::string& given) {
