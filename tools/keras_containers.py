@@ -9,6 +9,8 @@ so graft's HDF5 and zip readers are tested on every layer the TF.js fixtures cov
                       `keras_version` root attributes, weights under `model_weights`)
   DIR/model.keras     a Keras 3 archive: config.json, metadata.json and model.weights.h5 with
                       layers/<snake_case class>[_i]/vars/<k> in model.layers order
+  DIR/tf213.keras     the same archive as tf.keras 2.13-2.15 wrote it: weights under
+                      _layer_checkpoint_dependencies/<layer name>/vars/<k>
 
 Also converts a Keras weights-only HDF5 + JSON pair into a TF.js model.json (--to-tfjs), so
 TensorFlow.js can run a real Keras-written model.
@@ -113,6 +115,18 @@ def write_keras3(group, config, weights, prefix=""):
             v.create_dataset(str(i), data=a)
 
 
+def write_tf213(group, config, weights, prefix=""):
+    for layer in layers_of(config):
+        name = layer.get("name") or layer["config"]["name"]
+        g = group.create_group(f"_layer_checkpoint_dependencies/{name}")
+        if is_model(layer):
+            write_tf213(g, layer, weights, prefix + name + "/")
+            continue
+        v = g.create_group("vars")
+        for i, a in enumerate(weights.get(prefix + name, weights.get(name, []))):
+            v.create_dataset(str(i), data=a)
+
+
 def containers(model_dir):
     config, weights = tfjs_weights(model_dir)
     config_text = json.dumps(config)
@@ -132,6 +146,12 @@ def containers(model_dir):
         write_keras3(f, config, weights)
     with zipfile.ZipFile(os.path.join(model_dir, "model.keras"), "w") as z:
         z.writestr("metadata.json", json.dumps({"keras_version": "3.3.3", "date_saved": "2026-12-01"}))
+        z.writestr("config.json", config_text)
+        z.write(h5_path, "model.weights.h5")
+    with h5py.File(h5_path, "w") as f:
+        write_tf213(f, config, weights)
+    with zipfile.ZipFile(os.path.join(model_dir, "tf213.keras"), "w") as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "2.13.1", "date_saved": "2026-12-01"}))
         z.writestr("config.json", config_text)
         z.write(h5_path, "model.weights.h5")
     os.remove(h5_path)

@@ -2,9 +2,10 @@
 # graft's Keras importer against TensorFlow.js, an independent implementation of Keras layers:
 #  1. generated functional models covering the supported layers and attributes (same padding at
 #     odd sizes and strides, pooling with same, Flatten -> Dense, depth multipliers, nested
-#     models, uint8-quantised weights), each read by graft in four containers (TF.js model.json,
-#     weights-only HDF5 + --keras-config, full-model HDF5, Keras 3 .keras zip): outputs equal
-#     TensorFlow.js' within 1e-4 relative;
+#     models, uint8-quantised weights), each read by graft in five containers (TF.js model.json,
+#     weights-only HDF5 + --keras-config, full-model HDF5, Keras 3 .keras zip, tf.keras 2.13's
+#     .keras zip): outputs equal TensorFlow.js' within 1e-4 relative; layers TF.js lacks against
+#     Keras' formulas in PyTorch (tools/keras_torch_reference.py);
 #  2. the real, trained Keras 2.2.4 ToyResNet (weights-only HDF5 + JSON) against TensorFlow.js;
 #  3. the canonical example from Keras files: MobileNet cut at conv_pad_6 stitched to
 #     InceptionResNetV2's tail at block17_20_ac; the hybrid runs in ONNX Runtime as in graft;
@@ -45,12 +46,16 @@ PY
 
 # 1. Generated models in every container.
 node "$root/tools/keras_tfjs_models.js" "$t/gen" 2>&1 | grep -v -e '^=*$' -e 'Hi, looks like' -e '^$' || true
+# Layers and attributes TF.js lacks (groups, ReLU threshold, Subtract, Normalization, bilinear
+# UpSampling2D, keepdims, the scaled-residual Lambda and CustomScaleLayer, …): expected outputs
+# from Keras' formulas written with PyTorch's functional ops.
+$py "$root/tools/keras_torch_reference.py" "$t/gen"
 fails=0; n=0
 for d in "$t"/gen/*/; do
   d=${d%/}; m=$(basename "$d")
   $py "$root/tools/keras_containers.py" "$d"
   nchw "$d/x.npy" "$d/xc.npy"
-  for form in "model.json" "weights.h5 --keras-config $d/config.json" "full.h5" "model.keras"; do
+  for form in "model.json" "weights.h5 --keras-config $d/config.json" "full.h5" "model.keras" "tf213.keras"; do
     set -- $form
     file="$1"; shift
     n=$((n + 1))

@@ -201,6 +201,38 @@ TEST(KerasImportTest, Keras3InboundFormBuildsTheSameGraph) {
   EXPECT_EQ(summary_of(g).rows.size(), 3u);  // input, c, s
 }
 
+// Keras 3's Sequential as model.to_json() writes it: no InputLayer (built with build_input_shape),
+// a dtype policy object, numpy values as __numpy__ objects, a Functional base model as a layer.
+TEST(KerasImportTest, Keras3SequentialWithANestedFunctional) {
+  const std::string k3 = R"({"module": "keras", "class_name": "Sequential", "config": {"name": "seq",
+    "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}},
+    "layers": [
+      {"module": "keras.src.models.functional", "class_name": "Functional", "name": "base", "config": {"name": "base",
+        "layers": [
+          {"class_name": "InputLayer", "name": "x", "config": {"batch_shape": [null, 6, 6, 2], "name": "x"}, "inbound_nodes": []},
+          {"class_name": "Conv2D", "name": "c", "config": {"name": "c", "filters": 3, "kernel_size": 3, "padding": "same",
+            "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}}},
+           "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["x", 0, 0]}}], "kwargs": {}}]},
+          {"class_name": "ReLU", "name": "r", "config": {"name": "r",
+             "max_value": {"class_name": "__numpy__", "config": {"value": 6.0, "dtype": "float32"}}},
+           "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["c", 0, 0]}}], "kwargs": {}}]}],
+        "input_layers": ["x", 0, 0], "output_layers": ["r", 0, 0]}},
+      {"module": "keras.layers", "class_name": "GlobalAveragePooling2D", "config": {"name": "gap", "keepdims": true}},
+      {"module": "keras.layers", "class_name": "Flatten", "config": {"name": "flat"}},
+      {"module": "keras.layers", "class_name": "Dense", "config": {"name": "out", "units": 4, "activation": "softmax"}}],
+    "build_input_shape": [null, 6, 6, 2]}})";
+  const ir::Graph g = import_model(write_temp("k3seq.json", k3));
+  ASSERT_EQ(g.inputs.size(), 1u);
+  EXPECT_EQ(ir::shape_str(g.value(g.inputs[0]).shape), "(N, 2, 6, 6)");
+  EXPECT_GE(g.find_node("base/c"), 0);
+  const int relu = g.find_node("base/r");
+  ASSERT_GE(relu, 0);
+  EXPECT_EQ(g.nodes[static_cast<size_t>(relu)].op_type, "Clip");
+  EXPECT_EQ(g.initializers.at("base/r/max").item<float>(), 6.0f);
+  EXPECT_EQ(g.outputs, std::vector<std::string>{"out"});
+  EXPECT_EQ(summary_of(g).params, 2 * 3 * 9 + 3 + 3 * 4 + 4);
+}
+
 TEST(KerasImportTest, BadFilesAreOneLineErrorsNamingTheFault) {
   const std::string toy = kDir + "kotlindl_toyresnet_weights.h5";
   ImportOptions with_config;

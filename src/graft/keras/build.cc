@@ -46,20 +46,30 @@ class Config {
   [[noreturn]] void fail(const std::string& what) const {
     throw Error("layer '" + layer_ + "' (" + cls_ + "): " + what);
   }
-  bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
+  bool has(const char* key) const { return j_.contains(key) && !value(key).is_null(); }
+  // A config value; Keras 3 writes numpy values as {"class_name": "__numpy__", "config":
+  // {"value": …}}.
+  const json& value(const char* key) const {
+    const json& v = j_.at(key);
+    if (v.is_object() && v.value("class_name", "") == "__numpy__" && v.contains("config") &&
+        v["config"].is_object() && v["config"].contains("value")) {
+      return v["config"]["value"];
+    }
+    return v;
+  }
   template <typename T>
   T get(const char* key, T fallback) const {
     if (!has(key)) return fallback;
     try {
-      return j_[key].get<T>();
+      return value(key).get<T>();
     } catch (const json::exception&) {
-      fail(std::string("'") + key + "' is " + j_[key].dump() + ", not the expected type");
+      fail(std::string("'") + key + "' is " + value(key).dump() + ", not the expected type");
     }
   }
   // An int or a pair ([h, w]).
   Size2 size2(const char* key, Size2 fallback) const {
     if (!has(key)) return fallback;
-    const json& v = j_[key];
+    const json& v = value(key);
     if (v.is_number_integer()) return Size2(v.get<int64_t>());
     if (v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer()) {
       return Size2(v[0].get<int64_t>(), v[1].get<int64_t>());
@@ -68,7 +78,7 @@ class Config {
   }
   // ZeroPadding2D/Cropping2D amounts: int, (h, w) symmetric, or ((top, bottom), (left, right)).
   std::array<int64_t, 4> box(const char* key) const {
-    const json& v = j_.at(key);
+    const json& v = value(key);
     if (v.is_number_integer()) {
       const int64_t p = v;
       return {p, p, p, p};
@@ -97,14 +107,14 @@ class Config {
   }
   int64_t axis(int64_t fallback) const {
     if (!has("axis")) return fallback;
-    const json& a = j_["axis"];
+    const json& a = value("axis");
     if (a.is_number_integer()) return a;
     if (a.is_array() && a.size() == 1 && a[0].is_number_integer()) return a[0];
     fail("axis " + a.dump() + " is not supported (one axis)");
   }
   std::vector<float> floats(const char* key, float fallback) const {
     if (!has(key)) return {fallback};
-    const json& v = j_[key];
+    const json& v = value(key);
     if (v.is_number()) return {v.get<float>()};
     if (v.is_array()) return v.get<std::vector<float>>();
     fail(std::string("'") + key + "' is " + v.dump() + ", expected a number or a list");
@@ -170,7 +180,9 @@ class GraphBuilder {
       if (m.sequential) {
         // Older Sequential configs have no InputLayer: the first layer carries the input shape
         // (Keras names the input "<layer>_input"), or a nested one is fed by its caller.
-        if (previous.name.empty()) previous = !inputs.empty() ? inputs[0] : make_input(*l, name + "_input");
+        if (previous.name.empty()) {
+          previous = !inputs.empty() ? inputs[0] : make_input(*l, name + "_input", m.build_input_shape);
+        }
         args = {previous};
       } else {
         if (l->calls.empty()) {
@@ -246,9 +258,9 @@ class GraphBuilder {
     return it->second[static_cast<size_t>(r.tensor)];
   }
 
-  Act make_input(const LayerSpec& l, const std::string& name) {
+  Act make_input(const LayerSpec& l, const std::string& name, const json& fallback = json()) {
     const json& c = l.config;
-    json shape;
+    json shape = fallback;
     for (const char* k : {"batch_shape", "batch_input_shape"}) {
       if (c.contains(k) && !c[k].is_null()) shape = c[k];
     }

@@ -101,7 +101,10 @@ ModelSpec parse_model(const json& model_in) {
   const json& config = (*m)["config"];
   // Keras 2.0–2.1 Sequential: the config is the list of layers itself.
   const json& layers = config.is_array() ? config : config.value("layers", json::array());
-  if (config.is_object()) spec.name = config.value("name", "");
+  if (config.is_object()) {
+    spec.name = config.value("name", "");
+    if (config.contains("build_input_shape")) spec.build_input_shape = config["build_input_shape"];
+  }
   if (!layers.is_array() || layers.empty()) throw Error("the model config has no layers");
   std::set<std::string> names;
   for (size_t i = 0; i < layers.size(); ++i) {

@@ -444,10 +444,22 @@ class Keras3Store : public WeightStore {
 
   std::vector<at::Tensor> layer_weights(const LayerPath& p,
                                         const std::vector<std::vector<int64_t>>& shapes) override {
+    // Keras 3: layers/<snake_case class>[_i] at each level. tf.keras 2.13-2.15 wrote the same
+    // archive with _layer_checkpoint_dependencies/<layer name>.
+    std::string keras3, by_name;
+    for (const auto& k : p.keys) keras3 = join(keras3, k);
+    for (const auto& n : p.names) by_name = join(by_name, "_layer_checkpoint_dependencies/" + n);
     std::string group;
-    for (const auto& k : p.keys) group = join(group, k);
-    group = join(group, "vars");
-    if (!file_->has_group(group)) throw Error(file_->origin() + " has no weights group '" + group + "' for it");
+    for (const std::string& candidate : {keras3, by_name}) {
+      if (file_->has_group(join(candidate, "vars"))) {
+        group = join(candidate, "vars");
+        break;
+      }
+    }
+    if (group.empty()) {
+      throw Error(file_->origin() + " has no weights group '" + join(keras3, "vars") + "' (nor '" +
+                  join(by_name, "vars") + "') for it");
+    }
     std::vector<at::Tensor> out;
     for (size_t i = 0; i < shapes.size(); ++i) {
       out.push_back(file_->dataset(join(group, std::to_string(i)), shapes[i], "weight " + std::to_string(i)));

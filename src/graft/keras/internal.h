@@ -36,6 +36,7 @@ struct ModelSpec {
   bool sequential = false;
   std::vector<LayerSpec> layers;  // the config's order: Keras' model.layers
   std::vector<TensorRef> inputs, outputs;
+  nlohmann::json build_input_shape;  // a Sequential built without an InputLayer (Keras 3)
 };
 
 // A Keras model JSON ({"class_name", "config"}, also wrapped as TF.js' modelTopology or

@@ -121,8 +121,25 @@ Act Builder::relu_layer(const Act& x, float max_value, float negative_slope, flo
   const std::string name = layer_name(given, "re_lu");
   begin_layer(name, "ReLU");
   if (threshold != 0) {
-    throw Error("layer '" + name + "' (ReLU): threshold " + std::to_string(threshold) +
-                " is not supported (graft supports threshold 0)");
+    // As Keras' backend: x where x > threshold else 0, clipped to [0, max_value] when there is
+    // one, minus negative_slope * relu(threshold - x).
+    const bool clip = max_value >= 0, leaky = negative_slope != 0;
+    std::string y = leaky || clip ? name + "/above" : name;
+    add_node(y, "ThresholdedRelu", {x.name}, y).attributes.set(ir::Attribute::of_float("alpha", threshold));
+    if (clip) {
+      const std::string clipped = leaky ? name + "/clipped" : name;
+      add_node(clipped, "Clip",
+               {y, constant(name + "/min", scalar(0)), constant(name + "/max", scalar(max_value))}, clipped);
+      y = clipped;
+    }
+    if (leaky) {
+      add_node(name + "/below_in", "Sub", {constant(name + "/threshold", scalar(threshold)), x.name}, name + "/below_in");
+      add_node(name + "/below", "Relu", {name + "/below_in"}, name + "/below");
+      add_node(name + "/below_scaled", "Mul", {name + "/below", constant(name + "/slope", scalar(negative_slope))},
+               name + "/below_scaled");
+      add_node(name, "Sub", {y, name + "/below_scaled"}, name);
+    }
+    return {name, x.dims};
   }
   if (negative_slope == 0) {
     if (max_value < 0) return activation_nodes(x, "relu", name);

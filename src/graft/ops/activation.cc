@@ -1,4 +1,4 @@
-// Activations: Relu, LeakyRelu, PRelu, Elu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh, Erf,
+// Activations: Relu, ThresholdedRelu, LeakyRelu, PRelu, Elu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh, Erf,
 // Softmax, LogSoftmax.
 #include <ATen/ATen.h>
 
@@ -65,6 +65,12 @@ void register_activation(Registry& r) {
     const double alpha = ctx.node.attributes.get_float("alpha", 0.01f);
     return [alpha](const std::vector<at::Tensor>& in, const RunContext&) {
       return std::vector<at::Tensor>{at::leaky_relu(in[0], alpha)};
+    };
+  });
+  r.add("ThresholdedRelu", [](const NodeContext& ctx) -> Kernel {
+    const double alpha = ctx.node.attributes.get_float("alpha", 1.0f);
+    return [alpha](const std::vector<at::Tensor>& in, const RunContext&) {
+      return std::vector<at::Tensor>{at::where(in[0] > alpha, in[0], at::zeros_like(in[0]))};
     };
   });
   r.add("Elu", [](const NodeContext& ctx) -> Kernel {
