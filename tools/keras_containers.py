@@ -110,9 +110,13 @@ def write_keras3(group, config, weights, prefix=""):
         if is_model(layer):
             write_keras3(g, layer, weights, prefix + name + "/")
             continue
-        v = g.create_group("vars")
-        for i, a in enumerate(weights.get(prefix + name, weights.get(name, []))):
-            v.create_dataset(str(i), data=a)
+        write_vars(g, weights.get(prefix + name, weights.get(name, [])))
+
+
+def write_vars(group, arrays):
+    v = group.create_group("vars")
+    for i, a in enumerate(arrays):
+        v.create_dataset(str(i), data=a)
 
 
 def write_tf213(group, config, weights, prefix=""):
@@ -122,9 +126,7 @@ def write_tf213(group, config, weights, prefix=""):
         if is_model(layer):
             write_tf213(g, layer, weights, prefix + name + "/")
             continue
-        v = g.create_group("vars")
-        for i, a in enumerate(weights.get(prefix + name, weights.get(name, []))):
-            v.create_dataset(str(i), data=a)
+        write_vars(g, weights.get(prefix + name, weights.get(name, [])))
 
 
 def containers(model_dir):

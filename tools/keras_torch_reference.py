@@ -114,7 +114,12 @@ def extras():
     mean, var = rand(6, lo=-0.2, hi=0.2), rand(6, lo=0.5, hi=2)
     n = m.add("Normalization", "norm", {"axis": -1, "mean": mean.tolist(), "variance": var.tolist()}, [lam],
               lambda t: (t - torch.from_numpy(mean)) / torch.clamp(torch.from_numpy(var).sqrt(), min=1e-7))
-    e = m.add("ELU", "elu", {"alpha": 0.7}, [n], lambda t: F.elu(t, 0.7))
+    # An adapted Normalization: mean, variance and sample count are weights.
+    amean, avar = rand(6, lo=-0.2, hi=0.2), rand(6, lo=0.5, hi=2)
+    an = m.add("Normalization", "adapted", {"axis": -1}, [n],
+               lambda t: (t - torch.from_numpy(amean)) / torch.from_numpy(avar).sqrt().clamp(min=1e-7),
+               [amean, avar, np.array(1000.0, dtype=np.float32)])
+    e = m.add("ELU", "elu", {"alpha": 0.7}, [an], lambda t: F.elu(t, 0.7))
     sd = m.add("SpatialDropout2D", "spatial_dropout", {"rate": 0.3}, [e], lambda t: t)
     gn = m.add("GaussianNoise", "noise", {"stddev": 0.5}, [sd], lambda t: t)
     # TensorFlow 2's bilinear resize uses half-pixel centres: PyTorch's align_corners=False.

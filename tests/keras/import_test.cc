@@ -233,6 +233,23 @@ TEST(KerasImportTest, Keras3SequentialWithANestedFunctional) {
   EXPECT_EQ(summary_of(g).params, 2 * 3 * 9 + 3 + 3 * 4 + 4);
 }
 
+// Keras counts an adapted Normalization's mean, variance and sample count as non-trainable
+// parameters (2C + 1); given in the config, they are constants (0).
+TEST(KerasImportTest, NormalizationParametersAsKerasCountsThem) {
+  auto model = [](const std::string& normalization) {
+    return R"({"class_name": "Functional", "config": {"name": "m", "layers": [
+      {"class_name": "InputLayer", "name": "x", "config": {"batch_input_shape": [null, 4, 4, 3]}, "inbound_nodes": []},
+      {"class_name": "Normalization", "name": "n", "config": )" + normalization + R"(, "inbound_nodes": [[["x", 0, 0, {}]]]}],
+      "input_layers": [["x", 0, 0]], "output_layers": [["n", 0, 0]]}})";
+  };
+  const ir::Summary adapted = summary_of(import_model(write_temp("na.json", model(R"({"name": "n", "axis": -1})"))));
+  EXPECT_EQ(adapted.params, 7);
+  EXPECT_EQ(adapted.non_trainable, 7);
+  const ir::Summary given = summary_of(import_model(
+      write_temp("ng.json", model(R"({"name": "n", "axis": -1, "mean": [1, 2, 3], "variance": [1, 4, 9]})"))));
+  EXPECT_EQ(given.params, 0);
+}
+
 TEST(KerasImportTest, BadFilesAreOneLineErrorsNamingTheFault) {
   const std::string toy = kDir + "kotlindl_toyresnet_weights.h5";
   ImportOptions with_config;

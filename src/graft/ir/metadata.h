@@ -18,6 +18,9 @@ inline constexpr const char* kMetaArchitecture = "graft.architecture";  // JSON 
 // Initializers that are fixed constants of the architecture, not parameters: they are never
 // trained and not counted (e.g. the unit gamma of Keras' BatchNormalization(scale=False)).
 inline constexpr const char* kMetaConstants = "graft.constants";    // JSON list of initializers
+// Non-trainable parameters a node's layer has beyond its operands (Keras' Normalization keeps a
+// sample count no computation reads): JSON object, node name -> count.
+inline constexpr const char* kMetaExtraParams = "graft.extra_params";
 
 // A JSON list of strings stored under `key`; empty if absent. Error if it is not such a list.
 std::vector<std::string> metadata_string_list(const Graph& graph, const char* key);

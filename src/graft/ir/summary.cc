@@ -9,6 +9,8 @@
 
 #include "graft/ir/metadata.h"
 
+#include <nlohmann/json.hpp>
+
 namespace graft::ir {
 namespace {
 
@@ -191,6 +193,16 @@ Summary summarize(const Graph& g) {
       *r.macs += *macs;
     } else {
       r.macs = std::nullopt;
+    }
+  }
+  // Parameters a layer has beyond its operands (graft.extra_params), in its row.
+  const auto extra = nlohmann::json::parse(g.get_metadata(kMetaExtraParams).value_or("{}"), nullptr, false);
+  if (extra.is_object()) {
+    for (auto& [layer, node] : row_of_layer) {
+      auto it = extra.find(g.nodes[static_cast<size_t>(layer)].name);
+      if (it == extra.end() || !it->is_number_integer() || it->get<int64_t>() < 0) continue;
+      s.rows[node].params += it->get<int64_t>();
+      s.rows[node].non_trainable += it->get<int64_t>();
     }
   }
   for (const SummaryRow& r : s.rows) {

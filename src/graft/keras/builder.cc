@@ -13,6 +13,8 @@
 #include "graft/core/error.h"
 #include "graft/ir/metadata.h"
 
+#include <nlohmann/json.hpp>
+
 namespace graft::keras {
 namespace {
 
@@ -224,22 +226,26 @@ Act Builder::depthwise_conv2d(const Act& x, Size2 kernel, Size2 strides, Padding
   return depthwise_conv2d(x, o, 1, name);
 }
 
-Act Builder::depthwise_conv2d(const Act& x, const ConvOptions& o, int64_t multiplier,
-                              const std::string& given) {
-  const std::string name = layer_name(given, "depthwise_conv2d");
-  require_image(x, name, "DepthwiseConv2D");
-  LayerRecord& layer = begin_layer(name, "DepthwiseConv2D");
+Act Builder::depthwise_node(LayerRecord& layer, const Act& x, const ConvOptions& o, int64_t multiplier,
+                            const std::string& node, bool bias) {
   const int64_t c = x.c(), kh = o.kernel.h, kw = o.kernel.w, out = c * multiplier;
   const std::vector<int64_t> pads = pads_for(x, o.padding, o.kernel, o.strides, o.dilation);
   std::vector<std::string> inputs{
       x.name, add_weight(layer, "depthwise_kernel",
                          glorot_uniform({out, 1, kh, kw}, kh * kw * c, kh * kw * multiplier),
                          {kh, kw, c, multiplier}, depthwise_to_grouped(c, multiplier, kh, kw))};
-  if (o.use_bias) inputs.push_back(add_weight(layer, "bias", at::zeros({out}, at::kFloat), {out}));
-  const std::string node = main_name(name, o.activation, "conv");
+  if (bias) inputs.push_back(add_weight(layer, "bias", at::zeros({out}, at::kFloat), {out}));
   set_conv_attributes(add_node(node, "Conv", std::move(inputs), node), o.kernel, o.strides,
                       o.dilation, pads, c);
-  Act y = spatial(x, node, out, o.kernel, o.strides, pads, o.dilation);
+  return spatial(x, node, out, o.kernel, o.strides, pads, o.dilation);
+}
+
+Act Builder::depthwise_conv2d(const Act& x, const ConvOptions& o, int64_t multiplier,
+                              const std::string& given) {
+  const std::string name = layer_name(given, "depthwise_conv2d");
+  require_image(x, name, "DepthwiseConv2D");
+  LayerRecord& layer = begin_layer(name, "DepthwiseConv2D");
+  Act y = depthwise_node(layer, x, o, multiplier, main_name(name, o.activation, "conv"), o.use_bias);
   return o.activation == "linear" ? y : activation_nodes(y, o.activation, name);
 }
 
@@ -248,17 +254,11 @@ Act Builder::separable_conv2d(const Act& x, const ConvOptions& o, int64_t multip
   const std::string name = layer_name(given, "separable_conv2d");
   require_image(x, name, "SeparableConv2D");
   LayerRecord& layer = begin_layer(name, "SeparableConv2D");
-  const int64_t c = x.c(), kh = o.kernel.h, kw = o.kernel.w, mid = c * multiplier;
-  const std::vector<int64_t> pads = pads_for(x, o.padding, o.kernel, o.strides, o.dilation);
-  const std::string dw = add_weight(layer, "depthwise_kernel",
-                                    glorot_uniform({mid, 1, kh, kw}, kh * kw * c, kh * kw * multiplier),
-                                    {kh, kw, c, multiplier}, depthwise_to_grouped(c, multiplier, kh, kw));
+  const Act d = depthwise_node(layer, x, o, multiplier, name + "/depthwise", /*bias=*/false);
+  const int64_t mid = d.c();
   const std::string pw = add_weight(layer, "pointwise_kernel",
                                     glorot_uniform({o.filters, mid, 1, 1}, mid, o.filters),
                                     {1, 1, mid, o.filters}, hwio_to_oihw);
-  set_conv_attributes(add_node(name + "/depthwise", "Conv", {x.name, dw}, name + "/depthwise"),
-                      o.kernel, o.strides, o.dilation, pads, c);
-  Act d = spatial(x, name + "/depthwise", mid, o.kernel, o.strides, pads, o.dilation);
   std::vector<std::string> inputs{d.name, pw};
   if (o.use_bias) {
     inputs.push_back(add_weight(layer, "bias", at::zeros({o.filters}, at::kFloat), {o.filters}));
@@ -411,28 +411,47 @@ Act Builder::normalization(const Act& x, const std::vector<float>& mean,
   const std::string name = layer_name(given, "normalization");
   LayerRecord& layer = begin_layer(name, "Normalization");
   const int64_t c = x.image() ? x.c() : x.dims.back();
-  const std::vector<int64_t> shape = x.image() ? std::vector<int64_t>{c, 1, 1} : std::vector<int64_t>{c};
-  auto as_shape = [shape](const at::Tensor& t) { return t.reshape(shape).contiguous(); };
-  auto as_std = [shape](const at::Tensor& t) {
-    return t.sqrt().clamp_min(1e-7).reshape(shape).contiguous();
-  };
-  std::string m, s;
-  if (!mean.empty()) {
-    if (static_cast<int64_t>(mean.size()) != c || variance.size() != mean.size()) {
-      throw Error("layer '" + name + "' (Normalization): mean and variance need " +
-                  std::to_string(c) + " values");
-    }
-    m = constant(name + "/mean", as_shape(at::tensor(mean)));
-    s = constant(name + "/std", as_std(at::tensor(variance)));
-  } else {
-    m = add_weight(layer, "mean", at::zeros(shape, at::kFloat), {c}, as_shape);
-    s = add_weight(layer, "std", at::ones(shape, at::kFloat), {c}, as_std);
-    constants_.push_back(m);
-    constants_.push_back(s);
-    layer.weights.push_back({"", {}, {}});  // Keras' sample count: not needed to run
+  if (!mean.empty() && (static_cast<int64_t>(mean.size()) != c || variance.size() != mean.size())) {
+    throw Error("layer '" + name + "' (Normalization): mean and variance need " + std::to_string(c) + " values");
   }
-  add_node(name + "/centre", "Sub", {x.name, m}, name + "/centre");
-  add_node(name, "Div", {name + "/centre", s}, name);
+  // max(sqrt(v), 1e-7) == sqrt(max(v, 1e-14)).
+  auto floor_variance = [](const at::Tensor& v) { return v.clamp_min(1e-14).contiguous(); };
+  if (x.image() || x.dims.size() == 1) {
+    // On the channels: a BatchNormalization with unit gamma, zero beta and epsilon 0, whose
+    // moving statistics are Keras' mean and variance (non-trainable parameters, as in Keras).
+    std::vector<std::string> inputs{x.name, add_initializer(name + "/gamma", at::ones({c}, at::kFloat), true),
+                                    add_initializer(name + "/beta", at::zeros({c}, at::kFloat), true)};
+    if (!mean.empty()) {  // given in the config: constants, as Keras makes them
+      inputs.push_back(add_initializer(name + "/mean", at::tensor(mean), true));
+      inputs.push_back(add_initializer(name + "/variance", floor_variance(at::tensor(variance)), true));
+    } else {
+      inputs.push_back(add_weight(layer, "mean", at::zeros({c}, at::kFloat), {c}));
+      inputs.push_back(add_weight(layer, "variance", at::ones({c}, at::kFloat), {c}, floor_variance));
+      layer.weights.push_back({"", {}, {}});  // Keras' sample count: a parameter, not an operand
+      extra_params_[name] = 1;
+    }
+    ir::Node& n = add_node(name, "BatchNormalization", std::move(inputs), name);
+    n.attributes.set(ir::Attribute::of_float("epsilon", 0.0f));
+    return {name, x.dims};
+  }
+  // Other ranks keep Keras' axis order: the last axis broadcasts.
+  at::Tensor m = mean.empty() ? at::zeros({c}, at::kFloat) : at::tensor(mean);
+  at::Tensor v = mean.empty() ? at::ones({c}, at::kFloat) : floor_variance(at::tensor(variance));
+  std::string mn, sd;
+  auto as_std = [](const at::Tensor& t) { return t.clamp_min(1e-14).sqrt().contiguous(); };
+  if (!mean.empty()) {
+    mn = add_initializer(name + "/mean", m, true);
+    sd = add_initializer(name + "/std", as_std(v), true);
+  } else {
+    mn = add_weight(layer, "mean", m, {c});
+    sd = add_weight(layer, "std", v, {c}, as_std);
+    constants_.push_back(mn);
+    constants_.push_back(sd);
+    layer.weights.push_back({"", {}, {}});
+    extra_params_[name] = 2 * c + 1;
+  }
+  add_node(name + "/centre", "Sub", {x.name, mn}, name + "/centre");
+  add_node(name, "Div", {name + "/centre", sd}, name);
   return {name, x.dims};
 }
 
@@ -446,6 +465,11 @@ ir::Graph Builder::finish(const std::vector<Act>& outputs) {
     for (int64_t d : output.dims) v.shape->push_back(d);
   }
   if (!constants_.empty()) ir::set_metadata_string_list(graph_, ir::kMetaConstants, constants_);
+  if (!extra_params_.empty()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [node, n] : extra_params_) j[node] = n;
+    graph_.set_metadata(ir::kMetaExtraParams, j.dump());
+  }
   graph_.reindex();
   return std::move(graph_);
 }

@@ -191,6 +191,9 @@ class Builder {
   std::string to_keras_layout(const Act& x, const std::string& helper);
   void require_image(const Act& x, const std::string& name, const std::string& class_name) const;
   void use_opset(int64_t version);
+  // The grouped Conv of a depthwise convolution, its kernel (and bias) weights of `layer`.
+  Act depthwise_node(LayerRecord& layer, const Act& x, const ConvOptions& o, int64_t multiplier,
+                     const std::string& node, bool bias);
   Act pooling2d(const Act& x, bool max, Size2 pool, Size2 strides, Padding padding,
                 const std::string& name);
 
@@ -198,6 +201,7 @@ class Builder {
   std::map<std::string, int> name_counts_;
   std::vector<std::string> constants_;
   std::vector<LayerRecord> layers_;
+  std::map<std::string, int64_t> extra_params_;  // graft.extra_params
   at::Generator rng_;
   bool keras3_ = false;
 };
