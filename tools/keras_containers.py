@@ -12,6 +12,10 @@ so graft's HDF5 and zip readers are tested on every layer the TF.js fixtures cov
   DIR/tf213.keras     the same archive as tf.keras 2.13-2.15 wrote it: weights under
                       _layer_checkpoint_dependencies/<layer name>/vars/<k>
 
+  DIR/bf16.keras      the Keras 3 archive with bfloat16 weights, as Keras 3 stores them (16-bit
+                      words, `dtype` attribute "bfloat16"), and DIR/bf16_ref.keras with the same
+                      rounded values as float32
+
 Also converts a Keras weights-only HDF5 + JSON pair into a TF.js model.json (--to-tfjs), so
 TensorFlow.js can run a real Keras-written model.
 
@@ -129,6 +133,22 @@ def write_tf213(group, config, weights, prefix=""):
         write_vars(g, weights.get(prefix + name, weights.get(name, [])))
 
 
+def bfloat16_copies(h5_path, bf16_path, ref_path):
+    """The weights file with every float32 dataset as bfloat16 bits, and as those values in float32."""
+    def walk(src, bf, ref):
+        for k, v in src.items():
+            if isinstance(v, h5py.Group):
+                walk(v, bf.create_group(k), ref.create_group(k))
+                continue
+            a = np.asarray(v[()], dtype=np.float32)
+            bits = (a.reshape(-1).view(np.uint32) >> 16).astype(np.uint16)
+            ds = bf.create_dataset(k, data=bits.reshape(a.shape))
+            ds.attrs["dtype"] = "bfloat16"
+            ref.create_dataset(k, data=(bits.astype(np.uint32) << 16).view(np.float32).reshape(a.shape))
+    with h5py.File(h5_path, "r") as src, h5py.File(bf16_path, "w") as bf, h5py.File(ref_path, "w") as ref:
+        walk(src, bf, ref)
+
+
 def containers(model_dir):
     config, weights = tfjs_weights(model_dir)
     config_text = json.dumps(config)
@@ -150,6 +170,14 @@ def containers(model_dir):
         z.writestr("metadata.json", json.dumps({"keras_version": "3.3.3", "date_saved": "2026-12-01"}))
         z.writestr("config.json", config_text)
         z.write(h5_path, "model.weights.h5")
+    for name in ("bf16", "bf16_ref"):
+        bfloat16_copies(h5_path, h5_path + ".bf16", h5_path + ".ref")
+        with zipfile.ZipFile(os.path.join(model_dir, name + ".keras"), "w") as z:
+            z.writestr("metadata.json", json.dumps({"keras_version": "3.3.3", "date_saved": "2026-12-01"}))
+            z.writestr("config.json", config_text)
+            z.write(h5_path + (".bf16" if name == "bf16" else ".ref"), "model.weights.h5")
+        os.remove(h5_path + ".bf16")
+        os.remove(h5_path + ".ref")
     with h5py.File(h5_path, "w") as f:
         write_tf213(f, config, weights)
     with zipfile.ZipFile(os.path.join(model_dir, "tf213.keras"), "w") as z:

@@ -77,6 +77,19 @@ PY
   done
 done
 
+# bfloat16 weights (Keras 3): graft reads them as the rounded float32 values, exactly.
+d="$t/gen/extras"
+"$graft" run "$d/bf16.keras" --input "$d/xc.npy" --output "$d/b.npy" >/dev/null
+"$graft" run "$d/bf16_ref.keras" --input "$d/xc.npy" --output "$d/r.npy" >/dev/null
+n=$((n + 1))
+$py - "$d/b.npy" "$d/r.npy" "$d/y.npy" <<'PY' || fails=$((fails + 1))
+import sys, numpy as np
+b, r, y = (np.load(p) for p in sys.argv[1:])
+ok = np.array_equal(b, r) and 0 < float(np.abs(b - y).max()) < 0.05 * float(np.abs(y).max())
+print(f"{'ok  ' if ok else 'FAIL'} extras/bf16.keras: equals the float32 archive of the rounded weights; {float(np.abs(b - y).max()):.3g} from full precision")
+sys.exit(0 if ok else 1)
+PY
+
 # 2. The real trained ToyResNet: TensorFlow.js runs it converted to model.json, graft the files.
 mkdir -p "$t/toy"
 $py "$root/tools/keras_containers.py" --to-tfjs "$data/kotlindl_toyresnet_weights.h5" "$data/kotlindl_toyresnet.json" "$t/toy"

@@ -136,9 +136,24 @@ bool read_dataset(hid_t file, const std::string& path, Walk& w) {
   w.budget -= count * 4;
   Handle type(H5Dget_type(d.get()), H5Tclose);
   const H5T_class_t cls = type.ok() ? H5Tget_class(type.get()) : H5T_NO_CLASS;
-  if (cls != H5T_FLOAT && cls != H5T_INTEGER) return true;  // not a weight: leave it out
+  // Keras 3 marks bfloat16 weights with a "dtype" attribute; their 2-byte elements are the top
+  // half of a float32's bits, read as the file stores them.
+  std::vector<std::string> dtype;
+  std::string ignored;
+  const bool bfloat16 = H5Aexists(d.get(), "dtype") > 0 && read_string_attribute(d.get(), "dtype", dtype, ignored) &&
+                        dtype.size() == 1 && dtype[0] == "bfloat16" && H5Tget_size(type.get()) == 2;
+  if (!bfloat16 && cls != H5T_FLOAT && cls != H5T_INTEGER) return true;  // not a weight: leave it out
   ds.data.resize(count);
-  if (count > 0 && H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds.data.data()) < 0) {
+  if (bfloat16) {
+    std::vector<uint16_t> bits(count);
+    if (count > 0 && H5Dread(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()) < 0) {
+      return (w.error = "cannot read dataset '" + path + "'"), false;
+    }
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint32_t f = static_cast<uint32_t>(bits[i]) << 16;
+      std::memcpy(&ds.data[i], &f, 4);
+    }
+  } else if (count > 0 && H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds.data.data()) < 0) {
     return (w.error = "cannot read dataset '" + path + "'"), false;
   }
   w.snap->datasets[path] = std::move(ds);
