@@ -32,13 +32,16 @@ class Model:
         self.name = name
         self.layers, self.weights, self.values = [], [], {}
 
-    def add(self, cls, name, config, inputs, fn, weights=()):
+    def add(self, cls, name, config, inputs, fn, weights=(), kwargs=None, operand=None):
+        """`kwargs`: the call's keyword arguments (Keras 2 keeps them beside the first input);
+        `operand`: a layer whose output is a keyword argument (y) rather than an input."""
         config = dict(config, name=name)
-        inbound = [[[i, 0, 0, {}] for i in inputs]] if inputs else []
+        inbound = [[[i, 0, 0, dict(kwargs or {}) if k == 0 else {}] for k, i in enumerate(inputs)]] if inputs else []
         self.layers.append({"class_name": cls, "name": name, "config": config, "inbound_nodes": inbound})
         for i, w in enumerate(weights):
             self.weights.append((f"{name}/w{i}", w))
-        self.values[name] = fn(*[self.values[i] for i in inputs])
+        extra = [self.values[operand]] if operand else []
+        self.values[name] = fn(*[self.values[i] for i in inputs], *extra)
         return name
 
     def save(self, out, x_name, y_name):
@@ -125,7 +128,16 @@ def extras():
     # TensorFlow 2's bilinear resize uses half-pixel centres: PyTorch's align_corners=False.
     u = m.add("UpSampling2D", "upsample", {"size": [2, 3], "interpolation": "bilinear"}, [gn],
               lambda t: nhwc(F.interpolate(nchw(t), scale_factor=(2, 3), mode="bilinear", align_corners=False)))
-    a = m.add("Activation", "silu", {"activation": "silu"}, [u], lambda t: t * torch.sigmoid(t))
+    # tf.keras' MobileNetV3 hard_sigmoid: TFOpLambda layers for `x + 3.0` and `* (1 / 6)`.
+    t3 = m.add("TFOpLambda", "tf.__operators__.add", {"function": "__operators__.add"}, [u], lambda t: t + 3.0,
+               kwargs={"y": 3.0, "name": None})
+    r6 = m.add("ReLU", "re_lu_6", {"max_value": 6.0}, [t3], lambda t: keras_relu(t, 0.0, 6.0))
+    hs = m.add("TFOpLambda", "tf.math.multiply", {"function": "math.multiply"}, [r6], lambda t: t * (1.0 / 6.0),
+               kwargs={"y": 1.0 / 6.0, "name": None})
+    hw = m.add("Multiply", "hard_swish", {}, [u, hs], lambda a, b: a * b)
+    dif = m.add("TFOpLambda", "tf.math.subtract", {"function": "math.subtract"}, [hw], lambda a, b: a - b,
+                kwargs={"y": [u, 0, 0], "name": None}, operand=u)
+    a = m.add("Activation", "silu", {"activation": "silu"}, [dif], lambda t: t * torch.sigmoid(t))
     gm = m.add("GlobalMaxPooling2D", "gmax", {"keepdims": True}, [a], lambda t: t.amax(dim=(1, 2), keepdim=True))
     ga = m.add("GlobalAveragePooling2D", "gavg", {"keepdims": True}, [a], lambda t: t.mean(dim=(1, 2), keepdim=True))
     mx = m.add("Minimum", "smaller", {}, [gm, ga], torch.minimum)

@@ -312,6 +312,13 @@ TEST(KerasImportTest, BadFilesAreOneLineErrorsNamingTheFault) {
   EXPECT_NE(l.find("Lambda"), std::string::npos) << l;
   EXPECT_NE(l.find("Python"), std::string::npos) << l;
 
+  // A TF function graft does not run.
+  j = read_json(kDir + "kotlindl_toyresnet.json");
+  j["config"]["layers"][1]["class_name"] = "TFOpLambda";
+  j["config"]["layers"][1]["config"] = {{"name", "conv2d_34"}, {"function", "linalg.matmul"}};
+  const std::string tf = error_of([&] { import_model(write_temp("tfop.json", j.dump())); });
+  EXPECT_NE(tf.find("linalg.matmul"), std::string::npos) << tf;
+
   // Not JSON at all, and JSON that is no model.
   EXPECT_NE(error_of([&] { import_model(write_temp("bad.json", "{\"class_name\": ")); }), "");
   EXPECT_NE(error_of([&] { import_model(write_temp("other.json", "{\"a\": 1}")); }), "");

@@ -26,7 +26,7 @@ const char* const kSupported =
     "GlobalAveragePooling2D, GlobalMaxPooling2D, Concatenate, Add, Subtract, Multiply, Average, "
     "Maximum, Minimum, Dropout, SpatialDropout2D, GaussianNoise, GaussianDropout, Flatten, "
     "Reshape, Permute, Rescaling, Normalization, CustomScaleLayer, InceptionResNetV2's scaled "
-    "residual Lambda, nested Functional/Sequential models";
+    "residual Lambda, elementwise TFOpLambda, nested Functional/Sequential models";
 
 // Keras' naming.to_snake_case.
 std::string snake_case(const std::string& cls) {
@@ -202,7 +202,7 @@ class GraphBuilder {
       } else {
         const size_t first = b_.layers().size();
         result = {with_context("layer '" + name + "' (" + l->class_name + ")",
-                               [&] { return layer(*l, name, args); })};
+                               [&] { return layer(*l, name, args, out); })};
         for (size_t i = first; i < b_.layers().size(); ++i) paths_[b_.layers()[i].name] = path;
       }
       out[l->name] = result;
@@ -301,7 +301,9 @@ class GraphBuilder {
     return b_.input_tensor(name, dims);
   }
 
-  Act layer(const LayerSpec& l, const std::string& name, const std::vector<Act>& args) {
+  // `out`: the outputs of the layers built so far (a TFOpLambda may name one in its kwargs).
+  Act layer(const LayerSpec& l, const std::string& name, const std::vector<Act>& args,
+            const std::map<std::string, std::vector<Act>>& out) {
     const std::string& cls = l.class_name;
     const Config c(l.config, name, cls);
     auto one = [&]() -> const Act& {
@@ -432,6 +434,36 @@ class GraphBuilder {
     if (cls == "CustomScaleLayer" || cls == "Custom>CustomScaleLayer") {
       if (args.size() != 2) c.fail("expects 2 inputs (x, residual), got " + std::to_string(args.size()));
       return b_.scaled_residual(args[0], args[1], c.get<float>("scale", 1.0f), name);
+    }
+    if (cls == "TFOpLambda") {
+      // tf.keras records `x + 3.0`, `x * (1 / 6)`, tf.nn.relu6(x), … on Keras tensors as
+      // TFOpLambda layers; graft runs the elementwise ones (keras.applications' MobileNetV3).
+      static const std::map<std::string, std::string> kFunctions = {
+          {"__operators__.add", "Add"}, {"math.add", "Add"},          {"math.subtract", "Sub"},
+          {"__operators__.sub", "Sub"}, {"math.multiply", "Mul"},     {"math.truediv", "Div"},
+          {"__operators__.truediv", "Div"}, {"nn.relu", "relu"},      {"nn.relu6", "relu6"},
+          {"math.sigmoid", "sigmoid"},  {"nn.sigmoid", "sigmoid"},    {"math.tanh", "tanh"},
+          {"nn.silu", "swish"},         {"nn.swish", "swish"},        {"nn.gelu", "gelu"},
+          {"nn.elu", "elu"},            {"nn.softmax", "softmax"}};
+      const std::string fn = c.get<std::string>("function", "");
+      auto f = kFunctions.find(fn);
+      if (f == kFunctions.end()) {
+        c.fail("TF function '" + fn + "' is not supported (graft runs add, subtract, multiply, truediv with a "
+               "scalar or a same-shape tensor, and relu, relu6, sigmoid, tanh, silu, gelu, elu, softmax)");
+      }
+      if (args.empty()) c.fail("has no input");
+      const Act& x = args[0];
+      const json kwargs = l.call_kwargs.empty() ? json::object() : l.call_kwargs[0];
+      const json y = kwargs.contains("y") ? kwargs["y"] : json();
+      const bool binary = f->second == "Add" || f->second == "Sub" || f->second == "Mul" || f->second == "Div";
+      if (!binary) return b_.tf_op(x, f->second, nullptr, 0, name);
+      if (args.size() == 2) return b_.tf_op(x, f->second, &args[1], 0, name);
+      if (y.is_number()) return b_.tf_op(x, f->second, nullptr, y.get<float>(), name);
+      if (y.is_array() && y.size() >= 3 && y[0].is_string()) {  // the other operand is a tensor
+        const Act other = lookup(out, {y[0].get<std::string>(), y[2].get<int>()}, name);
+        return b_.tf_op(x, f->second, &other, 0, name);
+      }
+      c.fail("'" + fn + "' needs its second operand y: a number or a Keras tensor, got " + y.dump());
     }
     if (cls == "Lambda") {
       // InceptionResNetV2's Lambda(lambda inputs, scale: inputs[0] + inputs[1] * scale).

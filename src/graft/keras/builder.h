@@ -146,6 +146,9 @@ class Builder {
   // variance are weights (from the config when it has them).
   Act normalization(const Act& x, const std::vector<float>& mean,
                     const std::vector<float>& variance, const std::string& name);
+  // tf.keras' TFOpLambda for an elementwise function of x: "Add", "Sub", "Mul" or "Div" with
+  // `other` (same shape) or, when other is null, the scalar y; or an activation string.
+  Act tf_op(const Act& x, const std::string& op, const Act* other, float y, const std::string& name);
   // Keras' Lambda(x + scale * up) of the Inception-ResNet blocks: Mul "<name>/scale", Add.
   Act scaled_residual(const Act& x, const Act& up, float scale, const std::string& name);
 

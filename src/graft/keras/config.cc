@@ -27,25 +27,30 @@ void keras3_tensors(const json& j, std::vector<TensorRef>& out) {
   }
 }
 
-std::vector<std::vector<TensorRef>> parse_inbound(const json& inbound, const std::string& layer) {
+std::vector<std::vector<TensorRef>> parse_inbound(const json& inbound, const std::string& layer,
+                                                  std::vector<json>& kwargs) {
   std::vector<std::vector<TensorRef>> calls;
   if (inbound.is_null()) return calls;
   if (!inbound.is_array()) throw Error("layer '" + layer + "': inbound_nodes is not a list");
   for (const json& call : inbound) {
     std::vector<TensorRef> refs;
+    json kw = json::object();
     if (call.is_object()) {  // Keras 3: {"args": [...], "kwargs": {...}}
       keras3_tensors(call.value("args", json::array()), refs);
+      if (call.contains("kwargs") && call["kwargs"].is_object()) kw = call["kwargs"];
     } else if (call.is_array()) {  // Keras 2: [["layer", node, tensor, {kwargs}], ...]
       for (const json& r : call) {
         if (!r.is_array() || r.size() < 3 || !r[0].is_string()) {
           throw Error("layer '" + layer + "': malformed inbound node " + r.dump());
         }
         refs.push_back({r[0].get<std::string>(), r[2].get<int>()});
+        if (r.size() > 3 && r[3].is_object()) kw.update(r[3]);
       }
     } else {
       throw Error("layer '" + layer + "': malformed inbound node " + call.dump());
     }
     calls.push_back(std::move(refs));
+    kwargs.push_back(std::move(kw));
   }
   return calls;
 }
@@ -119,7 +124,7 @@ ModelSpec parse_model(const json& model_in) {
     if (!names.insert(ls.name).second) throw Error("two layers are named '" + ls.name + "'");
     if (!spec.sequential) {
       with_context("layer '" + ls.name + "'", [&] {
-        ls.calls = parse_inbound(l.value("inbound_nodes", json::array()), ls.name);
+        ls.calls = parse_inbound(l.value("inbound_nodes", json::array()), ls.name, ls.call_kwargs);
       });
     }
     if (is_model_class(ls.class_name)) {

@@ -28,6 +28,7 @@ struct LayerSpec {
   std::string name, class_name;
   nlohmann::json config;
   std::vector<std::vector<TensorRef>> calls;  // inbound tensors of each call
+  std::vector<nlohmann::json> call_kwargs;     // keyword arguments of each call (an object)
   std::shared_ptr<ModelSpec> nested;          // a Functional/Sequential model used as a layer
 };
 

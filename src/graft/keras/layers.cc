@@ -457,6 +457,17 @@ Act Builder::rescaling(const Act& x, const std::vector<float>& scale, const std:
   return {name, x.dims};
 }
 
+Act Builder::tf_op(const Act& x, const std::string& op, const Act* other, float y, const std::string& name) {
+  begin_layer(name, "TFOpLambda");
+  if (op != "Add" && op != "Sub" && op != "Mul" && op != "Div") return activation_nodes(x, op, name);
+  if (other && other->dims != x.dims) {
+    throw Error("layer '" + name + "' (TFOpLambda): operands '" + x.name + "' and '" + other->name +
+                "' have different shapes (graft supports a scalar or a tensor of the same shape)");
+  }
+  add_node(name, op, {x.name, other ? other->name : constant(name + "/y", scalar(y))}, name);
+  return {name, x.dims};
+}
+
 Act Builder::scaled_residual(const Act& x, const Act& up, float scale, const std::string& name) {
   begin_layer(name, "Lambda");
   if (x.dims != up.dims) {
