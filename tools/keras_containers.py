@@ -166,25 +166,23 @@ def containers(model_dir):
     h5_path = os.path.join(model_dir, "model.weights.h5")
     with h5py.File(h5_path, "w") as f:
         write_keras3(f, config, weights)
-    with zipfile.ZipFile(os.path.join(model_dir, "model.keras"), "w") as z:
-        z.writestr("metadata.json", json.dumps({"keras_version": "3.3.3", "date_saved": "2026-12-01"}))
-        z.writestr("config.json", config_text)
-        z.write(h5_path, "model.weights.h5")
-    for name in ("bf16", "bf16_ref"):
-        bfloat16_copies(h5_path, h5_path + ".bf16", h5_path + ".ref")
-        with zipfile.ZipFile(os.path.join(model_dir, name + ".keras"), "w") as z:
-            z.writestr("metadata.json", json.dumps({"keras_version": "3.3.3", "date_saved": "2026-12-01"}))
-            z.writestr("config.json", config_text)
-            z.write(h5_path + (".bf16" if name == "bf16" else ".ref"), "model.weights.h5")
-        os.remove(h5_path + ".bf16")
-        os.remove(h5_path + ".ref")
+    archive(os.path.join(model_dir, "model.keras"), "3.3.3", config_text, h5_path)
+    bfloat16_copies(h5_path, h5_path + ".bf16", h5_path + ".ref")
+    archive(os.path.join(model_dir, "bf16.keras"), "3.3.3", config_text, h5_path + ".bf16")
+    archive(os.path.join(model_dir, "bf16_ref.keras"), "3.3.3", config_text, h5_path + ".ref")
     with h5py.File(h5_path, "w") as f:
         write_tf213(f, config, weights)
-    with zipfile.ZipFile(os.path.join(model_dir, "tf213.keras"), "w") as z:
-        z.writestr("metadata.json", json.dumps({"keras_version": "2.13.1", "date_saved": "2026-12-01"}))
+    archive(os.path.join(model_dir, "tf213.keras"), "2.13.1", config_text, h5_path)
+    for p in (h5_path, h5_path + ".bf16", h5_path + ".ref"):
+        os.remove(p)
+
+
+def archive(path, keras_version, config_text, weights_h5):
+    """A .keras zip: metadata.json, config.json and the weights file as model.weights.h5."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": keras_version, "date_saved": "2026-12-01"}))
         z.writestr("config.json", config_text)
-        z.write(h5_path, "model.weights.h5")
-    os.remove(h5_path)
+        z.write(weights_h5, "model.weights.h5")
 
 
 def to_tfjs(weights_h5, config_json, out_dir):
