@@ -17,24 +17,23 @@ bool incomplete(const ir::Value& v) {
   return false;
 }
 
-}  // namespace
-
-bool has_incomplete_shapes(const ir::Graph& g) {
+// Node outputs whose shape is not fully known.
+std::vector<std::string> incomplete_values(const ir::Graph& g) {
+  std::vector<std::string> out;
   for (const ir::Node& n : g.nodes) {
     for (const auto& o : n.outputs) {
-      if (!o.empty() && incomplete(g.value(o))) return true;
+      if (!o.empty() && incomplete(g.value(o))) out.push_back(o);
     }
   }
-  return false;
+  return out;
 }
 
+}  // namespace
+
+bool has_incomplete_shapes(const ir::Graph& g) { return !incomplete_values(g).empty(); }
+
 int complete_shapes(ir::Graph& g) {
-  std::vector<std::string> missing;
-  for (const ir::Node& n : g.nodes) {
-    for (const auto& o : n.outputs) {
-      if (!o.empty() && incomplete(g.value(o))) missing.push_back(o);
-    }
-  }
+  const std::vector<std::string> missing = incomplete_values(g);
   if (missing.empty()) return 0;
   for (const auto& [name, t] : g.initializers) {
     if (t.is_meta()) return 0;  // loaded without weights: nothing to run
