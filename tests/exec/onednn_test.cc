@@ -1,7 +1,7 @@
-// The oneDNN path (graft/exec/onednn.h): every node kind it serves, the reference kernels
+// The oneDNN path (graft/exec/onednn/program.h): every node kind it serves, the reference kernels
 // between its nodes, and whole models give the reference executor's outputs within 1e-4
 // relative; the engine statistics say which nodes oneDNN ran.
-#include "graft/exec/onednn.h"
+#include "graft/exec/onednn/program.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -12,7 +12,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/log.h"
-#include "graft/exec/onednn.h"
+#include "graft/exec/onednn/program.h"
 #include "graft/exec/passes/passes.h"
 #include "graft/ops/kernel.h"
 

@@ -30,7 +30,7 @@ struct SessionOptions {
   // requestable; other intermediates may be fused away.
   bool optimize = false;
   std::set<std::string> keep;
-  // With `optimize`: run through oneDNN (graft/exec/onednn.h), compiled on the first run of
+  // With `optimize`: run through oneDNN (graft/exec/onednn/program.h), compiled on the first run of
   // each set of input shapes and requested outputs. False: the reference ATen kernels only.
   bool onednn = true;
 };

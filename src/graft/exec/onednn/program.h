@@ -1,4 +1,5 @@
-// graft::exec::onednn — the fast CPU path behind optimised inference sessions (internal to exec).
+// graft::exec::onednn — the fast CPU path behind optimised inference sessions (internal to exec;
+// the compiler is in this folder: program.cc plans and runs, one file per primitive family).
 //
 // A Program is an optimised graph compiled for one set of input shapes: the nodes oneDNN serves
 // (2-D Conv and graft.FusedConv with their residual sum and activation as post-ops, max/average/

@@ -1,0 +1,111 @@
+// Helpers shared by the oneDNN program's primitive families.
+#include <ATen/ATen.h>
+
+#include <tuple>
+
+#include "graft/exec/onednn/impl.h"
+#include "graft/ops/kernel.h"
+
+namespace graft::exec::onednn {
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
+
+dnnl::primitive_attr scratchpad_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+std::string impl_name(const dnnl::primitive& prim) {
+  const char* info = nullptr;
+  if (dnnl_primitive_desc_query(prim.get_primitive_desc(), dnnl_query_impl_info_str, 0, &info) !=
+          dnnl_success || info == nullptr) {
+    return "onednn";
+  }
+  return info;
+}
+
+std::vector<int64_t> to_sizes(const memory::desc& md) {
+  const memory::dims d = md.dims();
+  return std::vector<int64_t>(d.begin(), d.end());
+}
+
+memory::desc plain_desc(const std::vector<int64_t>& sizes) {
+  static const Tag tags[] = {Tag::a, Tag::a, Tag::ab, Tag::abc, Tag::abcd, Tag::abcde};
+  if (sizes.empty() || sizes.size() > 5) {
+    throw Error("oneDNN path: no plain layout for rank " + std::to_string(sizes.size()),
+                ErrorKind::kInternal);
+  }
+  return memory::desc(to_dims(sizes), DataType::f32, tags[sizes.size()]);
+}
+
+std::vector<int64_t> ints_or(const ir::Node& n, const char* name, std::vector<int64_t> fallback) {
+  return n.attributes.has(name) ? n.attributes.get_ints(name) : fallback;
+}
+
+// Begin and end pads of a 2-D window op, ONNX's auto_pad resolved for the input's sizes.
+bool window_pads(const ir::Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel,
+                 const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                 memory::dims* begin, memory::dims* end) {
+  const std::string auto_pad = n.attributes.get_string("auto_pad", "NOTSET");
+  const auto pads = ints_or(n, "pads", {0, 0, 0, 0});
+  if (pads.size() != 4) return false;
+  begin->assign(2, 0);
+  end->assign(2, 0);
+  for (size_t i = 0; i < 2; ++i) {
+    const int64_t size = in[i + 2];
+    const int64_t extent = (kernel[i] - 1) * dilations[i] + 1;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      std::tie((*begin)[i], (*end)[i]) = ops::same_pads(size, extent, strides[i], auto_pad == "SAME_UPPER");
+    } else if (auto_pad == "NOTSET") {
+      (*begin)[i] = pads[i];
+      (*end)[i] = pads[i + 2];
+    } else if (auto_pad != "VALID") {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<Activation> activation_of(const std::string& op, const std::vector<float>& p) {
+  Activation a;
+  if (op == "Relu") {
+    a.algorithm = dnnl::algorithm::eltwise_relu;
+  } else if (op == "LeakyRelu" && p.size() == 1) {
+    a.algorithm = dnnl::algorithm::eltwise_relu;
+    a.alpha = p[0];
+  } else if (op == "Clip" && p.size() == 2) {
+    a.algorithm = dnnl::algorithm::eltwise_clip_v2;
+    a.alpha = p[0];
+    a.beta = p[1];
+  } else if (op == "Sigmoid") {
+    a.algorithm = dnnl::algorithm::eltwise_logistic;
+  } else if (op == "Tanh") {
+    a.algorithm = dnnl::algorithm::eltwise_tanh;
+  } else if (op == "HardSwish") {
+    a.algorithm = dnnl::algorithm::eltwise_hardswish;
+  } else if (op == "HardSigmoid" && p.size() == 2) {
+    a.algorithm = dnnl::algorithm::eltwise_linear;
+    a.alpha = p[0];
+    a.beta = p[1];
+    a.hard_sigmoid = true;
+  } else {
+    return std::nullopt;
+  }
+  return a;
+}
+
+void append_activation(dnnl::post_ops& po, const Activation& a) {
+  po.append_eltwise(1.f, a.algorithm, a.alpha, a.beta);
+  if (a.hard_sigmoid) po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f);
+}
+
+
+std::shared_ptr<WeightCache> make_weight_cache() { return std::make_shared<WeightCache>(); }
+
+}  // namespace graft::exec::onednn

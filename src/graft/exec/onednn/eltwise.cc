@@ -1,0 +1,117 @@
+// Element-wise activations, binary arithmetic with broadcasting, and Softmax.
+#include <ATen/ATen.h>
+
+#include "graft/exec/onednn/impl.h"
+
+namespace graft::exec::onednn {
+
+bool Program::Impl::eltwise(size_t index) {
+  const ir::Node& n = graph.nodes[index];
+  if (!is_f32(n.inputs[0], 4)) return false;
+  std::vector<float> p;
+  if (n.op_type == "LeakyRelu") p = {n.attributes.get_float("alpha", 0.01f)};
+  if (n.op_type == "HardSigmoid") {
+    p = {n.attributes.get_float("alpha", 0.2f), n.attributes.get_float("beta", 0.5f)};
+  }
+  if (n.op_type == "Clip") {
+    float lo = n.attributes.get_float("min", -std::numeric_limits<float>::max());
+    float hi = n.attributes.get_float("max", std::numeric_limits<float>::max());
+    for (size_t k = 1; k < 3 && k < n.inputs.size(); ++k) {
+      if (n.inputs[k].empty()) continue;
+      const at::Tensor* c = initializer(n.inputs[k]);
+      if (c == nullptr || c->numel() != 1 || c->scalar_type() != at::kFloat) return false;
+      (k == 1 ? lo : hi) = c->item<float>();
+    }
+    p = {lo, hi};
+  }
+  const auto act = activation_of(n.op_type, p);
+  if (!act) return false;
+  return unary<dnnl::eltwise_forward>(n, [&] {
+    dnnl::primitive_attr attr = scratchpad_attr();
+    if (act->hard_sigmoid) {
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f);
+      attr.set_post_ops(po);
+    }
+    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, act->algorithm,
+                                  values.at(n.inputs[0]).md, act->alpha, act->beta);
+    return dnnl::eltwise_forward::primitive_desc(d, attr, cpu_engine());
+  });
+}
+
+bool Program::Impl::binary(size_t index) {
+  const ir::Node& n = graph.nodes[index];
+  if (n.inputs.size() != 2) return false;
+  std::string a = n.inputs[0], b = n.inputs[1];
+  std::vector<int64_t> y;  // the output: the larger operand's sizes, when one is full
+  for (const auto& in : {a, b}) {
+    if (initializer(in) == nullptr && is_f32(in, 4)) {
+      const auto& sz = values.at(in).info.sizes;
+      if (y.empty() || std::accumulate(sz.begin(), sz.end(), int64_t{1}, std::multiplies<>()) >
+                           std::accumulate(y.begin(), y.end(), int64_t{1}, std::multiplies<>())) {
+        y = sz;
+      }
+    }
+  }
+  if (y.empty()) return false;
+  const bool commutative = n.op_type == "Add" || n.op_type == "Mul";
+  auto full = [&](const std::string& name) {
+    return initializer(name) == nullptr && is_f32(name, 4) && values.at(name).info.sizes == y;
+  };
+  if (!full(a)) {
+    if (!commutative || !full(b)) return false;
+    std::swap(a, b);
+  }
+  // The second operand: a full tensor, or one broadcast along some axes (a constant or not).
+  std::vector<int64_t> b_sizes;
+  const at::Tensor* constant = initializer(b);
+  if (constant != nullptr) {
+    if (constant->scalar_type() != at::kFloat || constant->dim() > 4) return false;
+    b_sizes = constant->sizes().vec();
+  } else {
+    if (!is_f32(b, 4)) return false;
+    b_sizes = values.at(b).info.sizes;
+  }
+  b_sizes.insert(b_sizes.begin(), 4 - b_sizes.size(), 1);
+  for (size_t i = 0; i < 4; ++i) {
+    if (b_sizes[i] != y[i] && b_sizes[i] != 1) return false;
+  }
+  const dnnl::algorithm alg = n.op_type == "Add"   ? dnnl::algorithm::binary_add
+                              : n.op_type == "Sub" ? dnnl::algorithm::binary_sub
+                              : n.op_type == "Mul" ? dnnl::algorithm::binary_mul
+                                                   : dnnl::algorithm::binary_div;
+  const memory::desc a_md = values.at(a).md;
+  const memory::desc b_md = b_sizes == y ? a_md : plain_desc(b_sizes);
+  std::optional<dnnl::binary::primitive_desc> pd;
+  try {
+    dnnl::binary::desc d(alg, a_md, b_md, a_md);
+    pd.emplace(d, scratchpad_attr(), cpu_engine());
+  } catch (const dnnl::error&) {
+    return false;
+  }
+  Step s;
+  s.prim = dnnl::binary(*pd);
+  bind(s, DNNL_ARG_SRC_0, a, a_md);
+  if (constant != nullptr) {
+    keep_alive.push_back(constant->contiguous());
+    s.args[DNNL_ARG_SRC_1] = memory(b_md, cpu_engine(), keep_alive.back().data_ptr());
+  } else {
+    bind(s, DNNL_ARG_SRC_1, b, b_md);
+  }
+  emit_output(s, n.outputs[0], pd->dst_desc());
+  return true;
+}
+
+// Softmax over the last axis of a 2-D tensor (a classifier's): the same for every opset.
+bool Program::Impl::softmax(size_t index) {
+  const ir::Node& n = graph.nodes[index];
+  if (!is_f32(n.inputs[0], 2)) return false;
+  const int64_t axis = n.attributes.get_int("axis", graph.opset() < 13 ? 1 : -1);
+  if (axis != 1 && axis != -1) return false;
+  return unary<dnnl::softmax_forward>(n, [&] {
+    dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, values.at(n.inputs[0]).md, 1);
+    return dnnl::softmax_forward::primitive_desc(d, scratchpad_attr(), cpu_engine());
+  });
+}
+
+}  // namespace graft::exec::onednn

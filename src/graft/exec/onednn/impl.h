@@ -1,0 +1,445 @@
+// The oneDNN program compiler's shared state (internal to exec/onednn): the helpers every
+// primitive family uses, the weight cache, and Program::Impl, whose node handlers live one file
+// per primitive family (conv.cc, pool.cc, eltwise.cc, norm.cc, matmul.cc, concat.cc, layout.cc)
+// and whose planning, binding, arena and run loop live in program.cc.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "graft/core/error.h"
+#include "graft/exec/onednn/program.h"
+#include "graft/exec/passes/passes.h"
+
+namespace graft::exec::onednn {
+
+using dnnl::memory;
+using Tag = dnnl::memory::format_tag;
+using DataType = dnnl::memory::data_type;
+
+dnnl::engine& cpu_engine();
+memory::dims to_dims(const std::vector<int64_t>& v);
+// Attributes for every primitive a program keeps: its scratchpad is the program's (user mode).
+// In oneDNN's default mode a primitive's scratchpad is the creating thread's, sized when the
+// primitive is made; a program made on one thread and run on another (a server's worker) would
+// run some primitives (Winograd convolutions) on a scratchpad of the wrong size.
+dnnl::primitive_attr scratchpad_attr();
+// The implementation oneDNN chose, as DNNL_VERBOSE names it ("brgconv:avx512_core").
+std::string impl_name(const dnnl::primitive& prim);
+std::vector<int64_t> to_sizes(const memory::desc& md);
+memory::desc plain_desc(const std::vector<int64_t>& sizes);
+std::vector<int64_t> ints_or(const ir::Node& n, const char* name, std::vector<int64_t> fallback);
+// Begin and end pads of a 2-D window op, ONNX's auto_pad resolved for the input's sizes.
+bool window_pads(const ir::Node& n, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel,
+                 const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                 memory::dims* begin, memory::dims* end);
+
+// A value's sizes and dtype.
+struct ValueInfo {
+  std::vector<int64_t> sizes;
+  at::ScalarType dtype = at::kFloat;
+};
+
+struct Activation {
+  dnnl::algorithm algorithm = dnnl::algorithm::undef;
+  float alpha = 0.f, beta = 0.f;
+  bool hard_sigmoid = false;  // linear(alpha, beta) then clip(0, 1)
+};
+
+// oneDNN's form of an ONNX activation; nullopt when it has none.
+std::optional<Activation> activation_of(const std::string& op, const std::vector<float>& p);
+void append_activation(dnnl::post_ops& po, const Activation& a);
+
+struct WeightCache {
+  std::mutex mu;
+  std::map<std::string, std::vector<std::pair<memory::desc, memory>>> entries;
+
+  // `w` reordered into `want`, made once per (initializer, layout).
+  memory get(const std::string& name, const at::Tensor& w, const memory::desc& plain,
+             const memory::desc& want, dnnl::stream& stream) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& [md, mem] : entries[name]) {
+      if (md == want) return mem;
+    }
+    at::Tensor src = w.contiguous();
+    memory user(plain, cpu_engine(), src.data_ptr());
+    memory out(want, cpu_engine());
+    dnnl::reorder(user, out).execute(stream, user, out);
+    stream.wait();
+    entries[name].emplace_back(want, out);
+    return out;
+  }
+};
+
+struct Program::Impl {
+  // A buffer of the arena, before buffers are assigned to memory.
+  struct Buffer {
+    size_t bytes = 0;
+    int first = -1, last = -1;  // steps that write it first and read it last
+    size_t physical = 0;
+  };
+  // What a primitive argument is bound to.
+  struct Operand {
+    memory mem;
+    int buffer = -1;  // arena buffer, or
+    int slot = -1;    // runtime tensor (graph inputs, reference outputs), or neither (weights)
+  };
+  struct FallbackInput {
+    enum Kind { kNone, kSlot, kBuffer, kConstant } kind = kNone;
+    int index = -1;
+    std::vector<int64_t> sizes;  // kBuffer
+    at::Tensor constant;
+  };
+  struct Step {
+    bool primitive = true;
+    std::string name, op, kernel;  // for profiles
+    // Before the primitive: fill `fill_bytes` bytes at argument `fill_arg`'s buffer with
+    // `fill_value` (a Pad's border; the primitive then copies the input inside it).
+    int fill_arg = 0;
+    size_t fill_bytes = 0;
+    float fill_value = 0;
+    dnnl::primitive prim;
+    std::unordered_map<int, memory> args;
+    std::vector<std::pair<memory, int>> slot_args;  // memory to point at a runtime tensor
+    std::vector<int> reads, writes;                  // arena buffers
+    // Reference node:
+    size_t node = 0;
+    std::vector<FallbackInput> inputs;
+    std::vector<int> output_slots;                   // per node output; -1 unused
+    std::vector<std::vector<int64_t>> output_sizes;
+    std::vector<bool> output_contiguous;
+  };
+  // Where a value lives while the program runs.
+  struct Value {
+    bool in_arena = false;
+    int buffer = -1;  // in_arena
+    int slot = -1;    // otherwise
+    memory::desc md;  // layout (for slots: plain, when the value is float)
+    ValueInfo info;
+    std::vector<std::pair<memory::desc, int>> copies;  // reordered copies: layout -> buffer
+  };
+  struct Output {
+    std::string name;
+    int buffer = -1, slot = -1;
+    memory src, dst;
+    std::optional<dnnl::reorder> reorder;
+    std::unordered_map<int, memory> args;  // its arguments: o.src, o.dst, a scratchpad
+    std::vector<int64_t> sizes;
+  };
+
+  const ir::Graph& graph;
+  const std::vector<ops::Kernel>& kernels;
+  WeightCache& weights;
+  dnnl::stream stream{cpu_engine()};
+
+  std::vector<Step> steps;
+  std::vector<Buffer> buffers;
+  std::vector<at::Tensor> arena;  // physical buffers
+  std::unordered_map<std::string, Value> values;
+  std::vector<std::pair<std::string, int>> input_slots;
+  std::vector<int> slot_last;  // last step reading each slot
+  int slots = 0;
+  std::vector<Output> outputs;
+  std::unordered_map<std::string, int> last_node_use;  // value -> last needed node reading it
+  std::unordered_map<std::string, std::vector<size_t>> readers;  // value -> needed nodes reading it
+  std::set<size_t> absorbed;  // depthwise nodes computed as another convolution's post-op
+  std::set<std::string> wanted;
+  std::vector<at::Tensor> keep_alive;  // constants primitives read
+  ProgramStats stats;
+
+  // While compiling, every step runs as soon as it is made, on buffers of its own (`scratch`,
+  // one per arena buffer) and the first run's tensors (`building`): the program learns the
+  // shapes of what the ATen kernels make by running them, and the first run's result is
+  // ready when compilation ends.
+  bool compiling = true;
+  std::vector<at::Tensor> scratch;
+  std::vector<at::Tensor> building;
+
+  Impl(const ir::Graph& g, const std::vector<ops::Kernel>& k, WeightCache& w)
+      : graph(g), kernels(k), weights(w) {}
+
+  int new_buffer(const memory::desc& md);
+
+  // `mem` will live in arena buffer `buffer` (meanwhile in its scratch buffer).
+  void attach(const memory& mem, int buffer);
+
+  void push(Step step);
+
+  size_t current_node = 0;  // the node being compiled
+
+  // One scratchpad for all steps (they run one at a time), as large as the largest needs.
+  at::Tensor scratchpad;
+  std::vector<memory> scratchpad_users;
+
+  void use_scratchpad(const dnnl::primitive& prim, std::unordered_map<int, memory>& args);
+
+  int new_slot();
+
+  // Runs one step; `tensors`: the run's tensors by slot; `address`: an arena buffer's memory.
+  template <typename Address>
+  void execute(Step& s, std::vector<at::Tensor>& tensors, Address address) {
+    if (s.primitive) {
+      for (auto& [mem, slot] : s.slot_args) mem.set_data_handle(tensors[static_cast<size_t>(slot)].data_ptr());
+      if (s.fill_bytes > 0) {
+        auto* p = static_cast<float*>(s.args.at(s.fill_arg).get_data_handle());
+        if (s.fill_value == 0.f) {
+          std::memset(p, 0, s.fill_bytes);
+        } else {
+          std::fill_n(p, s.fill_bytes / sizeof(float), s.fill_value);
+        }
+      }
+      try {
+        s.prim.execute(stream, s.args);
+      } catch (const dnnl::error& e) {
+        throw Error(std::string("oneDNN primitive failed: ") + e.what(), ErrorKind::kInternal);
+      }
+      return;
+    }
+    const ir::Node& n = graph.nodes[s.node];
+    std::vector<at::Tensor> args, wrapped;
+    for (const auto& in : s.inputs) {
+      switch (in.kind) {
+        case FallbackInput::kNone: args.emplace_back(); break;
+        case FallbackInput::kConstant: args.push_back(in.constant); break;
+        case FallbackInput::kSlot: args.push_back(tensors[static_cast<size_t>(in.index)]); break;
+        case FallbackInput::kBuffer:
+          args.push_back(at::from_blob(address(in.index), in.sizes, at::kFloat));
+          wrapped.push_back(args.back());
+          break;
+      }
+    }
+    ops::RunContext ctx;
+    std::vector<at::Tensor> outs;
+    try {
+      outs = kernels[s.node](args, ctx);
+    } catch (const Error& e) {
+      throw e.with_context(n.describe());
+    } catch (const c10::Error& e) {
+      throw Error(n.describe() + ": " + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      throw Error(n.describe() + ": " + e.what());
+    }
+    for (size_t k = 0; k < s.output_slots.size(); ++k) {
+      const int slot = s.output_slots[k];
+      if (slot < 0) continue;
+      if (k >= outs.size()) {
+        throw Error(n.describe() + ": graft does not compute its output #" + std::to_string(k) +
+                    " ('" + n.outputs[k] + "')");
+      }
+      at::Tensor t = std::move(outs[k]);
+      // A view of an arena buffer would change when the buffer is reused.
+      for (const auto& w : wrapped) {
+        if (t.is_alias_of(w)) t = t.clone();
+      }
+      if (t.scalar_type() == at::kFloat) t = t.contiguous();
+      if (compiling) {
+        s.output_sizes[k] = t.sizes().vec();
+      } else if (t.sizes() != at::IntArrayRef(s.output_sizes[k])) {
+        throw Error(n.describe() + ": output '" + n.outputs[k] + "' changed shape between runs",
+                    ErrorKind::kInternal);
+      }
+      tensors[static_cast<size_t>(slot)] = std::move(t);
+    }
+  }
+
+  bool is_f32(const std::string& name, size_t rank) const;
+
+  // Binds `arg` of `step` to value `name` in layout `want`, reordering (once per layout) when
+  // the value lives in another one.
+  void bind(Step& step, int arg, const std::string& name, const memory::desc& want, bool read = true);
+
+  // A reorder step writing value `name` into `buffer` in layout `want`.
+  void reorder_into(const std::string& name, const memory::desc& want, int buffer);
+
+  void define(const std::string& name, const memory::desc& md, int buffer);
+
+  const at::Tensor* initializer(const std::string& name) const;
+
+  bool last_use_here(const std::string& name, size_t node) const;
+
+  // Binds initializer `name` (`w`, laid out as `plain`) reordered once into `want`, and the
+  // bias `bias` (`bias_md`) when there is one.
+  void bind_weights(Step& s, const std::string& name, const at::Tensor& w, const memory::desc& plain,
+                    const memory::desc& want, const at::Tensor* bias, const memory::desc& bias_md);
+
+  // --- Nodes oneDNN serves; each returns false (having changed nothing) to fall back. -------
+
+  // A convolution node's geometry for input sizes `x`, or nullopt when oneDNN cannot run it.
+  struct ConvGeometry {
+    const at::Tensor* w = nullptr;
+    const at::Tensor* b = nullptr;
+    std::string z;  // the residual added before the activation ("" for none)
+    int64_t group = 1;
+    std::vector<int64_t> x, y, strides, dilations, kernel;
+    memory::dims pad_l, pad_r;
+    std::optional<Activation> act;
+
+    int64_t channels_in() const { return x[1]; }
+    int64_t channels_out() const { return y[1]; }
+    bool pointwise() const {
+      return kernel == std::vector<int64_t>{1, 1} && strides == std::vector<int64_t>{1, 1} && group == 1 &&
+             pad_l == memory::dims{0, 0} && pad_r == memory::dims{0, 0};
+    }
+    bool depthwise() const { return group > 1 && group == x[1] && group == y[1]; }
+
+    // Winograd (F(2x2,3x3) or F(4x4,3x3), oneDNN's pick) for 3x3 stride-1 convolutions: 1.5-2.5x
+    // fewer multiplications than direct ones, but it works in blocked layouts (usually a reorder
+    // either side) and its transformed weights are up to 4x larger, each used once per 4x4
+    // output tile. So only where it pays: enough tiles (N * ceil(H/4) * ceil(W/4) >= 32; at
+    // batch 1, 28x28 and larger) that the weights are not merely streamed from memory (the
+    // hybrid's adapter, 256 -> 1088 at 17x17, 25 tiles: 4.7 ms against 3.7 direct), and enough
+    // channels (in x out / (in + out) >= 24: transforms grow with in + out, products with
+    // in x out). Thinner ones (>= 16) pay only with thousands of tiles, where oneDNN picks
+    // F(4x4,3x3): InceptionResNetV2's 32 -> 32 and 32 -> 48 at 35x35, batch 32: 1.3 and 1.6 ms
+    // against 1.9 and 2.7 direct; Inception v3 at batch 32: -6 %; at batch 1, with F(2x2,3x3),
+    // no gain and reorders around them. Results differ from direct convolution's by rounding
+    // (~2e-6 of the output's magnitude).
+    bool winograd_pays() const {
+      const double channel_ratio = static_cast<double>(x[1] * y[1]) / static_cast<double>(x[1] + y[1]);
+      const int64_t tiles = y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4);
+      return ((channel_ratio >= 24 && tiles >= 32) || (channel_ratio >= 16 && tiles >= 2048)) && group == 1 &&
+             kernel == std::vector<int64_t>{3, 3} && strides == std::vector<int64_t>{1, 1} &&
+             dilations == std::vector<int64_t>{1, 1};
+    }
+  };
+
+  static bool is_conv(const ir::Node& n) {
+    return (n.domain.empty() && n.op_type == "Conv") ||
+           (n.domain == passes::kDomain && n.op_type == passes::kFusedConv);
+  }
+
+  std::optional<ConvGeometry> conv_geometry(const ir::Node& n, const std::vector<int64_t>& x) const;
+
+  // The one node reading value `name`, or nullptr (several readers, none, or a graph output).
+  const ir::Node* sole_reader(const std::string& name, size_t* index = nullptr) const;
+
+
+  // Depthwise post-op fusion. A pointwise convolution whose only reader is a 3x3 depthwise one
+  // (MobileNet's separable blocks) can compute both in one oneDNN primitive that keeps the
+  // intermediate in cache, row band by row band, instead of writing it out and reading it back.
+  // oneDNN 2.6 fuses only in the blocked nChw16c layout (in NHWC it runs the two one after the
+  // other), and only pays where the intermediate would not stay in cache anyway: at >= 32 MiB
+  // (MobileNetV1's first three blocks at batch 32: 23.7 ms against 28.1; at batch 1 fusion was
+  // slower).
+  static constexpr int64_t kDwFusionBytes = int64_t{32} << 20;
+
+  struct DwPartner {
+    size_t node;
+    ConvGeometry geometry;
+  };
+
+
+  // The depthwise node fused into pointwise convolution `n` (geometry `pw`), or nullopt.
+  std::optional<DwPartner> dw_partner(const ir::Node& n, const ConvGeometry& pw) const;
+
+  // Whether value `name` (sizes `x`) feeds a depthwise-fused pair, directly or through
+  // depthwise and pointwise convolutions: its producer should then write nChw16c, saving a
+  // reorder.
+  bool feeds_dw_fusion(const std::string& name, const std::vector<int64_t>& x) const;
+
+  // Whether value `name` (sizes `x`) is read only by a convolution that runs Winograd.
+  bool feeds_winograd(const std::string& name, const std::vector<int64_t>& x) const;
+
+  bool conv(size_t index);
+
+  // Pointwise convolution `index` (geometry `pw`) with its depthwise partner as a post-op, both
+  // in nChw16c; false (having changed nothing) when oneDNN declines.
+  bool conv_with_dw(size_t index, const ConvGeometry& pw, const DwPartner& partner);
+
+  // ReduceMean over the two spatial axes of a 4-D tensor: global average pooling. Its keepdims,
+  // or nullopt. (Axes as an attribute, opsets up to 17, as the reference kernel reads them.)
+  std::optional<bool> spatial_mean(const ir::Node& n) const;
+
+  bool pool(size_t index);
+
+  // A primitive reading node `n`'s input 0 and writing its output 0, from the primitive
+  // descriptor `make_pd` returns; false (nothing changed) if oneDNN refuses it.
+  template <typename Primitive, typename MakePd>
+  bool unary(const ir::Node& n, MakePd&& make_pd) {
+    std::optional<typename Primitive::primitive_desc> pd;
+    try {
+      pd.emplace(make_pd());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    Step s;
+    s.prim = Primitive(*pd);
+    bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
+    emit_output(s, n.outputs[0], pd->dst_desc());
+    return true;
+  }
+
+  // Constant Pad of the spatial axes of a 4-D tensor (pads and value known when compiling): the
+
+  // Constant Pad of the spatial axes of a 4-D tensor (pads and value known when compiling): the
+  // output buffer is filled with the value, then the input copied inside it.
+  bool pad(size_t index);
+
+  // Softmax over the last axis of a 2-D tensor (a classifier's): the same for every opset.
+  bool softmax(size_t index);
+
+  // Resize, linear, with half-pixel coordinates (oneDNN's resampling: source coordinate
+  // (o + 0.5) * in / out - 0.5, clamped at the edges), of the two spatial axes of a 4-D tensor
+  // whose output size is known when compiling.
+  bool resize(size_t index);
+
+  bool eltwise(size_t index);
+
+  bool binary(size_t index);
+
+  // Gemm with constant weights, Y = A B' + C (alpha, beta 1; C a row of biases or absent): a
+  // classifier. (Through ATen it would call OpenBLAS, whose own threads then spin against
+  // oneDNN's OpenMP threads on the next run.)
+  bool gemm(size_t index);
+
+  bool concat(size_t index);
+
+  // Pushes `s`, writing value `name` (layout `md`) into a new buffer, which it returns.
+  int emit_output(Step& s, const std::string& name, const memory::desc& md);
+
+  // The arena buffer holding value `name` (in the arena) in plain layout: its own, or a
+  // reordered copy made once.
+  int plain_buffer(const std::string& name);
+
+  // Whether a value other than `name` lives in (or has a copy in) arena buffer `buffer`.
+  bool shared(int buffer, const std::string& name) const;
+
+  // Flatten, and Reshape to a constant shape, of a float tensor in the arena: its plain bytes
+  // under another shape (no step; a copy only if the value is in a blocked layout).
+  bool alias(size_t index);
+
+  // Any node, by its reference kernel on plain tensors.
+  void reference(size_t index);
+
+  // Read by a needed node, or requested.
+  bool used(const std::string& name) const { return last_node_use.count(name) || wanted.count(name); }
+
+  std::map<std::string, at::Tensor> first_result;
+
+  // The requested outputs, as plain tensors of their own.
+  std::map<std::string, at::Tensor> collect(const std::vector<at::Tensor>& tensors);
+
+  // While compiling: the scratch memory and first-run tensors of values node `index` read last.
+  void forget_dead_inputs(size_t index);
+
+  // Memory objects waiting for their arena buffer's address.
+  std::vector<std::pair<memory, int>> pending_;
+
+  // Assigns arena buffers to physical buffers (best fit among the free ones) and points every
+  // memory object at its buffer.
+  void plan_arena();
+
+  void* address(int buffer) const;
+};
+
+}  // namespace graft::exec::onednn
