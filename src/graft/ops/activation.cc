@@ -1,5 +1,6 @@
 // Activations: Relu, ThresholdedRelu, LeakyRelu, PRelu, Elu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh, Erf,
-// Softmax, LogSoftmax.
+// Softmax, LogSoftmax; graft.Silu and graft.Gelu (what the graph passes make of the decomposed
+// x * sigmoid(x) and GELU patterns); and the fused activations of graft's fused nodes.
 #include <ATen/ATen.h>
 
 #include <limits>
@@ -56,6 +57,46 @@ Kernel make_softmax(const NodeContext& ctx, bool log) {
 
 }  // namespace
 
+int fused_activation_params(const std::string& a) {
+  if (a.empty() || a == "Relu" || a == "Sigmoid" || a == "Tanh" || a == "HardSwish" || a == "Silu" ||
+      a == "Gelu" || a == "GeluTanh") {
+    return 0;
+  }
+  if (a == "LeakyRelu") return 1;
+  if (a == "Clip" || a == "HardSigmoid") return 2;
+  return -1;
+}
+
+void check_fused_activation(const NodeContext& ctx, const std::string& a, const std::vector<float>& p) {
+  const int want = fused_activation_params(a);
+  if (want < 0) ctx.fail("unknown fused activation '" + a + "'");
+  if (p.size() != static_cast<size_t>(want)) {
+    ctx.fail("activation " + a + " needs " + std::to_string(want) + " activation_params");
+  }
+}
+
+void apply_fused_activation(at::Tensor& y, const std::string& a, const std::vector<float>& p) {
+  if (a == "Relu") {
+    y.relu_();
+  } else if (a == "Clip") {
+    y.clamp_(p[0], p[1]);
+  } else if (a == "LeakyRelu") {
+    at::leaky_relu_(y, p[0]);
+  } else if (a == "Sigmoid") {
+    y.sigmoid_();
+  } else if (a == "Tanh") {
+    y.tanh_();
+  } else if (a == "HardSigmoid") {
+    y.mul_(p[0]).add_(p[1]).clamp_(0, 1);
+  } else if (a == "HardSwish") {
+    at::hardswish_(y);
+  } else if (a == "Silu") {
+    at::silu_(y);
+  } else if (a == "Gelu" || a == "GeluTanh") {
+    y = at::gelu(y, a == "Gelu" ? "none" : "tanh");
+  }
+}
+
 void register_activation(Registry& r) {
   r.add("Relu", [](const NodeContext&) { return unary(at::relu); });
   r.add("Sigmoid", [](const NodeContext&) { return unary(at::sigmoid); });
@@ -97,6 +138,16 @@ void register_activation(Registry& r) {
   r.add("HardSwish", [](const NodeContext&) -> Kernel {
     return [](const std::vector<at::Tensor>& in, const RunContext&) {
       return std::vector<at::Tensor>{at::hardswish(in[0])};
+    };
+  });
+  r.add("graft.Silu", [](const NodeContext&) { return unary(at::silu); });
+  r.add("graft.Gelu", [](const NodeContext& ctx) -> Kernel {
+    const std::string approximate = ctx.node.attributes.get_string("approximate", "none");
+    if (approximate != "none" && approximate != "tanh") {
+      ctx.fail("approximate must be 'none' or 'tanh', not '" + approximate + "'");
+    }
+    return [approximate](const std::vector<at::Tensor>& in, const RunContext&) {
+      return std::vector<at::Tensor>{at::gelu(in[0], approximate)};
     };
   });
   r.add("Softmax", [](const NodeContext& ctx) { return make_softmax(ctx, false); });

@@ -154,30 +154,12 @@ Kernel make_fused_conv(const NodeContext& ctx) {
   const Kernel conv = make_conv(ctx);
   const std::string act = ctx.node.attributes.get_string("activation", "");
   const std::vector<float> p = ctx.node.attributes.get_floats("activation_params");
-  const size_t want = act == "LeakyRelu" ? 1 : act == "HardSigmoid" || act == "Clip" ? 2 : 0;
-  if (!act.empty() && act != "Relu" && act != "Sigmoid" && act != "Tanh" && act != "HardSwish" && want == 0) {
-    ctx.fail("unknown fused activation '" + act + "'");
-  }
-  if (p.size() != want) ctx.fail("activation " + act + " needs " + std::to_string(want) + " activation_params");
+  check_fused_activation(ctx, act, p);
   return [conv, act, p](const std::vector<at::Tensor>& in, const RunContext& run) {
     const std::vector<at::Tensor> conv_in(in.begin(), in.begin() + std::min<size_t>(3, in.size()));
     at::Tensor y = conv(conv_in, run)[0];
     if (in.size() > 3 && in[3].defined()) y.add_(in[3]);
-    if (act == "Relu") {
-      y.relu_();
-    } else if (act == "Clip") {
-      y.clamp_(p[0], p[1]);
-    } else if (act == "LeakyRelu") {
-      at::leaky_relu_(y, p[0]);
-    } else if (act == "Sigmoid") {
-      y.sigmoid_();
-    } else if (act == "Tanh") {
-      y.tanh_();
-    } else if (act == "HardSigmoid") {
-      y.mul_(p[0]).add_(p[1]).clamp_(0, 1);
-    } else if (act == "HardSwish") {
-      at::hardswish_(y);
-    }
+    apply_fused_activation(y, act, p);
     return std::vector<at::Tensor>{y};
   };
 }

@@ -65,6 +65,16 @@ std::vector<int64_t> torch_pads(const std::vector<int64_t>& begin, const std::ve
 std::pair<int64_t, int64_t> same_pads(int64_t size, int64_t extent, int64_t stride, bool upper);
 at::ScalarType scalar_type_of(ir::DType dtype, const NodeContext& ctx);
 
+// The activations graft's fused nodes (graft.FusedConv, graft.FusedMatMul) apply to their
+// result: Relu, LeakyRelu (alpha), Clip (min, max), Sigmoid, Tanh, HardSigmoid (alpha, beta),
+// HardSwish, Silu (x * sigmoid(x)), Gelu (erf form), GeluTanh (tanh approximation). How many
+// activation_params `activation` takes, or -1 when graft does not know it ("" takes none).
+int fused_activation_params(const std::string& activation);
+// Applies `activation` with `params` to `y` in place (y a fresh result).
+void apply_fused_activation(at::Tensor& y, const std::string& activation, const std::vector<float>& params);
+// Fails (naming the node) unless the node's activation and activation_params are known.
+void check_fused_activation(const NodeContext& ctx, const std::string& activation, const std::vector<float>& params);
+
 // One registration function per op family file.
 void register_activation(Registry& r);
 void register_conv(Registry& r);

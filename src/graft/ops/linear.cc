@@ -1,4 +1,4 @@
-// Gemm and MatMul.
+// Gemm, MatMul and graft.FusedMatMul.
 #include <ATen/ATen.h>
 
 #include "graft/ops/kernel.h"
@@ -21,6 +21,18 @@ void register_linear(Registry& r) {
       if (alpha != 1.0) y = y * alpha;
       if (has_c) y = y + (beta == 1.0 ? in[2] : in[2] * beta);
       return std::vector<at::Tensor>{y.to(in[0].scalar_type())};
+    };
+  });
+  // graft.FusedMatMul (graft/exec/passes/passes.h): Y = activation(X W + B), W 2-D, B a row.
+  r.add("graft.FusedMatMul", [](const NodeContext& ctx) -> Kernel {
+    const std::string act = ctx.node.attributes.get_string("activation", "");
+    const std::vector<float> p = ctx.node.attributes.get_floats("activation_params");
+    check_fused_activation(ctx, act, p);
+    return [act, p](const std::vector<at::Tensor>& in, const RunContext&) {
+      at::Tensor y = at::matmul(in[0], in[1]);
+      if (in.size() > 2 && in[2].defined()) y.add_(in[2]);
+      apply_fused_activation(y, act, p);
+      return std::vector<at::Tensor>{y};
     };
   });
   r.add("MatMul", [](const NodeContext&) -> Kernel {

@@ -87,6 +87,13 @@ std::optional<Activation> activation_of(const std::string& op, const std::vector
     a.algorithm = dnnl::algorithm::eltwise_logistic;
   } else if (op == "Tanh") {
     a.algorithm = dnnl::algorithm::eltwise_tanh;
+  } else if (op == "Silu") {
+    a.algorithm = dnnl::algorithm::eltwise_swish;
+    a.alpha = 1.f;
+  } else if (op == "Gelu") {
+    a.algorithm = dnnl::algorithm::eltwise_gelu_erf;
+  } else if (op == "GeluTanh") {
+    a.algorithm = dnnl::algorithm::eltwise_gelu_tanh;
   } else if (op == "HardSwish") {
     a.algorithm = dnnl::algorithm::eltwise_hardswish;
   } else if (op == "HardSigmoid" && p.size() == 2) {

@@ -5,38 +5,67 @@
 
 namespace graft::exec::onednn {
 
-bool Program::Impl::eltwise(size_t index) {
-  const ir::Node& n = graph.nodes[index];
-  if (!is_f32(n.inputs[0], 4)) return false;
+std::optional<Activation> Program::Impl::node_activation(const ir::Node& n) const {
+  if (!n.domain.empty() && n.domain != passes::kDomain) return std::nullopt;
+  std::string op = n.op_type;
+  if (n.domain == passes::kDomain && op != "Silu" && op != "Gelu") return std::nullopt;
   std::vector<float> p;
-  if (n.op_type == "LeakyRelu") p = {n.attributes.get_float("alpha", 0.01f)};
-  if (n.op_type == "HardSigmoid") {
+  if (op == "Gelu" && n.attributes.get_string("approximate", "none") == "tanh") {
+    op = "GeluTanh";
+  } else if (op == "LeakyRelu") {
+    p = {n.attributes.get_float("alpha", 0.01f)};
+  } else if (op == "HardSigmoid") {
     p = {n.attributes.get_float("alpha", 0.2f), n.attributes.get_float("beta", 0.5f)};
-  }
-  if (n.op_type == "Clip") {
+  } else if (op == "Clip") {
     float lo = n.attributes.get_float("min", -std::numeric_limits<float>::max());
     float hi = n.attributes.get_float("max", std::numeric_limits<float>::max());
     for (size_t k = 1; k < 3 && k < n.inputs.size(); ++k) {
       if (n.inputs[k].empty()) continue;
       const at::Tensor* c = initializer(n.inputs[k]);
-      if (c == nullptr || c->numel() != 1 || c->scalar_type() != at::kFloat) return false;
+      if (c == nullptr || c->numel() != 1 || c->scalar_type() != at::kFloat) return std::nullopt;
       (k == 1 ? lo : hi) = c->item<float>();
     }
     p = {lo, hi};
   }
-  const auto act = activation_of(n.op_type, p);
+  return activation_of(op, p);
+}
+
+std::optional<std::pair<std::string, size_t>> Program::Impl::activation_after(const std::string& value,
+                                                                              dnnl::post_ops& po) const {
+  size_t j = 0;
+  const ir::Node* r = sole_reader(value, &j);
+  if (r == nullptr || r->inputs.empty() || r->inputs[0] != value || r->outputs.size() != 1) return std::nullopt;
+  const auto act = node_activation(*r);
+  if (!act) return std::nullopt;
+  append_activation(po, *act);
+  return std::make_pair(r->outputs[0], j);
+}
+
+bool Program::Impl::eltwise(size_t index) {
+  const ir::Node& n = graph.nodes[index];
+  if (!is_f32(n.inputs[0])) return false;
+  const auto act = node_activation(n);
   if (!act) return false;
-  return unary<dnnl::eltwise_forward>(n, [&] {
-    dnnl::primitive_attr attr = scratchpad_attr();
-    if (act->hard_sigmoid) {
-      dnnl::post_ops po;
-      po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f);
-      attr.set_post_ops(po);
-    }
-    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, act->algorithm,
-                                  values.at(n.inputs[0]).md, act->alpha, act->beta);
-    return dnnl::eltwise_forward::primitive_desc(d, attr, cpu_engine());
-  });
+  const memory::desc md = values.at(n.inputs[0]).md;
+  const auto make = [&](dnnl::algorithm algorithm, float alpha, float beta) {
+    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, algorithm, md, alpha, beta);
+    return dnnl::eltwise_forward::primitive_desc(d, scratchpad_attr(), cpu_engine());
+  };
+  if (!unary<dnnl::eltwise_forward>(n, [&] { return make(act->algorithm, act->alpha, act->beta); })) return false;
+  if (act->hard_sigmoid) {
+    // oneDNN 2.6 has no hard sigmoid, and its JIT eltwise kernels take no post-ops (the clip as a
+    // post-op runs the reference kernel): the clip is a second, in-place step.
+    const Value& y = values.at(n.outputs[0]);
+    Step s;
+    s.prim = dnnl::eltwise_forward(make(dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f));
+    s.args[DNNL_ARG_SRC] = memory(y.md, cpu_engine(), DNNL_MEMORY_NONE);
+    s.args[DNNL_ARG_DST] = s.args[DNNL_ARG_SRC];
+    attach(s.args[DNNL_ARG_SRC], y.buffer);
+    s.reads.push_back(y.buffer);
+    s.writes.push_back(y.buffer);
+    push(std::move(s));
+  }
+  return true;
 }
 
 bool Program::Impl::binary(size_t index) {

@@ -152,7 +152,7 @@ struct Program::Impl {
   std::vector<Output> outputs;
   std::unordered_map<std::string, int> last_node_use;  // value -> last needed node reading it
   std::unordered_map<std::string, std::vector<size_t>> readers;  // value -> needed nodes reading it
-  std::set<size_t> absorbed;  // depthwise nodes computed as another convolution's post-op
+  std::set<size_t> absorbed;  // nodes computed as another node's post-op
   std::set<std::string> wanted;
   std::vector<at::Tensor> keep_alive;  // constants primitives read
   ProgramStats stats;
@@ -253,6 +253,8 @@ struct Program::Impl {
   }
 
   bool is_f32(const std::string& name, size_t rank) const;
+  // A float value of rank 1 to 5 (one oneDNN can describe).
+  bool is_f32(const std::string& name) const;
 
   // Binds `arg` of `step` to value `name` in layout `want`, reordering (once per layout) when
   // the value lives in another one.
@@ -393,6 +395,15 @@ struct Program::Impl {
   // whose output size is known when compiling.
   bool resize(size_t index);
 
+  // Node `n` as a oneDNN activation, or nullopt.
+  std::optional<Activation> node_activation(const ir::Node& n) const;
+  // When value `value`'s only reader is an activation: appends it to `po` and returns the
+  // reader's output and index (to mark absorbed once the primitive is made); else nullopt.
+  std::optional<std::pair<std::string, size_t>> activation_after(const std::string& value, dnnl::post_ops& po) const;
+  // Binds `arg` of `step` to value `name`'s plain bytes described as `md` (a reshaped view): its
+  // arena buffer in plain layout (a reordered copy if need be), or its runtime tensor.
+  void bind_plain(Step& step, int arg, const std::string& name, const memory::desc& md);
+
   bool eltwise(size_t index);
 
   bool binary(size_t index);
@@ -400,7 +411,12 @@ struct Program::Impl {
   // Gemm with constant weights, Y = A B' + C (alpha, beta 1; C a row of biases or absent): a
   // classifier. (Through ATen it would call OpenBLAS, whose own threads then spin against
   // oneDNN's OpenMP threads on the next run.)
+  bool inner_product(const std::string& x, int64_t m, int64_t k, const std::string& w_name, const at::Tensor& w,
+                     const memory::desc& w_plain, const at::Tensor* bias, const std::string& out,
+                     const std::vector<int64_t>& y_sizes, const std::string& activation,
+                     const std::vector<float>& params);
   bool gemm(size_t index);
+  bool matmul(size_t index);
 
   bool concat(size_t index);
 

@@ -102,6 +102,18 @@ void Program::Impl::bind(Step& step, int arg, const std::string& name, const mem
 }
 
 // A reorder step writing value `name` into `buffer` in layout `want`.
+void Program::Impl::bind_plain(Step& step, int arg, const std::string& name, const memory::desc& md) {
+  Value& v = values.at(name);
+  step.args[arg] = memory(md, cpu_engine(), DNNL_MEMORY_NONE);
+  if (v.in_arena) {
+    const int buffer = plain_buffer(name);
+    step.reads.push_back(buffer);
+    attach(step.args[arg], buffer);
+  } else {
+    step.slot_args.emplace_back(step.args[arg], v.slot);
+  }
+}
+
 void Program::Impl::reorder_into(const std::string& name, const memory::desc& want, int buffer) {
   const Value& v = values.at(name);
   Step r;
@@ -336,6 +348,12 @@ bool Program::Impl::is_f32(const std::string& name, size_t rank) const {
          it->second.info.sizes.size() == rank;
 }
 
+bool Program::Impl::is_f32(const std::string& name) const {
+  auto it = values.find(name);
+  return it != values.end() && it->second.info.dtype == at::kFloat && !it->second.info.sizes.empty() &&
+         it->second.info.sizes.size() <= 5;
+}
+
 const at::Tensor* Program::Impl::initializer(const std::string& name) const {
   auto it = graph.initializers.find(name);
   return it == graph.initializers.end() ? nullptr : &it->second;
@@ -377,14 +395,15 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
     const ir::Node& n = g.nodes[i];
     const std::string& op = n.op_type;
     p.current_node = i;
-    bool done = false;
-    if (n.domain.empty() || n.domain == passes::kDomain) {
+    bool done = p.absorbed.count(i) > 0;  // computed by the node before it
+    if (!done && (n.domain.empty() || n.domain == passes::kDomain)) {
       if (Impl::is_conv(n)) {
         done = p.conv(i);
       } else if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool" || op == "ReduceMean") {
         done = p.pool(i);
       } else if (op == "Relu" || op == "LeakyRelu" || op == "Clip" || op == "Sigmoid" ||
-                 op == "Tanh" || op == "HardSwish" || op == "HardSigmoid") {
+                 op == "Tanh" || op == "HardSwish" || op == "HardSigmoid" ||
+                 (n.domain == passes::kDomain && (op == "Silu" || op == "Gelu"))) {
         done = p.eltwise(i);
       } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
         done = p.binary(i);
@@ -392,6 +411,8 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
         done = p.concat(i);
       } else if (op == "Gemm") {
         done = p.gemm(i);
+      } else if (n.domain == passes::kDomain && op == "FusedMatMul") {
+        done = p.matmul(i);
       } else if (op == "Resize") {
         done = p.resize(i);
       } else if (op == "Flatten" || op == "Reshape") {

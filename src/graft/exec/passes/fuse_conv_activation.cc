@@ -1,6 +1,6 @@
-// Conv + activation fusion: an activation whose input is a Conv's (or FusedConv's) output that
-// nothing else reads is applied in place on the convolution's result, as FusedConv's
-// `activation`. Clip needs constant bounds.
+// Conv + activation fusion: an activation whose input is a Conv's (or FusedConv's, or
+// FusedMatMul's) output that nothing else reads is applied in place on that result, as the
+// fused node's `activation`. Clip needs constant bounds.
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -13,9 +13,15 @@ namespace graft::exec::passes {
 namespace {
 
 // The activation's parameters, or false if it cannot be fused.
-bool activation_params(const ir::Graph& g, const ir::Node& n, std::vector<float>* params) {
-  if (!n.domain.empty()) return false;
+bool activation_params(const ir::Graph& g, const ir::Node& n, std::string* name, std::vector<float>* params) {
   const auto& a = n.attributes;
+  if (n.domain == kDomain && (n.op_type == "Silu" || n.op_type == "Gelu")) {
+    const bool tanh = n.attributes.get_string("approximate", "none") == "tanh";
+    *name = n.op_type == "Gelu" && tanh ? "GeluTanh" : n.op_type;
+    return true;
+  }
+  if (!n.domain.empty()) return false;
+  *name = n.op_type;
   if (n.op_type == "Relu" || n.op_type == "Sigmoid" || n.op_type == "Tanh" || n.op_type == "HardSwish") return true;
   if (n.op_type == "LeakyRelu") {
     *params = {a.get_float("alpha", 0.01f)};
@@ -52,18 +58,20 @@ int fuse_conv_activation(ir::Graph& g, const std::set<std::string>& protect) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node act = g.nodes[i];
     std::vector<float> params;
-    if (act.inputs.empty() || act.outputs.size() != 1 || !activation_params(g, act, &params)) continue;
+    std::string name;
+    if (act.inputs.empty() || act.outputs.size() != 1 || !activation_params(g, act, &name, &params)) continue;
     const std::string x = act.inputs[0];
     if (x.empty() || protect.count(x)) continue;
     const ir::Value& xv = g.value(x);
     if (xv.producer < 0 || dead[static_cast<size_t>(xv.producer)] || sole_consumer(g, x) != static_cast<int>(i)) continue;
     ir::Node& conv = g.nodes[static_cast<size_t>(xv.producer)];
-    if (!is_conv(conv) || conv.outputs.size() != 1) continue;
+    const bool matmul = conv.domain == kDomain && conv.op_type == "FusedMatMul";
+    if ((!is_conv(conv) && !matmul) || conv.outputs.size() != 1) continue;
     if (!conv.attributes.get_string("activation", "").empty()) continue;
     import_graft_domain(g);
     conv.domain = kDomain;
-    conv.op_type = kFusedConv;
-    conv.attributes.set(ir::Attribute::of_string("activation", act.op_type));
+    if (!matmul) conv.op_type = kFusedConv;
+    conv.attributes.set(ir::Attribute::of_string("activation", name));
     if (!params.empty()) conv.attributes.set(ir::Attribute::of_floats("activation_params", params));
     conv.outputs[0] = act.outputs[0];
     dead[i] = true;

@@ -160,6 +160,7 @@ std::vector<PassReport> optimize(ir::Graph& g, const std::set<std::string>& keep
       {"fold_pad_into_conv", fold_pad_into_conv},
       {"fold_pad_into_pool", fold_pad_into_pool},
       {"fold_scale_into_conv", fold_scale_into_conv},
+      {"recognise_patterns", recognise_patterns},
       {"fuse_conv_add", fuse_conv_add},
       {"fuse_conv_activation", fuse_conv_activation},
   };

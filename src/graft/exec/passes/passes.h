@@ -9,8 +9,11 @@
 //
 // Fused convolutions are nodes of op type FusedConv in graft's own domain ("graft", version 1):
 // Conv's inputs and attributes, an optional fourth input Z of the output's shape, and
-// attributes `activation` (Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh or
-// empty) and `activation_params` (alpha; min, max; alpha, beta): Y = activation(Conv(X) + Z).
+// attributes `activation` (Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh, Silu,
+// Gelu, GeluTanh or empty) and `activation_params` (alpha; min, max; alpha, beta):
+// Y = activation(Conv(X) + Z). FusedMatMul: inputs X (rank >= 2), W (a 2-D constant), B (a
+// constant row, optional), the same activation attributes: Y = activation(X W + B). Silu and
+// Gelu (attribute `approximate`: "none" or "tanh") are graft-domain activations.
 #pragma once
 
 #include <set>
@@ -46,7 +49,11 @@ int fold_pad_into_pool(ir::Graph& graph, const std::set<std::string>& protect);
 int fold_scale_into_conv(ir::Graph& graph, const std::set<std::string>& protect);
 // Conv + Add of a same-shape tensor (a residual) -> FusedConv with Z.
 int fuse_conv_add(ir::Graph& graph, const std::set<std::string>& protect);
-// Conv (or FusedConv without activation) + an activation -> FusedConv.
+// Decomposed functions as one node each: x * Sigmoid(x) -> graft.Silu, x * HardSigmoid(x) ->
+// HardSwish, the Erf and Tanh forms of GELU -> graft.Gelu, LayerNorm over the last axis ->
+// LayerNormalization, MatMul by a constant 2-D matrix (+ a constant row) -> graft.FusedMatMul.
+int recognise_patterns(ir::Graph& graph, const std::set<std::string>& protect);
+// Conv (or FusedConv, or FusedMatMul, without activation) + an activation -> the fused node.
 int fuse_conv_activation(ir::Graph& graph, const std::set<std::string>& protect);
 
 struct PassReport {

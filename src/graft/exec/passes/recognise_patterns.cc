@@ -1,0 +1,368 @@
+// Decomposed functions exporters write op by op, recognised and replaced by one node each:
+//   x * Sigmoid(x)                                   -> graft.Silu(x)
+//   x * HardSigmoid(x; alpha 1/6, beta 1/2)          -> HardSwish(x)
+//   x * 0.5 * (1 + Erf(x / sqrt(2)))  (any grouping) -> graft.Gelu(x)
+//   0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 x^3)))  -> graft.Gelu(x; approximate "tanh")
+//   (x - m) / Sqrt(Mean((x - m)^2) + eps) [* g] [+ b], m = Mean(x), means over the last axis
+//                                                    -> LayerNormalization(x, g, b; axis -1)
+//   MatMul(x, W) [+ b], W a 2-D constant, b a constant row -> graft.FusedMatMul(x, W, b)
+// Every intermediate must be read only inside its pattern, and none may be protected.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <functional>
+#include <optional>
+
+#include "graft/exec/passes/passes.h"
+#include "graft/exec/passes/rewrite.h"
+
+namespace graft::exec::passes {
+namespace {
+
+class Matcher {
+ public:
+  Matcher(ir::Graph& g, const std::set<std::string>& protect) : g_(g), protect_(protect), dead_(g.nodes.size()) {}
+
+  // The node producing `value` if it has op type `op` (default domain), is not yet consumed by
+  // another rewrite, and (unless `shared_ok`) its output is read only by one node.
+  const ir::Node* producer(const std::string& value, const char* op, bool shared_ok = false) const {
+    if (value.empty() || !g_.has_value(value) || protect_.count(value)) return nullptr;
+    const int p = g_.value(value).producer;
+    if (p < 0 || dead_[static_cast<size_t>(p)]) return nullptr;
+    const ir::Node& n = g_.nodes[static_cast<size_t>(p)];
+    if (!n.domain.empty() || n.op_type != op || n.outputs.size() != 1) return nullptr;
+    if (!shared_ok && sole_consumer(g_, value) < 0) return nullptr;
+    return &n;
+  }
+
+  // A scalar float constant's value.
+  std::optional<double> scalar(const std::string& name) const {
+    const at::Tensor* c = constant(g_, name);
+    if (c == nullptr || c->numel() != 1 || !c->is_floating_point()) return std::nullopt;
+    return c->to(at::kDouble).item<double>();
+  }
+
+  // For a binary node `n` with one operand a scalar constant near `want`: the other operand.
+  std::optional<std::string> other_than_scalar(const ir::Node& n, double want) const {
+    if (n.inputs.size() != 2) return std::nullopt;
+    for (int k = 0; k < 2; ++k) {
+      const auto v = scalar(n.inputs[static_cast<size_t>(k)]);
+      if (v && std::abs(*v - want) <= 1e-4 * std::abs(want)) return n.inputs[static_cast<size_t>(1 - k)];
+    }
+    return std::nullopt;
+  }
+
+  void kill(const ir::Node* n) { dead_[static_cast<size_t>(n - g_.nodes.data())] = true; }
+  bool dead(size_t i) const { return dead_[i]; }
+
+  // Turns node `i` into `op` (graft's domain when `graft`) reading `inputs`.
+  void become(size_t i, bool graft, const std::string& op, std::vector<std::string> inputs) {
+    ir::Node& n = g_.nodes[i];
+    if (graft) import_graft_domain(g_);
+    n.domain = graft ? kDomain : "";
+    n.op_type = op;
+    n.inputs = std::move(inputs);
+    n.attributes = {};
+    ++rewrites_;
+  }
+
+  int finish() {
+    if (rewrites_ > 0) erase_nodes(g_, dead_);
+    return rewrites_;
+  }
+
+  ir::Graph& g_;
+  const std::set<std::string>& protect_;
+
+ private:
+  std::vector<bool> dead_;
+  int rewrites_ = 0;
+};
+
+bool is(const ir::Node& n, const char* op) { return n.domain.empty() && n.op_type == op; }
+
+// x * f(x) where f is `gate` (sole reader: this Mul) accepted by `accept`: x, and f's node.
+std::optional<std::pair<std::string, const ir::Node*>> gated(const Matcher& m, const ir::Node& mul, const char* gate,
+                                                             const std::function<bool(const ir::Node&)>& accept) {
+  if (!is(mul, "Mul") || mul.inputs.size() != 2) return std::nullopt;
+  for (int k = 0; k < 2; ++k) {
+    const ir::Node* f = m.producer(mul.inputs[static_cast<size_t>(k)], gate);
+    const std::string& x = mul.inputs[static_cast<size_t>(1 - k)];
+    if (f != nullptr && !f->inputs.empty() && f->inputs[0] == x && accept(*f)) return std::make_pair(x, f);
+  }
+  return std::nullopt;
+}
+
+bool silu(Matcher& m, size_t i) {
+  const auto hit = gated(m, m.g_.nodes[i], "Sigmoid", [](const ir::Node&) { return true; });
+  if (!hit) return false;
+  m.kill(hit->second);
+  m.become(i, true, "Silu", {hit->first});
+  return true;
+}
+
+bool hard_swish(Matcher& m, size_t i) {
+  const auto hit = gated(m, m.g_.nodes[i], "HardSigmoid", [](const ir::Node& h) {
+    return std::abs(h.attributes.get_float("alpha", 0.2f) - 1.f / 6.f) < 1e-6f &&
+           std::abs(h.attributes.get_float("beta", 0.5f) - 0.5f) < 1e-6f;
+  });
+  if (!hit) return false;
+  m.kill(hit->second);
+  m.become(i, false, "HardSwish", {hit->first});
+  return true;
+}
+
+// Final Mul `i` of x * 0.5 * (1 + g) where g = `inner`(x): x and the nodes to remove, or nullopt.
+// Groupings: (x * (1 + g)) * 0.5, (x * 0.5) * (1 + g), (0.5 * (1 + g)) * x.
+std::optional<std::pair<std::string, std::vector<const ir::Node*>>> half_x_one_plus(
+    const Matcher& m, const ir::Node& last,
+    const std::function<std::optional<std::pair<std::string, std::vector<const ir::Node*>>>(const std::string&)>& one_plus) {
+  if (!is(last, "Mul") || last.inputs.size() != 2) return std::nullopt;
+  // (x * (1 + g)) * 0.5
+  if (auto inner = m.other_than_scalar(last, 0.5)) {
+    if (const ir::Node* mul = m.producer(*inner, "Mul"); mul != nullptr && mul->inputs.size() == 2) {
+      for (int k = 0; k < 2; ++k) {
+        auto rest = one_plus(mul->inputs[static_cast<size_t>(k)]);
+        if (rest && rest->first == mul->inputs[static_cast<size_t>(1 - k)]) {
+          rest->second.push_back(mul);
+          return rest;
+        }
+      }
+    }
+  }
+  for (int k = 0; k < 2; ++k) {
+    const std::string& a = last.inputs[static_cast<size_t>(k)];
+    const std::string& b = last.inputs[static_cast<size_t>(1 - k)];
+    const ir::Node* half = m.producer(a, "Mul");
+    if (half == nullptr) continue;
+    const auto h = m.other_than_scalar(*half, 0.5);
+    if (!h) continue;
+    // (x * 0.5) * (1 + g)
+    if (auto rest = one_plus(b); rest && rest->first == *h) {
+      rest->second.push_back(half);
+      return rest;
+    }
+    // (0.5 * (1 + g)) * x
+    if (auto rest = one_plus(*h); rest && rest->first == b) {
+      rest->second.push_back(half);
+      return rest;
+    }
+  }
+  return std::nullopt;
+}
+
+// 1 + Erf(x / sqrt 2) (or x * (1 / sqrt 2)): x and its nodes.
+std::optional<std::pair<std::string, std::vector<const ir::Node*>>> one_plus_erf(const Matcher& m, const std::string& v) {
+  const ir::Node* add = m.producer(v, "Add");
+  if (add == nullptr) return std::nullopt;
+  const auto e = m.other_than_scalar(*add, 1.0);
+  const ir::Node* erf = e ? m.producer(*e, "Erf") : nullptr;
+  if (erf == nullptr || erf->inputs.size() != 1) return std::nullopt;
+  const ir::Node* scale = m.producer(erf->inputs[0], "Div");
+  std::optional<std::string> x;
+  if (scale != nullptr && m.scalar(scale->inputs.size() == 2 ? scale->inputs[1] : "") &&
+      std::abs(*m.scalar(scale->inputs[1]) - std::sqrt(2.0)) < 1e-4) {
+    x = scale->inputs[0];
+  } else if ((scale = m.producer(erf->inputs[0], "Mul")) != nullptr) {
+    x = m.other_than_scalar(*scale, 1.0 / std::sqrt(2.0));
+  }
+  if (!x) return std::nullopt;
+  return std::make_pair(*x, std::vector<const ir::Node*>{add, erf, scale});
+}
+
+// 1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3)), x^3 as Pow(x, 3) or x * x * x: x and its nodes.
+std::optional<std::pair<std::string, std::vector<const ir::Node*>>> one_plus_tanh(const Matcher& m, const std::string& v) {
+  const ir::Node* add = m.producer(v, "Add");
+  if (add == nullptr) return std::nullopt;
+  const auto t = m.other_than_scalar(*add, 1.0);
+  const ir::Node* tanh = t ? m.producer(*t, "Tanh") : nullptr;
+  if (tanh == nullptr || tanh->inputs.size() != 1) return std::nullopt;
+  const ir::Node* outer = m.producer(tanh->inputs[0], "Mul");
+  const auto sum_name = outer ? m.other_than_scalar(*outer, std::sqrt(2.0 / M_PI)) : std::nullopt;
+  const ir::Node* sum = sum_name ? m.producer(*sum_name, "Add") : nullptr;
+  if (sum == nullptr || sum->inputs.size() != 2) return std::nullopt;
+  for (int k = 0; k < 2; ++k) {
+    const std::string& x = sum->inputs[static_cast<size_t>(k)];
+    const ir::Node* cubed_scaled = m.producer(sum->inputs[static_cast<size_t>(1 - k)], "Mul");
+    const auto cube_name = cubed_scaled ? m.other_than_scalar(*cubed_scaled, 0.044715) : std::nullopt;
+    if (!cube_name) continue;
+    std::vector<const ir::Node*> nodes{add, tanh, outer, sum, cubed_scaled};
+    if (const ir::Node* pow = m.producer(*cube_name, "Pow")) {
+      if (pow->inputs.size() == 2 && pow->inputs[0] == x && m.scalar(pow->inputs[1]) == 3.0) {
+        nodes.push_back(pow);
+        return std::make_pair(x, nodes);
+      }
+    }
+    if (const ir::Node* mul3 = m.producer(*cube_name, "Mul"); mul3 != nullptr && mul3->inputs.size() == 2) {
+      for (int j = 0; j < 2; ++j) {
+        const ir::Node* sq = m.producer(mul3->inputs[static_cast<size_t>(j)], "Mul");
+        if (sq != nullptr && mul3->inputs[static_cast<size_t>(1 - j)] == x && sq->inputs.size() == 2 &&
+            sq->inputs[0] == x && sq->inputs[1] == x) {
+          nodes.push_back(mul3);
+          nodes.push_back(sq);
+          return std::make_pair(x, nodes);
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+bool gelu(Matcher& m, size_t i) {
+  for (const bool tanh : {false, true}) {
+    const auto hit = half_x_one_plus(m, m.g_.nodes[i], [&](const std::string& v) {
+      return tanh ? one_plus_tanh(m, v) : one_plus_erf(m, v);
+    });
+    if (!hit) continue;
+    for (const ir::Node* n : hit->second) m.kill(n);
+    m.become(i, true, "Gelu", {hit->first});
+    if (tanh) m.g_.nodes[i].attributes.set(ir::Attribute::of_string("approximate", "tanh"));
+    return true;
+  }
+  return false;
+}
+
+// ReduceMean over the last axis only, keeping it: its input.
+std::optional<std::string> last_axis_mean(const Matcher& m, const std::string& v, bool shared_ok, const ir::Node** node) {
+  const ir::Node* r = m.producer(v, "ReduceMean", shared_ok);
+  if (r == nullptr || r->inputs.size() != 1 || r->attributes.get_int("keepdims", 1) == 0) return std::nullopt;
+  const auto axes = r->attributes.get_ints("axes", {});
+  const ir::Value& in = m.g_.value(r->inputs[0]);
+  if (!in.shape) return std::nullopt;
+  const auto rank = static_cast<int64_t>(in.shape->size());
+  if (axes.size() != 1 || rank == 0 || (axes[0] != -1 && axes[0] != rank - 1)) return std::nullopt;
+  *node = r;
+  return r->inputs[0];
+}
+
+// The last-axis length of `x` when static.
+std::optional<int64_t> last_dim(const ir::Graph& g, const std::string& x) {
+  const auto& s = g.value(x).shape;
+  if (!s || s->empty() || !s->back().known()) return std::nullopt;
+  return s->back().value;
+}
+
+// A constant broadcast along the last axis only (sizes [..., 1, C] or [C]), as [C].
+std::optional<at::Tensor> row(const ir::Graph& g, const std::string& name, int64_t c) {
+  const at::Tensor* t = constant(g, name);
+  if (t == nullptr || !t->is_floating_point() || t->numel() != c || t->dim() < 1 || t->size(-1) != c) return std::nullopt;
+  return t->to(at::kFloat).reshape({c});
+}
+
+bool layer_norm(Matcher& m, size_t i) {
+  // Anchor: Div(d, Sqrt(Add(ReduceMean(Pow(d, 2)), eps))), d = Sub(x, ReduceMean(x)).
+  const ir::Node& div = m.g_.nodes[i];
+  if (!is(div, "Div") || div.inputs.size() != 2 || !m.g_.has_value(div.outputs[0])) return false;
+  const ir::Node* sub = m.producer(div.inputs[0], "Sub", /*shared_ok=*/true);
+  const ir::Node* sqrt = m.producer(div.inputs[1], "Sqrt");
+  if (sub == nullptr || sqrt == nullptr || sub->inputs.size() != 2) return false;
+  const std::string x = sub->inputs[0];
+  const ir::Node* mean = nullptr;
+  if (last_axis_mean(m, sub->inputs[1], false, &mean) != x) return false;
+  const ir::Node* add = m.producer(sqrt->inputs[0], "Add");
+  std::optional<double> eps;
+  std::string var;
+  if (add != nullptr && add->inputs.size() == 2) {
+    for (int k = 0; k < 2; ++k) {
+      if (auto e = m.scalar(add->inputs[static_cast<size_t>(k)])) {
+        eps = e;
+        var = add->inputs[static_cast<size_t>(1 - k)];
+      }
+    }
+  }
+  if (!eps || *eps < 0) return false;
+  const ir::Node* var_mean = nullptr;
+  const auto sq = last_axis_mean(m, var, false, &var_mean);
+  const ir::Node* pow = sq ? m.producer(*sq, "Pow") : nullptr;
+  const ir::Node* square = nullptr;
+  if (pow != nullptr && pow->inputs.size() == 2 && pow->inputs[0] == sub->outputs[0] && m.scalar(pow->inputs[1]) == 2.0) {
+    square = pow;
+  } else if (const ir::Node* mul = sq ? m.producer(*sq, "Mul") : nullptr;
+             mul != nullptr && mul->inputs.size() == 2 && mul->inputs[0] == sub->outputs[0] &&
+             mul->inputs[1] == sub->outputs[0]) {
+    square = mul;
+  }
+  if (square == nullptr) return false;
+  // d is read by the square and the Div only.
+  const auto& readers = m.g_.value(sub->outputs[0]).consumers;
+  if (readers.size() != 2 || m.g_.value(sub->outputs[0]).is_graph_output) return false;
+  const auto c = last_dim(m.g_, x);
+  if (!c) return false;
+  // Optional scale and shift after it.
+  at::Tensor gamma = at::ones({*c}), beta = at::zeros({*c});
+  size_t last = i;
+  std::vector<const ir::Node*> nodes{sub, mean, sqrt, add, var_mean, square};
+  if (const int r = sole_consumer(m.g_, div.outputs[0]); r >= 0 && !m.protect_.count(div.outputs[0])) {
+    const ir::Node& mul = m.g_.nodes[static_cast<size_t>(r)];
+    if (is(mul, "Mul") && mul.inputs.size() == 2 && !m.dead(static_cast<size_t>(r))) {
+      const std::string& other = mul.inputs[0] == div.outputs[0] ? mul.inputs[1] : mul.inputs[0];
+      if (auto g = row(m.g_, other, *c)) {
+        gamma = *g;
+        nodes.push_back(&div);
+        last = static_cast<size_t>(r);
+        if (const int r2 = sole_consumer(m.g_, mul.outputs[0]); r2 >= 0 && !m.protect_.count(mul.outputs[0])) {
+          const ir::Node& plus = m.g_.nodes[static_cast<size_t>(r2)];
+          if (is(plus, "Add") && plus.inputs.size() == 2 && !m.dead(static_cast<size_t>(r2))) {
+            const std::string& o = plus.inputs[0] == mul.outputs[0] ? plus.inputs[1] : plus.inputs[0];
+            if (auto b = row(m.g_, o, *c)) {
+              beta = *b;
+              nodes.push_back(&mul);
+              last = static_cast<size_t>(r2);
+            }
+          }
+        }
+      }
+    }
+  }
+  // The whole pattern must be the float path of x.
+  if (m.g_.value(x).dtype != ir::dtype_of(at::kFloat)) return false;
+  for (const ir::Node* n : nodes) m.kill(n);
+  const std::string g_name = add_initializer(m.g_, x + "_ln_scale", gamma);
+  const std::string b_name = add_initializer(m.g_, x + "_ln_bias", beta);
+  m.become(last, false, "LayerNormalization", {x, g_name, b_name});
+  auto& attrs = m.g_.nodes[last].attributes;
+  attrs.set(ir::Attribute::of_int("axis", -1));
+  attrs.set(ir::Attribute::of_float("epsilon", static_cast<float>(*eps)));
+  return true;
+}
+
+bool matmul(Matcher& m, size_t i) {
+  const ir::Node& mm = m.g_.nodes[i];
+  if (!is(mm, "MatMul") || mm.inputs.size() != 2 || mm.outputs.size() != 1) return false;
+  const at::Tensor* w = constant(m.g_, mm.inputs[1]);
+  if (w == nullptr || w->scalar_type() != at::kFloat || w->dim() != 2 || constant(m.g_, mm.inputs[0]) != nullptr) {
+    return false;
+  }
+  const ir::Value& x = m.g_.value(mm.inputs[0]);
+  if (x.dtype != ir::dtype_of(at::kFloat) || !x.shape || x.shape->size() < 2) return false;
+  std::vector<std::string> inputs{mm.inputs[0], mm.inputs[1]};
+  size_t last = i;
+  if (const int r = sole_consumer(m.g_, mm.outputs[0]); r >= 0 && !m.protect_.count(mm.outputs[0])) {
+    const ir::Node& add = m.g_.nodes[static_cast<size_t>(r)];
+    if (is(add, "Add") && add.inputs.size() == 2 && !m.dead(static_cast<size_t>(r))) {
+      const std::string& other = add.inputs[0] == mm.outputs[0] ? add.inputs[1] : add.inputs[0];
+      if (auto b = row(m.g_, other, w->size(1))) {
+        inputs.push_back(add_initializer(m.g_, other + "_row", *b));
+        m.kill(&mm);
+        last = static_cast<size_t>(r);
+      }
+    }
+  }
+  m.become(last, true, "FusedMatMul", inputs);
+  return true;
+}
+
+}  // namespace
+
+int recognise_patterns(ir::Graph& g, const std::set<std::string>& protect) {
+  Matcher m(g, protect);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!m.dead(i) && !gelu(m, i) && !silu(m, i) && !hard_swish(m, i)) layer_norm(m, i);
+  }
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!m.dead(i)) matmul(m, i);
+  }
+  return m.finish();
+}
+
+}  // namespace graft::exec::passes
