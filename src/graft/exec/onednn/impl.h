@@ -433,6 +433,9 @@ struct Program::Impl {
   // Flatten, and Reshape to a constant shape, of a float tensor in the arena: its plain bytes
   // under another shape (no step; a copy only if the value is in a blocked layout).
   bool alias(size_t index);
+  bool transpose(size_t index);
+  bool batch_norm(size_t index);
+  bool layer_norm(size_t index);
 
   // Any node, by its reference kernel on plain tensors.
   void reference(size_t index);

@@ -1,4 +1,6 @@
-// Nodes that only move bytes: Flatten and Reshape as aliases, constant Pad.
+// Nodes that only move bytes: Flatten and Reshape as aliases, Transpose as a change of layout
+// (no step: the permuted view of the same bytes; its readers reorder if they need another),
+// constant Pad.
 #include <ATen/ATen.h>
 
 #include "graft/exec/onednn/impl.h"
@@ -102,6 +104,31 @@ bool Program::Impl::pad(size_t index) {
   s.writes.push_back(dst);
   push(std::move(s));
   define(n.outputs[0], dst_md, dst);
+  return true;
+}
+
+bool Program::Impl::transpose(size_t index) {
+  const ir::Node& n = graph.nodes[index];
+  auto it = values.find(n.inputs[0]);
+  if (it == values.end() || !it->second.in_arena || it->second.info.dtype != at::kFloat) return false;
+  const std::vector<int64_t> x = it->second.info.sizes;
+  std::vector<int64_t> perm = n.attributes.get_ints("perm", {});
+  if (perm.empty()) {
+    for (size_t i = x.size(); i-- > 0;) perm.push_back(static_cast<int64_t>(i));
+  }
+  if (perm.size() != x.size()) return false;
+  // oneDNN's permutation says where each input axis goes; ONNX's perm, where each output axis
+  // comes from.
+  std::vector<int> where(perm.size(), -1);
+  for (size_t i = 0; i < perm.size(); ++i) {
+    if (perm[i] < 0 || perm[i] >= static_cast<int64_t>(perm.size()) || where[static_cast<size_t>(perm[i])] >= 0) {
+      return false;
+    }
+    where[static_cast<size_t>(perm[i])] = static_cast<int>(i);
+  }
+  const memory::desc md = it->second.md.permute_axes(where, /*allow_empty=*/true);
+  if (md.is_zero()) return false;
+  define(n.outputs[0], md, it->second.buffer);
   return true;
 }
 

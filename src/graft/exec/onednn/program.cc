@@ -417,6 +417,12 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
         done = p.resize(i);
       } else if (op == "Flatten" || op == "Reshape") {
         done = p.alias(i);
+      } else if (op == "Transpose") {
+        done = p.transpose(i);
+      } else if (op == "BatchNormalization") {
+        done = p.batch_norm(i);
+      } else if (op == "LayerNormalization") {
+        done = p.layer_norm(i);
       } else if (op == "Pad") {
         done = p.pad(i);
       } else if (op == "Softmax") {

@@ -1,0 +1,103 @@
+// Normalisation: BatchNormalization that no convolution absorbed (inference statistics; a Relu
+// read only by it fused), and LayerNormalization over the last axis.
+#include <ATen/ATen.h>
+
+#include "graft/exec/onednn/impl.h"
+
+namespace graft::exec::onednn {
+namespace {
+
+// A float constant of `count` elements, as a contiguous [count] tensor; undefined otherwise.
+at::Tensor vector_of(const at::Tensor* t, int64_t count) {
+  if (t == nullptr || t->scalar_type() != at::kFloat || t->numel() != count) return {};
+  return t->contiguous().reshape({count});
+}
+
+}  // namespace
+
+bool Program::Impl::batch_norm(size_t index) {
+  const ir::Node& n = graph.nodes[index];
+  if (n.inputs.size() != 5 || !is_f32(n.inputs[0], 4) || initializer(n.inputs[0]) != nullptr) return false;
+  for (size_t k = 1; k < n.outputs.size(); ++k) {
+    if (!n.outputs[k].empty() && used(n.outputs[k])) return false;  // training outputs
+  }
+  if (n.attributes.get_int("training_mode", 0) != 0) return false;
+  const std::vector<int64_t>& x = values.at(n.inputs[0]).info.sizes;
+  const int64_t c = x[1];
+  at::Tensor stats[4];
+  for (size_t k = 0; k < 4; ++k) {
+    stats[k] = vector_of(initializer(n.inputs[k + 1]), c);
+    if (!stats[k].defined()) return false;
+  }
+  const float eps = n.attributes.get_float("epsilon", 1e-5f);
+  auto flags = dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
+               dnnl::normalization_flags::use_shift;
+  dnnl::post_ops none;
+  std::optional<std::pair<std::string, size_t>> relu;
+  if (auto next = activation_after(n.outputs[0], none); next && graph.nodes[next->second].op_type == "Relu" &&
+                                                         graph.nodes[next->second].domain.empty()) {
+    relu = next;
+    flags = flags | dnnl::normalization_flags::fuse_norm_relu;
+  }
+  const memory::desc md = values.at(n.inputs[0]).md;
+  std::optional<dnnl::batch_normalization_forward::primitive_desc> pd;
+  try {
+    dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_inference, md, eps, flags);
+    pd.emplace(d, scratchpad_attr(), cpu_engine());
+  } catch (const dnnl::error&) {
+    return false;
+  }
+  if (relu) absorbed.insert(relu->second);
+  Step s;
+  s.prim = dnnl::batch_normalization_forward(*pd);
+  bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
+  const memory::desc v_md({c}, DataType::f32, Tag::x);
+  const int arg[4] = {DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
+  for (size_t k = 0; k < 4; ++k) {
+    keep_alive.push_back(stats[k]);
+    s.args[arg[k]] = memory(v_md, cpu_engine(), keep_alive.back().data_ptr());
+  }
+  if (relu) s.name = (n.name.empty() ? n.outputs[0] : n.name) + "+Relu";
+  emit_output(s, relu ? relu->first : n.outputs[0], pd->dst_desc());
+  return true;
+}
+
+bool Program::Impl::layer_norm(size_t index) {
+  const ir::Node& n = graph.nodes[index];
+  if (n.inputs.size() < 2 || !is_f32(n.inputs[0]) || initializer(n.inputs[0]) != nullptr) return false;
+  for (size_t k = 1; k < n.outputs.size(); ++k) {
+    if (!n.outputs[k].empty() && used(n.outputs[k])) return false;  // Mean, InvStdDev
+  }
+  const std::vector<int64_t>& x = values.at(n.inputs[0]).info.sizes;
+  const auto rank = static_cast<int64_t>(x.size());
+  const int64_t axis = n.attributes.get_int("axis", -1);
+  if (axis != -1 && axis != rank - 1) return false;
+  const int64_t c = x.back();
+  const at::Tensor scale = vector_of(initializer(n.inputs[1]), c);
+  at::Tensor shift = n.inputs.size() > 2 && !n.inputs[2].empty() ? vector_of(initializer(n.inputs[2]), c)
+                                                                  : at::zeros({c}, at::kFloat);
+  if (!scale.defined() || !shift.defined()) return false;
+  const float eps = n.attributes.get_float("epsilon", 1e-5f);
+  const memory::desc md = plain_desc(x);
+  std::optional<dnnl::layer_normalization_forward::primitive_desc> pd;
+  try {
+    dnnl::layer_normalization_forward::desc d(
+        dnnl::prop_kind::forward_inference, md, eps,
+        dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift);
+    pd.emplace(d, scratchpad_attr(), cpu_engine());
+  } catch (const dnnl::error&) {
+    return false;
+  }
+  Step s;
+  s.prim = dnnl::layer_normalization_forward(*pd);
+  bind(s, DNNL_ARG_SRC, n.inputs[0], md);
+  const memory::desc v_md({c}, DataType::f32, Tag::x);
+  keep_alive.push_back(scale);
+  s.args[DNNL_ARG_SCALE] = memory(v_md, cpu_engine(), keep_alive.back().data_ptr());
+  keep_alive.push_back(shift);
+  s.args[DNNL_ARG_SHIFT] = memory(v_md, cpu_engine(), keep_alive.back().data_ptr());
+  emit_output(s, n.outputs[0], pd->dst_desc());
+  return true;
+}
+
+}  // namespace graft::exec::onednn
