@@ -432,7 +432,11 @@ struct Program::Impl {
 
   // Flatten, and Reshape to a constant shape, of a float tensor in the arena: its plain bytes
   // under another shape (no step; a copy only if the value is in a blocked layout).
+  // A Flatten's or Reshape's output sizes for input sizes `x`, or nullopt.
+  std::optional<std::vector<int64_t>> reshaped(const ir::Node& n, const std::vector<int64_t>& x) const;
   bool alias(size_t index);
+  bool channel_shuffle(size_t index);
+  bool slice(size_t index);
   bool transpose(size_t index);
   bool batch_norm(size_t index);
   bool layer_norm(size_t index);

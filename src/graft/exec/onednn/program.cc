@@ -417,6 +417,8 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
         done = p.resize(i);
       } else if (op == "Flatten" || op == "Reshape") {
         done = p.alias(i);
+      } else if (op == "Slice") {
+        done = p.slice(i);
       } else if (op == "Transpose") {
         done = p.transpose(i);
       } else if (op == "BatchNormalization") {
