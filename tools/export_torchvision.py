@@ -30,6 +30,9 @@ FAMILIES = {
     "regnet_x_400mf": ("regnet_x_400mf", {}, 96),
     "squeezenet1_0": ("squeezenet1_0", {}, 96),
     "convnext_tiny": ("convnext_tiny", {}, 96),
+    "regnet_y_400mf": ("regnet_y_400mf", {}, 96),
+    "mnasnet0_5": ("mnasnet0_5", {}, 96),
+    "mobilenet_v3_large": ("mobilenet_v3_large", {}, 96),
 }
 OPSETS = (11, 13, 17)
 

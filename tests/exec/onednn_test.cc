@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
@@ -208,9 +209,9 @@ TEST(OneDnnTest, ReferenceKernelsBetweenOneDnnNodesAndAnyRequestedTensor) {
   b.input("x", {2, 4, 8, 8});
   b.node("Conv", {"x", b.init("w1", at::randn({8, 4, 3, 3}))}, {"a"})
       .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
-  // Transpose gives a view of the oneDNN buffer it reads; the buffer is reused later.
-  b.node("Transpose", {"a"}, {"r"}).attributes.set(ir::Attribute::of_ints("perm", {0, 1, 3, 2}));
-  b.node("Transpose", {"r"}, {"r2"}).attributes.set(ir::Attribute::of_ints("perm", {0, 1, 3, 2}));
+  // Unsqueeze and Squeeze give views of the oneDNN buffer they read; the buffer is reused later.
+  b.node("Unsqueeze", {"a", b.init("ax", at::tensor({4}, at::kLong))}, {"r"});
+  b.node("Squeeze", {"r", b.init("ax2", at::tensor({4}, at::kLong))}, {"r2"});
   b.node("Conv", {"r2", b.init("w2", at::randn({8, 8, 3, 3}))}, {"c"})
       .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
   b.node("Relu", {"c"}, {"d"});
@@ -224,7 +225,7 @@ TEST(OneDnnTest, ReferenceKernelsBetweenOneDnnNodesAndAnyRequestedTensor) {
   const TensorMap in{{"x", at::randn({2, 4, 8, 8})}};
   const EngineStats s = expect_same(g, in);
   EXPECT_EQ(s.onednn_nodes, 6) << ops_of(s);
-  EXPECT_EQ(ops_of(s), "Transposex2 ");
+  EXPECT_EQ(ops_of(s), "Squeezex1 Unsqueezex1 ");
   // Intermediates, a graph input and an initializer may be asked for as well.
   expect_same(g, in, {"a", "r", "d", "e", "y", "x", "gw"});
 }
@@ -573,7 +574,7 @@ TEST(OneDnnTest, ProfilesNameEveryStep) {
   Builder b;
   b.input("x", {1, 4, 8, 8});
   b.node("Conv", {"x", b.init("w", at::randn({8, 4, 3, 3}))}, {"c"});
-  b.node("Transpose", {"c"}, {"y"}).attributes.set(ir::Attribute::of_ints("perm", {0, 2, 3, 1}));
+  b.node("Erf", {"c"}, {"y"});
   const ir::Graph g = b.done({"y"});
   const TensorMap in{{"x", at::randn({1, 4, 8, 8})}};
   std::vector<StepTime> steps;
@@ -584,7 +585,7 @@ TEST(OneDnnTest, ProfilesNameEveryStep) {
   EXPECT_TRUE(steps.empty());  // the compiling run: its times are compile times
   fast.run(in, {}, ro);
   // The input reordered for the convolution, the convolution, its output reordered back to
-  // plain for Transpose's ATen kernel, Transpose.
+  // plain for Erf's ATen kernel, Erf.
   ASSERT_EQ(steps.size(), 4u);
   EXPECT_EQ(steps[0].op, "Reorder");
   EXPECT_EQ(steps[0].node, "x");
@@ -592,7 +593,7 @@ TEST(OneDnnTest, ProfilesNameEveryStep) {
   EXPECT_EQ(steps[1].node, g.nodes[0].name);
   EXPECT_NE(steps[1].kernel, "aten");
   EXPECT_EQ(steps[2].op, "Reorder");
-  EXPECT_EQ(steps[3].op, "Transpose");
+  EXPECT_EQ(steps[3].op, "Erf");
   EXPECT_EQ(steps[3].kernel, "aten");
   for (const auto& st : steps) EXPECT_GE(st.ms, 0.0);
   steps.clear();
@@ -601,6 +602,159 @@ TEST(OneDnnTest, ProfilesNameEveryStep) {
   ASSERT_EQ(steps.size(), 2u);  // node by node
   EXPECT_EQ(steps[0].op, "Conv");
   EXPECT_EQ(steps[1].kernel, "aten");
+}
+
+// No node on ATen and no step on one of oneDNN's reference ("ref:") kernels.
+void expect_all_fast(const EngineStats& s, const std::string& what) {
+  EXPECT_EQ(s.reference_nodes, 0) << what << ": ATen runs " << ops_of(s);
+  std::string slow;
+  for (const auto& [op, n] : s.reference_kernel_ops) slow += op + "x" + std::to_string(n) + " ";
+  EXPECT_TRUE(s.reference_kernel_ops.empty()) << what << ": oneDNN reference kernels for " << slow;
+}
+
+// x * Sigmoid(x), x * HardSigmoid(x) (as PyTorch writes HardSwish before opset 14) and GELU in
+// its Erf and Tanh forms, after convolutions (fused as post-ops), alone at rank 2 and 4, and a
+// lone HardSigmoid (two JIT steps).
+TEST(OneDnnTest, SiluHardSwishAndGeluRunAsOneDnnActivations) {
+  at::manual_seed(21);
+  Builder b;
+  b.input("x", {2, 16, 9, 9});
+  b.input("v", {3, 40});
+  const auto scalar = [&](const std::string& name, float v) { return b.init(name, at::scalar_tensor(v)); };
+  b.node("Conv", {"x", b.init("w1", at::randn({32, 16, 3, 3}) * 0.2)}, {"c1"})
+      .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  b.node("Sigmoid", {"c1"}, {"s1"});
+  b.node("Mul", {"c1", "s1"}, {"silu"});
+  b.node("Conv", {"silu", b.init("w2", at::randn({32, 32, 1, 1}) * 0.2)}, {"c2"});
+  b.node("HardSigmoid", {"c2"}, {"h2"}).attributes = [] {
+    ir::Attributes a;
+    a.set(ir::Attribute::of_float("alpha", 1.f / 6.f));
+    a.set(ir::Attribute::of_float("beta", 0.5f));
+    return a;
+  }();
+  b.node("Mul", {"h2", "c2"}, {"hswish"});
+  // GELU, Erf form, as PyTorch exports it: (x * (1 + erf(x / sqrt 2))) * 0.5.
+  b.node("Div", {"hswish", scalar("sqrt2", std::sqrt(2.f))}, {"g1"});
+  b.node("Erf", {"g1"}, {"g2"});
+  b.node("Add", {"g2", scalar("one", 1.f)}, {"g3"});
+  b.node("Mul", {"hswish", "g3"}, {"g4"});
+  b.node("Mul", {"g4", scalar("half", 0.5f)}, {"gelu"});
+  b.node("HardSigmoid", {"gelu"}, {"hs"});
+  // GELU, Tanh form: 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) on a 2-D input.
+  b.node("Pow", {"v", scalar("three", 3.f)}, {"t1"});
+  b.node("Mul", {"t1", scalar("k", 0.044715f)}, {"t2"});
+  b.node("Add", {"v", "t2"}, {"t3"});
+  b.node("Mul", {"t3", scalar("c", std::sqrt(2.f / static_cast<float>(M_PI)))}, {"t4"});
+  b.node("Tanh", {"t4"}, {"t5"});
+  b.node("Add", {"t5", scalar("one2", 1.f)}, {"t6"});
+  b.node("Mul", {"v", scalar("half2", 0.5f)}, {"t7"});
+  b.node("Mul", {"t7", "t6"}, {"gelu_tanh"});
+  b.node("Sigmoid", {"gelu_tanh"}, {"s2"});
+  b.node("Mul", {"s2", "gelu_tanh"}, {"silu2"});
+  const ir::Graph g = b.done({"hs", "silu2"});
+  const TensorMap in{{"x", at::randn({2, 16, 9, 9})}, {"v", at::randn({3, 40}) * 2}};
+  expect_all_fast(expect_same(g, in), "activations");
+  Session fast(g, fast_options());
+  fast.run(in);
+  // Every pattern became one node: the convolutions with their activation, then the Erf GELU
+  // and the HardSigmoid; the Tanh GELU and the SiLU after it.
+  EXPECT_EQ(fast.engine_stats()->onednn_nodes, 6);
+}
+
+// ConvNeXt's block as torchvision writes it: depthwise 7x7 convolution, a permute to channels
+// last, LayerNorm (decomposed at opset 13, one LayerNormalization node at 17), Linear, GELU,
+// Linear, the permute back, the layer scale and the residual. The permutes are layouts, the
+// linears inner products with GELU as a post-op.
+TEST(OneDnnTest, ConvNeXtBlockWithoutATenOrReorders) {
+  for (const int64_t opset : {13, 17}) {
+    at::manual_seed(22);
+    Builder b(opset);
+    b.input("x", {2, 32, 7, 7});
+    b.node("Conv", {"x", b.init("dw", at::randn({32, 1, 7, 7}) * 0.2), b.init("dwb", at::randn({32}))}, {"d"})
+        .attributes = [] {
+      ir::Attributes a;
+      a.set(ir::Attribute::of_int("group", 32));
+      a.set(ir::Attribute::of_ints("pads", {3, 3, 3, 3}));
+      return a;
+    }();
+    b.node("Transpose", {"d"}, {"t"}).attributes.set(ir::Attribute::of_ints("perm", {0, 2, 3, 1}));
+    const std::string gamma = b.init("gamma", at::rand({32}) + 0.5), beta = b.init("beta", at::randn({32}));
+    if (opset == 13) {
+      b.node("ReduceMean", {"t"}, {"m"}).attributes.set(ir::Attribute::of_ints("axes", {-1}));
+      b.node("Sub", {"t", "m"}, {"dev"});
+      b.node("Pow", {"dev", b.init("two", at::scalar_tensor(2.f))}, {"sq"});
+      b.node("ReduceMean", {"sq"}, {"var"}).attributes.set(ir::Attribute::of_ints("axes", {-1}));
+      b.node("Add", {"var", b.init("eps", at::scalar_tensor(1e-6f))}, {"ve"});
+      b.node("Sqrt", {"ve"}, {"sd"});
+      b.node("Div", {"dev", "sd"}, {"nrm"});
+      b.node("Mul", {"nrm", gamma}, {"scaled"});
+      b.node("Add", {"scaled", beta}, {"ln"});
+    } else {
+      b.node("LayerNormalization", {"t", gamma, beta}, {"ln"})
+          .attributes.set(ir::Attribute::of_float("epsilon", 1e-6f));
+    }
+    b.node("MatMul", {"ln", b.init("w1", at::randn({32, 128}) * 0.2)}, {"l1"});
+    b.node("Add", {b.init("b1", at::randn({128})), "l1"}, {"l1b"});
+    b.node("Div", {"l1b", b.init("sqrt2", at::scalar_tensor(std::sqrt(2.f)))}, {"e1"});
+    b.node("Erf", {"e1"}, {"e2"});
+    b.node("Add", {"e2", b.init("one", at::scalar_tensor(1.f))}, {"e3"});
+    b.node("Mul", {"l1b", "e3"}, {"e4"});
+    b.node("Mul", {"e4", b.init("half", at::scalar_tensor(0.5f))}, {"gelu"});
+    b.node("MatMul", {"gelu", b.init("w2", at::randn({128, 32}) * 0.1)}, {"l2"});
+    b.node("Add", {b.init("b2", at::randn({32})), "l2"}, {"l2b"});
+    b.node("Transpose", {"l2b"}, {"back"}).attributes.set(ir::Attribute::of_ints("perm", {0, 3, 1, 2}));
+    b.node("Mul", {b.init("layer_scale", at::rand({32, 1, 1})), "back"}, {"ls"});
+    b.node("Add", {"ls", "x"}, {"y"});
+    const ir::Graph g = b.done({"y"});
+    const EngineStats s = expect_same(g, {{"x", at::randn({2, 32, 7, 7})}});
+    expect_all_fast(s, "opset " + std::to_string(opset));
+    // Only the graph input's reorder into the convolution's layout.
+    EXPECT_LE(s.reorders, 2) << "opset " << opset;
+  }
+}
+
+// DenseNet's pre-activation: BatchNormalization after a Concat (no convolution to fold it
+// into) with its Relu fused; ShuffleNet's channel split (Slice) and shuffle (Reshape, Transpose,
+// Reshape); squeeze-excitation after a grouped convolution (its Mul a broadcast binary op in the
+// convolution's layout).
+TEST(OneDnnTest, DenseNetShuffleNetAndSqueezeExcitationPieces) {
+  at::manual_seed(23);
+  Builder b;
+  b.input("x", {2, 24, 10, 10});
+  b.node("Conv", {"x", b.init("w0", at::randn({24, 24, 3, 3}) * 0.2)}, {"c0"})
+      .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  b.node("Concat", {"x", "c0"}, {"cat"}).attributes.set(ir::Attribute::of_int("axis", 1));
+  b.node("BatchNormalization", {"cat", b.init("g", at::rand({48}) + 0.5), b.init("bb", at::randn({48})),
+                                b.init("m", at::randn({48})), b.init("v", at::rand({48}) + 0.5)},
+         {"bn"});
+  b.node("Relu", {"bn"}, {"r"});
+  // Channel split and shuffle.
+  b.node("Slice", {"r", b.init("s0", at::tensor({0}, at::kLong)), b.init("e0", at::tensor({24}, at::kLong)),
+                   b.init("a0", at::tensor({1}, at::kLong))},
+         {"left"});
+  b.node("Slice", {"r", b.init("s1", at::tensor({24}, at::kLong)), b.init("e1", at::tensor({48}, at::kLong)),
+                   b.init("a1", at::tensor({1}, at::kLong))},
+         {"right"});
+  b.node("Conv", {"right", b.init("w1", at::randn({24, 24, 1, 1}) * 0.2)}, {"c1"});
+  b.node("Concat", {"left", "c1"}, {"joined"}).attributes.set(ir::Attribute::of_int("axis", 1));
+  b.node("Reshape", {"joined", b.init("five", at::tensor({2, 2, 24, 10, 10}, at::kLong))}, {"r5"});
+  b.node("Transpose", {"r5"}, {"t5"}).attributes.set(ir::Attribute::of_ints("perm", {0, 2, 1, 3, 4}));
+  b.node("Reshape", {"t5", b.init("four", at::tensor({2, -1, 10, 10}, at::kLong))}, {"shuffled"});
+  // Grouped convolution and squeeze-excitation.
+  b.node("Conv", {"shuffled", b.init("wg", at::randn({48, 12, 3, 3}) * 0.2)}, {"cg"}).attributes = [] {
+    ir::Attributes a;
+    a.set(ir::Attribute::of_int("group", 4));
+    a.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+    return a;
+  }();
+  b.node("GlobalAveragePool", {"cg"}, {"pool"});
+  b.node("Conv", {"pool", b.init("wr", at::randn({12, 48, 1, 1}) * 0.2)}, {"red"});
+  b.node("Relu", {"red"}, {"redr"});
+  b.node("Conv", {"redr", b.init("we", at::randn({48, 12, 1, 1}) * 0.2)}, {"exp"});
+  b.node("Sigmoid", {"exp"}, {"gate"});
+  b.node("Mul", {"cg", "gate"}, {"y"});
+  const ir::Graph g = b.done({"y", "shuffled"});
+  expect_all_fast(expect_same(g, {{"x", at::randn({2, 24, 10, 10})}}), "pieces");
 }
 
 TEST(OneDnnTest, ZooModelsMatchTheReference) {

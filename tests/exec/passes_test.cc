@@ -85,6 +85,28 @@ TEST(PassesTest, BatchNormFoldsIntoConvAndGemm) {
   EXPECT_TRUE(kept.has_value("c"));
 }
 
+// A BatchNormalization after no Conv folds into the Conv after it where that is exact (no
+// padding, no groups); before a padded Conv it stays.
+TEST(PassesTest, BatchNormFoldsIntoTheUnpaddedConvAfterIt) {
+  at::manual_seed(31);
+  Builder b;
+  b.input("x", {2, 6, 7, 7});
+  for (const char* k : {"1", "2"}) {
+    const std::string s = k;
+    if (s == "2") b.node("Relu", {"c1"}, {"r1"});
+    b.node("BatchNormalization", {s == "1" ? "x" : "r1", b.init("g" + s, at::randn({6})), b.init("b" + s, at::randn({6})),
+                                  b.init("m" + s, at::randn({6})), b.init("v" + s, positive({6}))},
+           {"bn" + s});
+    ir::Node& c = b.node("Conv", {"bn" + s, b.init("w" + s, at::randn({6, 6, 3, 3})), b.init("cb" + s, at::randn({6}))},
+                         {s == "1" ? "c1" : "y"});
+    if (s == "2") c.attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  }
+  const ir::Graph g = b.done({"y"});
+  ir::Graph o;
+  EXPECT_LE(max_relative_difference(g, {{"x", at::randn({2, 6, 7, 7})}}, &o), 1e-5);
+  EXPECT_EQ(count(o, "BatchNormalization"), 1);  // the one before the padded Conv
+}
+
 TEST(PassesTest, ConstantsFoldIncludingStaticShapeChains) {
   Builder b;
   b.input("x", {2, 4, 3, 3});

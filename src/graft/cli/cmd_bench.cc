@@ -159,6 +159,10 @@ void run(const BenchArgs& a) {
       j["onednn_nodes"] = stats->onednn_nodes;
       j["reference_nodes"] = stats->reference_nodes;
       j["reference_ops"] = stats->reference_ops;
+      int slow = 0;
+      for (const auto& [op, n] : stats->reference_kernel_ops) slow += n;
+      j["reference_kernels"] = slow;
+      j["reference_kernel_ops"] = stats->reference_kernel_ops;
       j["reorders"] = stats->reorders;
       j["arena_mb"] = static_cast<double>(stats->arena_bytes) / (1024.0 * 1024.0);
     }
@@ -178,6 +182,9 @@ void run(const BenchArgs& a) {
     std::printf("engine: oneDNN runs %d nodes, ATen %d%s; %d layout reorders per run; arena %.1f MB\n",
                 stats->onednn_nodes, stats->reference_nodes, ops.empty() ? "" : (" (" + ops + ")").c_str(),
                 stats->reorders, static_cast<double>(stats->arena_bytes) / (1024.0 * 1024.0));
+    std::string slow;
+    for (const auto& [op, n] : stats->reference_kernel_ops) slow += (slow.empty() ? "" : ", ") + op + " x" + std::to_string(n);
+    if (!slow.empty()) std::printf("oneDNN reference (slow) kernels: %s\n", slow.c_str());
   } else {
     std::printf("engine: reference ATen kernels\n");
   }

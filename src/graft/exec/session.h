@@ -40,6 +40,7 @@ struct EngineStats {
   int onednn_nodes = 0, reference_nodes = 0, reorders = 0;
   int64_t arena_bytes = 0;
   std::map<std::string, int> reference_ops;  // op type -> nodes run by their ATen kernel
+  std::map<std::string, int> reference_kernel_ops;  // op type -> steps on oneDNN's reference kernels
 };
 
 // One step of a profiled run: a node, or a layout reorder the oneDNN path runs before one.

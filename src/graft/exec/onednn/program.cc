@@ -35,6 +35,7 @@ void Program::Impl::push(Step step) {
     step.op = (n.domain.empty() ? "" : n.domain + ".") + n.op_type;
   }
   step.kernel = step.primitive ? impl_name(step.prim) : "aten";
+  if (step.kernel.rfind("ref", 0) == 0) stats.reference_kernel_ops[step.op]++;
   if (step.primitive) use_scratchpad(step.prim, step.args);
   for (int b : step.writes) {
     if (buffers[static_cast<size_t>(b)].first < 0) buffers[static_cast<size_t>(b)].first = index;

@@ -34,6 +34,8 @@ struct ProgramStats {
   int reorders = 0;                      // layout conversions per run
   int64_t arena_bytes = 0;               // intermediate buffers
   std::map<std::string, int> reference_ops;  // op type -> nodes run by ATen
+  // Steps oneDNN runs with its reference implementation ("ref:any"): slow, a missed fast path.
+  std::map<std::string, int> reference_kernel_ops;  // op type -> such steps
 };
 
 class Program {

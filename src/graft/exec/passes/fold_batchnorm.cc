@@ -3,6 +3,10 @@
 // so after a Conv (x = W * input + b) it folds into the weights: W' = W * s (per output
 // channel), b' = (b - mean) * s + beta; after a Gemm with a per-column bias likewise on the
 // columns of B. The new weights are new initializers (the old ones may be shared).
+//
+// A BN that follows no Conv but is read only by a Conv (no group, no padding: a padded border
+// would be zeros of the normalised input, not of the raw one) folds into that Conv instead:
+// W' = W * s (per input channel), b' = b + sum over inputs and window of W * (beta - mean * s).
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -14,6 +18,62 @@ namespace {
 
 bool is_vector(const at::Tensor* t, int64_t n) {
   return t != nullptr && t->is_floating_point() && t->dim() == 1 && t->size(0) == n;
+}
+
+// Per-channel scale s and shift t of BN node `bn` over `channels` channels (double), or false.
+bool affine(const ir::Graph& g, const ir::Node& bn, int64_t channels, at::Tensor* s, at::Tensor* t) {
+  const at::Tensor* gamma = constant(g, bn.inputs[1]);
+  const at::Tensor* beta = constant(g, bn.inputs[2]);
+  const at::Tensor* mean = constant(g, bn.inputs[3]);
+  const at::Tensor* var = constant(g, bn.inputs[4]);
+  if (!is_vector(gamma, channels) || !is_vector(beta, channels) || !is_vector(mean, channels) ||
+      !is_vector(var, channels)) {
+    return false;
+  }
+  const double eps = bn.attributes.get_float("epsilon", 1e-5f);
+  *s = gamma->to(at::kDouble) / (var->to(at::kDouble) + eps).sqrt();
+  *t = beta->to(at::kDouble) - mean->to(at::kDouble) * *s;
+  return true;
+}
+
+// BN node `i` folded into the unpadded, ungrouped Conv that is its output's only reader.
+int fold_into_next(ir::Graph& g, const std::set<std::string>& protect, size_t i, std::vector<bool>* dead) {
+  const ir::Node& bn = g.nodes[i];
+  const std::string& y = bn.outputs[0];
+  const int r = sole_consumer(g, y);
+  if (r < 0 || protect.count(y) || (*dead)[static_cast<size_t>(r)]) return 0;
+  ir::Node& c = g.nodes[static_cast<size_t>(r)];
+  if (!c.domain.empty() || c.op_type != "Conv" || c.inputs.size() < 2 || c.inputs[0] != y) return 0;
+  if (c.attributes.get_int("group", 1) != 1) return 0;
+  const std::string auto_pad = c.attributes.get_string("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID") return 0;
+  for (int64_t p : c.attributes.get_ints("pads", {})) {
+    if (p != 0) return 0;
+  }
+  const at::Tensor* w = constant(g, c.inputs[1]);
+  if (w == nullptr || !w->is_floating_point() || w->dim() < 3) return 0;
+  const int64_t channels = w->size(1);
+  at::Tensor s, t;
+  if (!affine(g, bn, channels, &s, &t)) return 0;
+  const at::Tensor* b = c.inputs.size() > 2 && !c.inputs[2].empty() ? constant(g, c.inputs[2]) : nullptr;
+  if (c.inputs.size() > 2 && !c.inputs[2].empty() && !is_vector(b, w->size(0))) return 0;
+  std::vector<int64_t> view(static_cast<size_t>(w->dim()), 1);
+  view[1] = channels;
+  const at::Tensor wd = w->to(at::kDouble);
+  const at::Tensor w2 = wd * s.reshape(view);
+  std::vector<int64_t> reduce;
+  for (int64_t d = 1; d < w->dim(); ++d) reduce.push_back(d);
+  at::Tensor b2 = (wd * t.reshape(view)).sum(reduce);
+  if (b != nullptr) b2 = b2 + b->to(at::kDouble);
+  const std::string name = c.name.empty() ? c.outputs[0] : c.name;
+  const std::string w_name = add_initializer(g, name + "/prefolded_W", w2.to(w->scalar_type()));
+  const std::string b_name = add_initializer(g, name + "/prefolded_B", b2.to(w->scalar_type()));
+  c.inputs.resize(3);
+  c.inputs[0] = bn.inputs[0];
+  c.inputs[1] = w_name;
+  c.inputs[2] = b_name;
+  (*dead)[i] = true;
+  return 1;
 }
 
 }  // namespace
@@ -31,13 +91,19 @@ int fold_batchnorm(ir::Graph& g, const std::set<std::string>& protect) {
     if (extra_outputs || bn.inputs[0].empty()) continue;
     const std::string x = bn.inputs[0];
     const ir::Value& xv = g.value(x);
-    if (xv.producer < 0 || protect.count(x) || sole_consumer(g, x) != static_cast<int>(i)) continue;
+    if (xv.producer < 0 || protect.count(x) || sole_consumer(g, x) != static_cast<int>(i)) {
+      folded += fold_into_next(g, protect, i, &dead);
+      continue;
+    }
     ir::Node& p = g.nodes[static_cast<size_t>(xv.producer)];
     if (dead[static_cast<size_t>(xv.producer)] || p.outputs.size() != 1) continue;
 
     const bool conv = p.domain.empty() && p.op_type == "Conv";
     const bool gemm = p.domain.empty() && p.op_type == "Gemm";
-    if (!conv && !gemm) continue;
+    if (!conv && !gemm) {
+      folded += fold_into_next(g, protect, i, &dead);
+      continue;
+    }
     const at::Tensor* w = p.inputs.size() > 1 ? constant(g, p.inputs[1]) : nullptr;
     if (w == nullptr || !w->is_floating_point()) continue;
     const bool trans_b = gemm && p.attributes.get_int("transB", 0) != 0;

@@ -36,7 +36,8 @@ int remove_dead(ir::Graph& graph, const std::set<std::string>& protect);
 int remove_identity(ir::Graph& graph, const std::set<std::string>& protect);
 // Nodes whose inputs are all constant (and Shape of a fully known shape) become initializers.
 int fold_constants(ir::Graph& graph, const std::set<std::string>& protect);
-// BatchNormalization after Conv (or Gemm) folded into its weights and bias.
+// BatchNormalization after Conv (or Gemm) folded into its weights and bias; else, before an
+// unpadded, ungrouped Conv that alone reads it, into that Conv's.
 int fold_batchnorm(ir::Graph& graph, const std::set<std::string>& protect);
 // Zero constant Pad of the spatial axes before a Conv folded into the Conv's pads.
 int fold_pad_into_conv(ir::Graph& graph, const std::set<std::string>& protect);
