@@ -158,6 +158,7 @@ void run(const BenchArgs& a) {
     if (stats) {
       j["onednn_nodes"] = stats->onednn_nodes;
       j["reference_nodes"] = stats->reference_nodes;
+      j["folded_nodes"] = stats->folded_nodes;
       j["reference_ops"] = stats->reference_ops;
       int slow = 0;
       for (const auto& [op, n] : stats->reference_kernel_ops) slow += n;

@@ -259,7 +259,7 @@ TensorMap Session::run(const TensorMap& inputs, const std::vector<std::string>& 
     if (s.onednn) {
       const onednn::ProgramStats& ps = s.programs.front().second->stats();
       s.last_stats = EngineStats{ps.onednn_nodes, ps.reference_nodes, ps.reorders, ps.arena_bytes,
-                                 ps.reference_ops, ps.reference_kernel_ops};
+                                 ps.reference_ops, ps.reference_kernel_ops, ps.folded_nodes};
       for (auto& [name, t] : outs) result[name] = std::move(t);
       return result;
     }

@@ -41,6 +41,7 @@ struct EngineStats {
   int64_t arena_bytes = 0;
   std::map<std::string, int> reference_ops;  // op type -> nodes run by their ATen kernel
   std::map<std::string, int> reference_kernel_ops;  // op type -> steps on oneDNN's reference kernels
+  int folded_nodes = 0;  // shape arithmetic the program evaluated once, when it was compiled
 };
 
 // One step of a profiled run: a node, or a layout reorder the oneDNN path runs before one.

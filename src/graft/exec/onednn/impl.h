@@ -434,6 +434,10 @@ struct Program::Impl {
   // under another shape (no step; a copy only if the value is in a blocked layout).
   // A Flatten's or Reshape's output sizes for input sizes `x`, or nullopt.
   std::optional<std::vector<int64_t>> reshaped(const ir::Node& n, const std::vector<int64_t>& x) const;
+  // Node `index` evaluated while compiling, when its inputs are constants (or it is a Shape):
+  // its outputs become constants; false (nothing changed) otherwise.
+  bool fold(size_t index);
+  std::unordered_map<std::string, at::Tensor> constants;  // what fold() computed
   bool alias(size_t index);
   bool channel_shuffle(size_t index);
   bool slice(size_t index);

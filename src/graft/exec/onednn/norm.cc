@@ -1,5 +1,6 @@
-// Normalisation: BatchNormalization that no convolution absorbed (inference statistics; a Relu
-// read only by it fused), and LayerNormalization over the last axis.
+// Normalisation: BatchNormalization that no convolution absorbed (inference statistics, as a
+// per-channel multiply-add; a Relu read only by it fused), and LayerNormalization over the last
+// axis.
 #include <ATen/ATen.h>
 
 #include "graft/exec/onednn/impl.h"
@@ -30,34 +31,47 @@ bool Program::Impl::batch_norm(size_t index) {
     if (!stats[k].defined()) return false;
   }
   const float eps = n.attributes.get_float("epsilon", 1e-5f);
-  auto flags = dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
-               dnnl::normalization_flags::use_shift;
   dnnl::post_ops none;
   std::optional<std::pair<std::string, size_t>> relu;
   if (auto next = activation_after(n.outputs[0], none); next && graph.nodes[next->second].op_type == "Relu" &&
                                                          graph.nodes[next->second].domain.empty()) {
     relu = next;
-    flags = flags | dnnl::normalization_flags::fuse_norm_relu;
   }
+  // y = x * s + t (s = gamma / sqrt(var + eps), t = beta - mean * s) as a binary multiply
+  // with the shift and the Relu as post-ops: oneDNN's batch normalisation kernel in nhwc ran
+  // 10-20x slower than this on DenseNet's 56x56 pre-activations.
+  const at::Tensor scale = stats[0].to(at::kDouble) / (stats[3].to(at::kDouble) + eps).sqrt();
+  const at::Tensor shift = stats[1].to(at::kDouble) - stats[2].to(at::kDouble) * scale;
   const memory::desc md = values.at(n.inputs[0]).md;
-  std::optional<dnnl::batch_normalization_forward::primitive_desc> pd;
+  const std::vector<int64_t> per_channel{1, c, 1, 1};
+  memory::desc c_md = plain_desc(per_channel);
+  for (const Tag tag : {Tag::nhwc, Tag::nChw16c, Tag::nChw8c}) {
+    if (md == memory::desc(to_dims(x), DataType::f32, tag)) c_md = memory::desc(to_dims(per_channel), DataType::f32, tag);
+  }
+  dnnl::post_ops po;
+  po.append_binary(dnnl::algorithm::binary_add, c_md);
+  if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  std::optional<dnnl::binary::primitive_desc> pd;
   try {
-    dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_inference, md, eps, flags);
-    pd.emplace(d, scratchpad_attr(), cpu_engine());
+    dnnl::primitive_attr attr = scratchpad_attr();
+    attr.set_post_ops(po);
+    dnnl::binary::desc d(dnnl::algorithm::binary_mul, md, c_md, md);
+    pd.emplace(d, attr, cpu_engine());
   } catch (const dnnl::error&) {
     return false;
   }
   if (relu) absorbed.insert(relu->second);
   Step s;
-  s.prim = dnnl::batch_normalization_forward(*pd);
-  bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
-  const memory::desc v_md({c}, DataType::f32, Tag::x);
-  const int arg[4] = {DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
-  for (size_t k = 0; k < 4; ++k) {
-    keep_alive.push_back(stats[k]);
-    s.args[arg[k]] = memory(v_md, cpu_engine(), keep_alive.back().data_ptr());
-  }
-  if (relu) s.name = (n.name.empty() ? n.outputs[0] : n.name) + "+Relu";
+  s.prim = dnnl::binary(*pd);
+  bind(s, DNNL_ARG_SRC_0, n.inputs[0], md);
+  const memory::desc plain = plain_desc(per_channel);
+  const std::string base = n.name.empty() ? n.outputs[0] : n.name;
+  keep_alive.push_back(scale.to(at::kFloat).contiguous());
+  s.args[DNNL_ARG_SRC_1] = weights.get(base + "/scale", keep_alive.back(), plain, c_md, stream);
+  keep_alive.push_back(shift.to(at::kFloat).contiguous());
+  s.args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+      weights.get(base + "/shift", keep_alive.back(), plain, c_md, stream);
+  if (relu) s.name = base + "+Relu";
   emit_output(s, relu ? relu->first : n.outputs[0], pd->dst_desc());
   return true;
 }

@@ -357,7 +357,48 @@ bool Program::Impl::is_f32(const std::string& name) const {
 
 const at::Tensor* Program::Impl::initializer(const std::string& name) const {
   auto it = graph.initializers.find(name);
-  return it == graph.initializers.end() ? nullptr : &it->second;
+  if (it != graph.initializers.end()) return &it->second;
+  auto c = constants.find(name);
+  return c == constants.end() ? nullptr : &c->second;
+}
+
+bool Program::Impl::fold(size_t index) {
+  const ir::Node& n = graph.nodes[index];
+  if (n.outputs.empty()) return false;
+  for (const auto& out : n.outputs) {
+    if (wanted.count(out)) return false;  // the program's outputs are computed each run
+  }
+  const bool shape = n.domain.empty() && n.op_type == "Shape";
+  std::vector<at::Tensor> args;
+  for (const auto& in : n.inputs) {
+    if (in.empty()) {
+      args.emplace_back();
+    } else if (const at::Tensor* c = initializer(in)) {
+      args.push_back(*c);
+    } else if (auto it = values.find(in); shape && it != values.end()) {
+      // Shape reads only the sizes: an uninitialised tensor of them will do.
+      args.push_back(at::empty(it->second.info.sizes, at::TensorOptions().dtype(it->second.info.dtype)));
+    } else {
+      return false;
+    }
+  }
+  ops::RunContext ctx;
+  std::vector<at::Tensor> outs;
+  try {
+    outs = kernels[index](args, ctx);
+  } catch (const std::exception&) {
+    return false;  // the node runs as usual and reports its error then
+  }
+  // Shape arithmetic, not data: anything large is computed each run like the rest.
+  constexpr int64_t kMaxFolded = 4096;
+  for (size_t k = 0; k < n.outputs.size(); ++k) {
+    if (n.outputs[k].empty() || !used(n.outputs[k])) continue;
+    if (k >= outs.size() || !outs[k].defined() || outs[k].numel() > kMaxFolded) return false;
+  }
+  for (size_t k = 0; k < n.outputs.size() && k < outs.size(); ++k) {
+    if (!n.outputs[k].empty()) constants[n.outputs[k]] = outs[k].contiguous();
+  }
+  return true;
 }
 
 bool Program::Impl::last_use_here(const std::string& name, size_t node) const {
@@ -397,6 +438,12 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
     const std::string& op = n.op_type;
     p.current_node = i;
     bool done = p.absorbed.count(i) > 0;  // computed by the node before it
+    // Shape arithmetic on sizes fixed for this program (the batch, symbolic in the graph, is
+    // known here): evaluated now, its results constants for the nodes after it.
+    if (!done && p.fold(i)) {
+      p.stats.folded_nodes++;
+      continue;
+    }
     if (!done && (n.domain.empty() || n.domain == passes::kDomain)) {
       if (Impl::is_conv(n)) {
         done = p.conv(i);

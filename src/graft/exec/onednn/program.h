@@ -31,6 +31,7 @@ std::shared_ptr<WeightCache> make_weight_cache();
 struct ProgramStats {
   int onednn_nodes = 0;                  // nodes run as oneDNN primitives
   int reference_nodes = 0;               // nodes run by their ATen kernel
+  int folded_nodes = 0;                  // shape arithmetic evaluated once, while compiling
   int reorders = 0;                      // layout conversions per run
   int64_t arena_bytes = 0;               // intermediate buffers
   std::map<std::string, int> reference_ops;  // op type -> nodes run by ATen
