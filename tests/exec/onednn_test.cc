@@ -651,14 +651,28 @@ TEST(OneDnnTest, SiluHardSwishAndGeluRunAsOneDnnActivations) {
   b.node("Mul", {"t7", "t6"}, {"gelu_tanh"});
   b.node("Sigmoid", {"gelu_tanh"}, {"s2"});
   b.node("Mul", {"s2", "gelu_tanh"}, {"silu2"});
-  const ir::Graph g = b.done({"hs", "silu2"});
+  // A classifier's hidden layer: the Relu after the Gemm is the inner product's post-op.
+  b.node("Gemm", {"silu2", b.init("gw", at::randn({40, 20}) * 0.2), b.init("gb", at::randn({20}))}, {"fc"});
+  b.node("Relu", {"fc"}, {"fcr"});
+  const ir::Graph g = b.done({"hs", "fcr"});
   const TensorMap in{{"x", at::randn({2, 16, 9, 9})}, {"v", at::randn({3, 40}) * 2}};
   expect_all_fast(expect_same(g, in), "activations");
   Session fast(g, fast_options());
   fast.run(in);
   // Every pattern became one node: the convolutions with their activation, then the Erf GELU
-  // and the HardSigmoid; the Tanh GELU and the SiLU after it.
-  EXPECT_EQ(fast.engine_stats()->onednn_nodes, 6);
+  // and the HardSigmoid; the Tanh GELU and the SiLU after it; the Gemm, its Relu absorbed.
+  EXPECT_EQ(fast.engine_stats()->onednn_nodes, 8);
+  std::vector<StepTime> steps;
+  RunOptions ro;
+  ro.profile = &steps;
+  fast.run(in, {}, ro);
+  int gemm_steps = 0, relu_steps = 0;
+  for (const auto& st : steps) {
+    gemm_steps += st.op == "Gemm";
+    relu_steps += st.op == "Relu";
+  }
+  EXPECT_EQ(gemm_steps, 1);
+  EXPECT_EQ(relu_steps, 0);
 }
 
 // ConvNeXt's block as torchvision writes it: depthwise 7x7 convolution, a permute to channels
