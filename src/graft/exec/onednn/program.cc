@@ -364,7 +364,8 @@ const at::Tensor* Program::Impl::initializer(const std::string& name) const {
 
 bool Program::Impl::fold(size_t index) {
   const ir::Node& n = graph.nodes[index];
-  if (n.outputs.empty()) return false;
+  // A node without inputs (a random generator) is not a function of the shapes.
+  if (n.outputs.empty() || n.inputs.empty()) return false;
   for (const auto& out : n.outputs) {
     if (wanted.count(out)) return false;  // the program's outputs are computed each run
   }
