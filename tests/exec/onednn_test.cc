@@ -13,6 +13,7 @@
 #include "../common/calibrate.h"
 #include "../common/graph_builder.h"
 #include "graft/core/error.h"
+#include "graft/exec/passes/passes.h"
 #include "graft/exec/session.h"
 #include "graft/zoo/zoo.h"
 
@@ -725,6 +726,38 @@ TEST(OneDnnTest, ConvNeXtBlockWithoutATenOrReorders) {
     // Only the graph input's reorder into the convolution's layout.
     EXPECT_LE(s.reorders, 2) << "opset " << opset;
   }
+}
+
+// A channels-first LayerNorm (means over axis 1 of NCHW, scale and shift of shape [C, 1, 1], as
+// ConvNeXt's downsampling layers are written outside torchvision) between two convolutions:
+// recognised, run as LayerNormalization between two free transposes.
+TEST(OneDnnTest, ChannelsFirstLayerNormBetweenConvolutions) {
+  at::manual_seed(24);
+  Builder b;
+  b.input("x", {2, 16, 8, 8});
+  b.node("Conv", {"x", b.init("w0", at::randn({32, 16, 1, 1}) * 0.3)}, {"c"});
+  b.node("ReduceMean", {"c"}, {"m"}).attributes.set(ir::Attribute::of_ints("axes", {1}));
+  b.node("Sub", {"c", "m"}, {"dev"});
+  b.node("Pow", {"dev", b.init("two", at::scalar_tensor(2.f))}, {"sq"});
+  b.node("ReduceMean", {"sq"}, {"var"}).attributes.set(ir::Attribute::of_ints("axes", {1}));
+  b.node("Add", {"var", b.init("eps", at::scalar_tensor(1e-6f))}, {"ve"});
+  b.node("Sqrt", {"ve"}, {"sd"});
+  b.node("Div", {"dev", "sd"}, {"nrm"});
+  b.node("Mul", {b.init("gamma", at::rand({32, 1, 1}) + 0.5), "nrm"}, {"scaled"});
+  b.node("Add", {"scaled", b.init("beta", at::randn({32, 1, 1}))}, {"ln"});
+  b.node("Conv", {"ln", b.init("w1", at::randn({64, 32, 2, 2}) * 0.2)}, {"y"})
+      .attributes.set(ir::Attribute::of_ints("strides", {2, 2}));
+  const ir::Graph g = b.done({"y"});
+  expect_all_fast(expect_same(g, {{"x", at::randn({2, 16, 8, 8})}}), "channels-first LayerNorm");
+  ir::Graph o = g;
+  passes::optimize(o);
+  int ln = 0, reduce = 0;
+  for (const auto& n : o.nodes) {
+    ln += n.op_type == "LayerNormalization";
+    reduce += n.op_type == "ReduceMean";
+  }
+  EXPECT_EQ(ln, 1);
+  EXPECT_EQ(reduce, 0);
 }
 
 // DenseNet's pre-activation: BatchNormalization after a Concat (no convolution to fold it

@@ -5,6 +5,8 @@
 //   0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 x^3)))  -> graft.Gelu(x; approximate "tanh")
 //   (x - m) / Sqrt(Mean((x - m)^2) + eps) [* g] [+ b], m = Mean(x), means over the last axis
 //                                                    -> LayerNormalization(x, g, b; axis -1)
+//   the same with means over axis 1 of NCHW (a channels-first LayerNorm)
+//                          -> Transpose to NHWC, LayerNormalization(axis -1), Transpose back
 //   MatMul(x, W) [+ b], W a 2-D constant, b a constant row -> graft.FusedMatMul(x, W, b)
 // Every intermediate must be read only inside its pattern, and none may be protected.
 #include <ATen/ATen.h>
@@ -222,30 +224,38 @@ bool gelu(Matcher& m, size_t i) {
   return false;
 }
 
-// ReduceMean over the last axis only, keeping it: its input.
-std::optional<std::string> last_axis_mean(const Matcher& m, const std::string& v, bool shared_ok, const ir::Node** node) {
-  const ir::Node* r = m.producer(v, "ReduceMean", shared_ok);
+// ReduceMean over one axis only, keeping it — the last one, or (`*channels_first`) axis 1 of
+// a 4-D tensor (a channels-first LayerNorm over C): its input.
+std::optional<std::string> norm_mean(const Matcher& m, const std::string& v, const ir::Node** node,
+                                     bool* channels_first) {
+  const ir::Node* r = m.producer(v, "ReduceMean");
   if (r == nullptr || r->inputs.size() != 1 || r->attributes.get_int("keepdims", 1) == 0) return std::nullopt;
   const auto axes = r->attributes.get_ints("axes", {});
   const ir::Value& in = m.g_.value(r->inputs[0]);
-  if (!in.shape) return std::nullopt;
+  if (!in.shape || axes.size() != 1) return std::nullopt;
   const auto rank = static_cast<int64_t>(in.shape->size());
-  if (axes.size() != 1 || rank == 0 || (axes[0] != -1 && axes[0] != rank - 1)) return std::nullopt;
+  const int64_t axis = axes[0] < 0 ? axes[0] + rank : axes[0];
+  if (rank == 0 || (axis != rank - 1 && !(rank == 4 && axis == 1))) return std::nullopt;
   *node = r;
+  *channels_first = axis != rank - 1;
   return r->inputs[0];
 }
 
-// The last-axis length of `x` when static.
-std::optional<int64_t> last_dim(const ir::Graph& g, const std::string& x) {
+// The length of `x`'s last axis (or axis 1) when static.
+std::optional<int64_t> dim_of(const ir::Graph& g, const std::string& x, bool axis1) {
   const auto& s = g.value(x).shape;
-  if (!s || s->empty() || !s->back().known()) return std::nullopt;
-  return s->back().value;
+  if (!s || s->empty() || (axis1 && s->size() < 2)) return std::nullopt;
+  const ir::Dim& d = axis1 ? (*s)[1] : s->back();
+  if (!d.known()) return std::nullopt;
+  return d.value;
 }
 
-// A constant broadcast along the last axis only (sizes [..., 1, C] or [C]), as [C].
-std::optional<at::Tensor> row(const ir::Graph& g, const std::string& name, int64_t c) {
+// A constant broadcast along the last axis only (sizes [..., 1, C] or [C]), as [C]; with
+// `axis1`, along axis 1 of a 4-D tensor ([C, 1, 1] or [1, C, 1, 1]).
+std::optional<at::Tensor> row(const ir::Graph& g, const std::string& name, int64_t c, bool axis1 = false) {
   const at::Tensor* t = constant(g, name);
-  if (t == nullptr || !t->is_floating_point() || t->numel() != c || t->dim() < 1 || t->size(-1) != c) return std::nullopt;
+  if (t == nullptr || !t->is_floating_point() || t->numel() != c || t->dim() < 1) return std::nullopt;
+  if (axis1 ? (t->dim() < 3 || t->size(-3) != c) : t->size(-1) != c) return std::nullopt;
   return t->to(at::kFloat).reshape({c});
 }
 
@@ -258,7 +268,8 @@ bool layer_norm(Matcher& m, size_t i) {
   if (sub == nullptr || sqrt == nullptr || sub->inputs.size() != 2) return false;
   const std::string x = sub->inputs[0];
   const ir::Node* mean = nullptr;
-  if (last_axis_mean(m, sub->inputs[1], false, &mean) != x) return false;
+  bool channels_first = false, var_channels_first = false;
+  if (norm_mean(m, sub->inputs[1], &mean, &channels_first) != x) return false;
   const ir::Node* add = m.producer(sqrt->inputs[0], "Add");
   std::optional<double> eps;
   std::string var;
@@ -272,7 +283,8 @@ bool layer_norm(Matcher& m, size_t i) {
   }
   if (!eps || *eps < 0) return false;
   const ir::Node* var_mean = nullptr;
-  const auto sq = last_axis_mean(m, var, false, &var_mean);
+  const auto sq = norm_mean(m, var, &var_mean, &var_channels_first);
+  if (var_channels_first != channels_first) return false;
   const ir::Node* pow = sq ? m.producer(*sq, "Pow") : nullptr;
   const ir::Node* square = nullptr;
   if (pow != nullptr && pow->inputs.size() == 2 && pow->inputs[0] == sub->outputs[0] && m.scalar(pow->inputs[1]) == 2.0) {
@@ -286,7 +298,7 @@ bool layer_norm(Matcher& m, size_t i) {
   // d is read by the square and the Div only.
   const auto& readers = m.g_.value(sub->outputs[0]).consumers;
   if (readers.size() != 2 || m.g_.value(sub->outputs[0]).is_graph_output) return false;
-  const auto c = last_dim(m.g_, x);
+  const auto c = dim_of(m.g_, x, channels_first);
   if (!c) return false;
   // Optional scale and shift after it.
   at::Tensor gamma = at::ones({*c}), beta = at::zeros({*c});
@@ -296,7 +308,7 @@ bool layer_norm(Matcher& m, size_t i) {
     const ir::Node& mul = m.g_.nodes[static_cast<size_t>(r)];
     if (is(mul, "Mul") && mul.inputs.size() == 2 && !m.dead(static_cast<size_t>(r))) {
       const std::string& other = mul.inputs[0] == div.outputs[0] ? mul.inputs[1] : mul.inputs[0];
-      if (auto g = row(m.g_, other, *c)) {
+      if (auto g = row(m.g_, other, *c, channels_first)) {
         gamma = *g;
         nodes.push_back(&div);
         last = static_cast<size_t>(r);
@@ -304,7 +316,7 @@ bool layer_norm(Matcher& m, size_t i) {
           const ir::Node& plus = m.g_.nodes[static_cast<size_t>(r2)];
           if (is(plus, "Add") && plus.inputs.size() == 2 && !m.dead(static_cast<size_t>(r2))) {
             const std::string& o = plus.inputs[0] == mul.outputs[0] ? plus.inputs[1] : plus.inputs[0];
-            if (auto b = row(m.g_, o, *c)) {
+            if (auto b = row(m.g_, o, *c, channels_first)) {
               beta = *b;
               nodes.push_back(&mul);
               last = static_cast<size_t>(r2);
@@ -316,13 +328,44 @@ bool layer_norm(Matcher& m, size_t i) {
   }
   // The whole pattern must be the float path of x.
   if (m.g_.value(x).dtype != ir::dtype_of(at::kFloat)) return false;
-  for (const ir::Node* n : nodes) m.kill(n);
   const std::string g_name = add_initializer(m.g_, x + "_ln_scale", gamma);
   const std::string b_name = add_initializer(m.g_, x + "_ln_bias", beta);
-  m.become(last, false, "LayerNormalization", {x, g_name, b_name});
-  auto& attrs = m.g_.nodes[last].attributes;
-  attrs.set(ir::Attribute::of_int("axis", -1));
-  attrs.set(ir::Attribute::of_float("epsilon", static_cast<float>(*eps)));
+  const auto ln_attributes = [&](ir::Node& n) {
+    n.attributes.set(ir::Attribute::of_int("axis", -1));
+    n.attributes.set(ir::Attribute::of_float("epsilon", static_cast<float>(*eps)));
+  };
+  if (!channels_first) {
+    for (const ir::Node* n : nodes) m.kill(n);
+    m.become(last, false, "LayerNormalization", {x, g_name, b_name});
+    ln_attributes(m.g_.nodes[last]);
+    return true;
+  }
+  // Over the channels of NCHW: Transpose to NHWC, LayerNormalization over the last axis,
+  // Transpose back (the oneDNN path runs the transposes as views). The two means' nodes become
+  // the first two (they come before the last node, in order).
+  const ir::Shape xs = *m.g_.value(x).shape;
+  const ir::Shape nhwc{xs[0], xs[2], xs[3], xs[1]};
+  const size_t first = static_cast<size_t>(mean - m.g_.nodes.data());
+  const size_t second = static_cast<size_t>(var_mean - m.g_.nodes.data());
+  for (const ir::Node* n : nodes) {
+    if (n != mean && n != var_mean) m.kill(n);
+  }
+  const std::string t = fresh_name(m.g_, x + "_nhwc");
+  const std::string l = fresh_name(m.g_, x + "_nhwc_ln");
+  for (const auto& [name, shape] : {std::pair{t, nhwc}, std::pair{l, nhwc}}) {
+    ir::Value& v = m.g_.values[name];
+    v.name = name;
+    v.dtype = ir::dtype_of(at::kFloat);
+    v.shape = shape;
+  }
+  m.become(first, false, "Transpose", {x});
+  m.g_.nodes[first].outputs = {t};
+  m.g_.nodes[first].attributes.set(ir::Attribute::of_ints("perm", {0, 2, 3, 1}));
+  m.become(second, false, "LayerNormalization", {t, g_name, b_name});
+  m.g_.nodes[second].outputs = {l};
+  ln_attributes(m.g_.nodes[second]);
+  m.become(last, false, "Transpose", {l});
+  m.g_.nodes[last].attributes.set(ir::Attribute::of_ints("perm", {0, 3, 1, 2}));
   return true;
 }
 
