@@ -107,6 +107,24 @@ TEST(PassesTest, BatchNormFoldsIntoTheUnpaddedConvAfterIt) {
   EXPECT_EQ(count(o, "BatchNormalization"), 1);  // the one before the padded Conv
 }
 
+// A Transpose pair that composes to the identity disappears; one that does not stays.
+TEST(PassesTest, TransposePairsCancel) {
+  at::manual_seed(32);
+  Builder b;
+  b.input("x", {2, 3, 4, 5});
+  b.node("Transpose", {"x"}, {"t1"}).attributes.set(ir::Attribute::of_ints("perm", {0, 2, 3, 1}));
+  b.node("Transpose", {"t1"}, {"t2"}).attributes.set(ir::Attribute::of_ints("perm", {0, 3, 1, 2}));
+  b.node("Relu", {"t2"}, {"r"});
+  b.node("Transpose", {"r"}, {"u1"}).attributes.set(ir::Attribute::of_ints("perm", {0, 2, 3, 1}));
+  b.node("Transpose", {"u1"}, {"y"}).attributes.set(ir::Attribute::of_ints("perm", {0, 2, 3, 1}));
+  const ir::Graph g = b.done({"y"});
+  ir::Graph o;
+  EXPECT_EQ(max_relative_difference(g, {{"x", at::randn({2, 3, 4, 5})}}, &o), 0.0);
+  EXPECT_EQ(count(o, "Transpose"), 2);
+  EXPECT_EQ(o.nodes.front().op_type, "Relu");
+  EXPECT_EQ(o.nodes.front().inputs[0], "x");
+}
+
 TEST(PassesTest, ConstantsFoldIncludingStaticShapeChains) {
   Builder b;
   b.input("x", {2, 4, 3, 3});

@@ -8,6 +8,7 @@
 //   the same with means over axis 1 of NCHW (a channels-first LayerNorm)
 //                          -> Transpose to NHWC, LayerNormalization(axis -1), Transpose back
 //   MatMul(x, W) [+ b], W a 2-D constant, b a constant row -> graft.FusedMatMul(x, W, b)
+//   Transpose(Transpose(x)) composing to the identity      -> x
 // Every intermediate must be read only inside its pattern, and none may be protected.
 #include <ATen/ATen.h>
 
@@ -67,6 +68,8 @@ class Matcher {
     n.attributes = {};
     ++rewrites_;
   }
+
+  void count() { ++rewrites_; }
 
   int finish() {
     if (rewrites_ > 0) erase_nodes(g_, dead_);
@@ -369,6 +372,31 @@ bool layer_norm(Matcher& m, size_t i) {
   return true;
 }
 
+// Transpose(Transpose(x, p1), p2) whose permutations compose to the identity: its readers
+// read x (neither transpose's output protected, the inner one read only by the outer).
+bool transpose_pair(Matcher& m, size_t i) {
+  const ir::Node& outer = m.g_.nodes[i];
+  if (!is(outer, "Transpose") || outer.inputs.size() != 1 || outer.outputs.size() != 1 ||
+      m.protect_.count(outer.outputs[0])) {
+    return false;
+  }
+  const ir::Node* inner = m.producer(outer.inputs[0], "Transpose");
+  if (inner == nullptr || inner->inputs.size() != 1) return false;
+  const auto p1 = inner->attributes.get_ints("perm", {}), p2 = outer.attributes.get_ints("perm", {});
+  if (p1.empty() || p1.size() != p2.size()) return false;  // both perms written out
+  for (size_t k = 0; k < p2.size(); ++k) {
+    if (p2[k] < 0 || p2[k] >= static_cast<int64_t>(p1.size()) || p1[static_cast<size_t>(p2[k])] != static_cast<int64_t>(k)) {
+      return false;
+    }
+  }
+  const std::string x = inner->inputs[0], y = outer.outputs[0];
+  m.kill(inner);
+  m.kill(&outer);
+  replace_uses(m.g_, y, x);
+  m.count();
+  return true;
+}
+
 bool matmul(Matcher& m, size_t i) {
   const ir::Node& mm = m.g_.nodes[i];
   if (!is(mm, "MatMul") || mm.inputs.size() != 2 || mm.outputs.size() != 1) return false;
@@ -400,7 +428,7 @@ bool matmul(Matcher& m, size_t i) {
 int recognise_patterns(ir::Graph& g, const std::set<std::string>& protect) {
   Matcher m(g, protect);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (!m.dead(i) && !gelu(m, i) && !silu(m, i) && !hard_swish(m, i)) layer_norm(m, i);
+    if (!m.dead(i) && !gelu(m, i) && !silu(m, i) && !hard_swish(m, i) && !transpose_pair(m, i)) layer_norm(m, i);
   }
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (!m.dead(i)) matmul(m, i);
