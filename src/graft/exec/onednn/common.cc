@@ -113,6 +113,16 @@ void append_activation(dnnl::post_ops& po, const Activation& a) {
 }
 
 
+memory::desc broadcast_desc(const memory::desc& full, const std::vector<int64_t>& full_sizes,
+                            const std::vector<int64_t>& sizes) {
+  for (const Tag tag : {Tag::nhwc, Tag::nChw16c, Tag::nChw8c}) {
+    if (full == memory::desc(to_dims(full_sizes), DataType::f32, tag)) {
+      return memory::desc(to_dims(sizes), DataType::f32, tag);
+    }
+  }
+  return plain_desc(sizes);
+}
+
 std::shared_ptr<WeightCache> make_weight_cache() { return std::make_shared<WeightCache>(); }
 
 }  // namespace graft::exec::onednn

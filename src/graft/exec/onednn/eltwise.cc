@@ -110,16 +110,7 @@ bool Program::Impl::binary(size_t index) {
                               : n.op_type == "Mul" ? dnnl::algorithm::binary_mul
                                                    : dnnl::algorithm::binary_div;
   const memory::desc a_md = values.at(a).md;
-  // A broadcast operand in the full one's layout (oneDNN's JIT kernels want them alike; a plain
-  // [N, C, 1, 1] beside a blocked tensor takes the reference kernel).
-  memory::desc b_md = plain_desc(b_sizes);
-  if (b_sizes == y) {
-    b_md = a_md;
-  } else {
-    for (const Tag tag : {Tag::nhwc, Tag::nChw16c, Tag::nChw8c}) {
-      if (a_md == memory::desc(to_dims(y), DataType::f32, tag)) b_md = memory::desc(to_dims(b_sizes), DataType::f32, tag);
-    }
-  }
+  const memory::desc b_md = b_sizes == y ? a_md : broadcast_desc(a_md, y, b_sizes);
   std::optional<dnnl::binary::primitive_desc> pd;
   try {
     dnnl::binary::desc d(alg, a_md, b_md, a_md);
@@ -131,10 +122,7 @@ bool Program::Impl::binary(size_t index) {
   s.prim = dnnl::binary(*pd);
   bind(s, DNNL_ARG_SRC_0, a, a_md);
   if (constant != nullptr) {
-    keep_alive.push_back(constant->contiguous());
-    const memory::desc plain = plain_desc(b_sizes);
-    s.args[DNNL_ARG_SRC_1] = b_md == plain ? memory(b_md, cpu_engine(), keep_alive.back().data_ptr())
-                                           : weights.get(b, keep_alive.back(), plain, b_md, stream);
+    s.args[DNNL_ARG_SRC_1] = constant_memory(b, *constant, plain_desc(b_sizes), b_md);
   } else {
     bind(s, DNNL_ARG_SRC_1, b, b_md);
   }

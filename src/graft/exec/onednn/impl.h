@@ -44,6 +44,12 @@ bool window_pads(const ir::Node& n, const std::vector<int64_t>& in, const std::v
                  const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
                  memory::dims* begin, memory::dims* end);
 
+// The layout for a 4-D operand of sizes `sizes` broadcast against `full` (sizes `full_sizes`):
+// `full`'s own format when that is nhwc or blocked (oneDNN's JIT binary kernels want both
+// alike; a plain [N, C, 1, 1] beside a blocked tensor takes the reference kernel), else plain.
+memory::desc broadcast_desc(const memory::desc& full, const std::vector<int64_t>& full_sizes,
+                            const std::vector<int64_t>& sizes);
+
 // A value's sizes and dtype.
 struct ValueInfo {
   std::vector<int64_t> sizes;
@@ -430,6 +436,16 @@ struct Program::Impl {
   // The arena buffer holding value `name` (in the arena) in plain layout: its own, or a
   // reordered copy made once.
   int plain_buffer(const std::string& name);
+  // The arena buffer holding value `name` (in the arena) in layout `md`: its own, or a
+  // reordered copy made once.
+  int buffer_in(const std::string& name, const memory::desc& md);
+  // Pushes `s` as the reorder `pd` from arena buffer `src` (read as pd's source) into a new
+  // buffer (written as pd's destination), which it returns.
+  int copy_step(Step s, const dnnl::reorder::primitive_desc& pd, int src);
+  // Constant `t` (laid out as `plain`) as memory in layout `want`: its own bytes when that is
+  // `plain`, else reordered once (cached under `name`).
+  memory constant_memory(const std::string& name, const at::Tensor& t, const memory::desc& plain,
+                         const memory::desc& want);
 
   // Whether a value other than `name` lives in (or has a copy in) arena buffer `buffer`.
   bool shared(int buffer, const std::string& name) const;

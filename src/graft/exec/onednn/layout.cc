@@ -102,7 +102,6 @@ bool Program::Impl::channel_shuffle(size_t index) {
   const auto back = reshaped(*r, {x[0], c, g, x[2], x[3]});
   if (!back || *back != x) return false;
   std::vector<int64_t> s = strides_of(in.md);
-  std::string src = n.inputs[0];
   memory::desc layout = in.md;
   if (s.empty()) {  // blocked: shuffle in nhwc
     layout = memory::desc(to_dims(x), DataType::f32, Tag::nhwc);
@@ -111,37 +110,17 @@ bool Program::Impl::channel_shuffle(size_t index) {
   const memory::dims dims{x[0], c, g, x[2], x[3]};
   const memory::desc from(dims, DataType::f32, memory::dims{s[0], s[1], c * s[1], s[2], s[3]});
   const memory::desc to(dims, DataType::f32, memory::dims{s[0], g * s[1], s[1], s[2], s[3]});
-  Step st;
+  std::optional<dnnl::reorder::primitive_desc> pd;
   try {
-    st.prim = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), from, cpu_engine(), to, scratchpad_attr()));
+    pd.emplace(cpu_engine(), from, cpu_engine(), to, scratchpad_attr());
   } catch (const dnnl::error&) {
     return false;
   }
-  // The input in `layout` (a reorder when it is blocked), read as the 5-D view.
-  Value& v = values.at(src);
-  int buffer = v.buffer;
-  if (v.md != layout) {
-    buffer = -1;
-    for (const auto& [md, b] : v.copies) {
-      if (md == layout) buffer = b;
-    }
-    if (buffer < 0) {
-      buffer = new_buffer(layout);
-      reorder_into(src, layout, buffer);
-      v.copies.emplace_back(layout, buffer);
-    }
-  }
-  st.args[DNNL_ARG_FROM] = memory(from, cpu_engine(), DNNL_MEMORY_NONE);
-  attach(st.args[DNNL_ARG_FROM], buffer);
-  st.reads.push_back(buffer);
-  const int dst = new_buffer(layout);
-  st.args[DNNL_ARG_TO] = memory(to, cpu_engine(), DNNL_MEMORY_NONE);
-  attach(st.args[DNNL_ARG_TO], dst);
-  st.writes.push_back(dst);
+  Step st;
   st.name = r->name.empty() ? r->outputs[0] : r->name;
   st.op = "ChannelShuffle";
-  push(std::move(st));
-  define(r->outputs[0], layout, dst);
+  // The input in `layout` (a reorder when it is blocked), read as the 5-D view.
+  define(r->outputs[0], layout, copy_step(std::move(st), *pd, buffer_in(n.inputs[0], layout)));
   absorbed.insert(t_index);
   absorbed.insert(r_index);
   return true;
@@ -193,40 +172,17 @@ bool Program::Impl::slice(size_t index) {
     offset[static_cast<size_t>(axis)] = b;
     y[static_cast<size_t>(axis)] = e - b;
   }
-  memory::desc layout = it->second.md;
-  if (strides_of(layout).empty()) layout = memory::desc(to_dims(x), DataType::f32, Tag::nhwc);
-  const Tag tag = layout == plain_desc(x) ? Tag::nchw : Tag::nhwc;
-  layout = memory::desc(to_dims(x), DataType::f32, tag);
+  const Tag tag = it->second.md == plain_desc(x) ? Tag::nchw : Tag::nhwc;
+  const memory::desc layout(to_dims(x), DataType::f32, tag);
   const memory::desc part = layout.submemory_desc(to_dims(y), to_dims(offset));
   const memory::desc out(to_dims(y), DataType::f32, tag);
-  Step s;
+  std::optional<dnnl::reorder::primitive_desc> pd;
   try {
-    s.prim = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), part, cpu_engine(), out, scratchpad_attr()));
+    pd.emplace(cpu_engine(), part, cpu_engine(), out, scratchpad_attr());
   } catch (const dnnl::error&) {
     return false;
   }
-  Value& v = values.at(n.inputs[0]);
-  int buffer = v.buffer;
-  if (v.md != layout) {
-    buffer = -1;
-    for (const auto& [md, b] : v.copies) {
-      if (md == layout) buffer = b;
-    }
-    if (buffer < 0) {
-      buffer = new_buffer(layout);
-      reorder_into(n.inputs[0], layout, buffer);
-      v.copies.emplace_back(layout, buffer);
-    }
-  }
-  s.args[DNNL_ARG_FROM] = memory(part, cpu_engine(), DNNL_MEMORY_NONE);
-  attach(s.args[DNNL_ARG_FROM], buffer);
-  s.reads.push_back(buffer);
-  const int dst = new_buffer(out);
-  s.args[DNNL_ARG_TO] = memory(out, cpu_engine(), DNNL_MEMORY_NONE);
-  attach(s.args[DNNL_ARG_TO], dst);
-  s.writes.push_back(dst);
-  push(std::move(s));
-  define(n.outputs[0], out, dst);
+  define(n.outputs[0], out, copy_step(Step{}, *pd, buffer_in(n.inputs[0], layout)));
   return true;
 }
 

@@ -44,10 +44,7 @@ bool Program::Impl::batch_norm(size_t index) {
   const at::Tensor shift = stats[1].to(at::kDouble) - stats[2].to(at::kDouble) * scale;
   const memory::desc md = values.at(n.inputs[0]).md;
   const std::vector<int64_t> per_channel{1, c, 1, 1};
-  memory::desc c_md = plain_desc(per_channel);
-  for (const Tag tag : {Tag::nhwc, Tag::nChw16c, Tag::nChw8c}) {
-    if (md == memory::desc(to_dims(x), DataType::f32, tag)) c_md = memory::desc(to_dims(per_channel), DataType::f32, tag);
-  }
+  const memory::desc c_md = broadcast_desc(md, x, per_channel);
   dnnl::post_ops po;
   po.append_binary(dnnl::algorithm::binary_add, c_md);
   if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -66,11 +63,9 @@ bool Program::Impl::batch_norm(size_t index) {
   bind(s, DNNL_ARG_SRC_0, n.inputs[0], md);
   const memory::desc plain = plain_desc(per_channel);
   const std::string base = n.name.empty() ? n.outputs[0] : n.name;
-  keep_alive.push_back(scale.to(at::kFloat).contiguous());
-  s.args[DNNL_ARG_SRC_1] = weights.get(base + "/scale", keep_alive.back(), plain, c_md, stream);
-  keep_alive.push_back(shift.to(at::kFloat).contiguous());
+  s.args[DNNL_ARG_SRC_1] = constant_memory(base + "/scale", scale.to(at::kFloat), plain, c_md);
   s.args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
-      weights.get(base + "/shift", keep_alive.back(), plain, c_md, stream);
+      constant_memory(base + "/shift", shift.to(at::kFloat), plain, c_md);
   if (relu) s.name = base + "+Relu";
   emit_output(s, relu ? relu->first : n.outputs[0], pd->dst_desc());
   return true;
@@ -106,10 +101,8 @@ bool Program::Impl::layer_norm(size_t index) {
   s.prim = dnnl::layer_normalization_forward(*pd);
   bind(s, DNNL_ARG_SRC, n.inputs[0], md);
   const memory::desc v_md({c}, DataType::f32, Tag::x);
-  keep_alive.push_back(scale);
-  s.args[DNNL_ARG_SCALE] = memory(v_md, cpu_engine(), keep_alive.back().data_ptr());
-  keep_alive.push_back(shift);
-  s.args[DNNL_ARG_SHIFT] = memory(v_md, cpu_engine(), keep_alive.back().data_ptr());
+  s.args[DNNL_ARG_SCALE] = constant_memory("", scale, v_md, v_md);
+  s.args[DNNL_ARG_SHIFT] = constant_memory("", shift, v_md, v_md);
   emit_output(s, n.outputs[0], pd->dst_desc());
   return true;
 }

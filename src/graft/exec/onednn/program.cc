@@ -176,22 +176,46 @@ int Program::Impl::emit_output(Step& s, const std::string& name, const memory::d
 
 // The arena buffer holding value `name` (in the arena) in plain layout: its own, or a
 // reordered copy made once.
-int Program::Impl::plain_buffer(const std::string& name) {
+int Program::Impl::buffer_in(const std::string& name, const memory::desc& md) {
   Value& v = values.at(name);
-  const memory::desc plain = plain_desc(v.info.sizes);
+  if (v.md == md) return v.buffer;
+  for (const auto& [copy_md, b] : v.copies) {
+    if (copy_md == md) return b;
+  }
+  const int buffer = new_buffer(md);
+  reorder_into(name, md, buffer);
+  v.copies.emplace_back(md, buffer);
+  return buffer;
+}
+
+int Program::Impl::plain_buffer(const std::string& name) {
+  const Value& v = values.at(name);
   const auto& x = v.info.sizes;
   // [N, C, 1, 1] in nhwc is the same bytes as plain.
-  if (v.md == plain || (x.size() == 4 && x[2] * x[3] == 1 &&
-                        v.md == memory::desc(to_dims(x), DataType::f32, Tag::nhwc))) {
+  if (x.size() == 4 && x[2] * x[3] == 1 && v.md == memory::desc(to_dims(x), DataType::f32, Tag::nhwc)) {
     return v.buffer;
   }
-  for (const auto& [md, b] : v.copies) {
-    if (md == plain) return b;
-  }
-  const int buffer = new_buffer(plain);
-  reorder_into(name, plain, buffer);
-  v.copies.emplace_back(plain, buffer);
-  return buffer;
+  return buffer_in(name, plain_desc(x));
+}
+
+memory Program::Impl::constant_memory(const std::string& name, const at::Tensor& t, const memory::desc& plain,
+                                      const memory::desc& want) {
+  keep_alive.push_back(t.contiguous());
+  if (want == plain) return memory(want, cpu_engine(), keep_alive.back().data_ptr());
+  return weights.get(name, keep_alive.back(), plain, want, stream);
+}
+
+int Program::Impl::copy_step(Step s, const dnnl::reorder::primitive_desc& pd, int src) {
+  s.prim = dnnl::reorder(pd);
+  s.args[DNNL_ARG_FROM] = memory(pd.src_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+  attach(s.args[DNNL_ARG_FROM], src);
+  s.reads.push_back(src);
+  const int dst = new_buffer(pd.dst_desc());
+  s.args[DNNL_ARG_TO] = memory(pd.dst_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+  attach(s.args[DNNL_ARG_TO], dst);
+  s.writes.push_back(dst);
+  push(std::move(s));
+  return dst;
 }
 
 // Whether a value other than `name` lives in (or has a copy in) arena buffer `buffer`.

@@ -55,6 +55,17 @@ class Matcher {
     return std::nullopt;
   }
 
+  // The one live node reading `value` when it has op type `op` (default domain) and `value` is
+  // not protected: with the operand beside `value` (binary ops) in `*other`.
+  const ir::Node* reader(const std::string& value, const char* op, std::string* other) const {
+    const int r = sole_consumer(g_, value);
+    if (r < 0 || protect_.count(value) || dead_[static_cast<size_t>(r)]) return nullptr;
+    const ir::Node& n = g_.nodes[static_cast<size_t>(r)];
+    if (!n.domain.empty() || n.op_type != op || n.inputs.size() != 2) return nullptr;
+    *other = n.inputs[0] == value ? n.inputs[1] : n.inputs[0];
+    return &n;
+  }
+
   void kill(const ir::Node* n) { dead_[static_cast<size_t>(n - g_.nodes.data())] = true; }
   bool dead(size_t i) const { return dead_[i]; }
 
@@ -307,25 +318,17 @@ bool layer_norm(Matcher& m, size_t i) {
   at::Tensor gamma = at::ones({*c}), beta = at::zeros({*c});
   size_t last = i;
   std::vector<const ir::Node*> nodes{sub, mean, sqrt, add, var_mean, square};
-  if (const int r = sole_consumer(m.g_, div.outputs[0]); r >= 0 && !m.protect_.count(div.outputs[0])) {
-    const ir::Node& mul = m.g_.nodes[static_cast<size_t>(r)];
-    if (is(mul, "Mul") && mul.inputs.size() == 2 && !m.dead(static_cast<size_t>(r))) {
-      const std::string& other = mul.inputs[0] == div.outputs[0] ? mul.inputs[1] : mul.inputs[0];
-      if (auto g = row(m.g_, other, *c, channels_first)) {
-        gamma = *g;
-        nodes.push_back(&div);
-        last = static_cast<size_t>(r);
-        if (const int r2 = sole_consumer(m.g_, mul.outputs[0]); r2 >= 0 && !m.protect_.count(mul.outputs[0])) {
-          const ir::Node& plus = m.g_.nodes[static_cast<size_t>(r2)];
-          if (is(plus, "Add") && plus.inputs.size() == 2 && !m.dead(static_cast<size_t>(r2))) {
-            const std::string& o = plus.inputs[0] == mul.outputs[0] ? plus.inputs[1] : plus.inputs[0];
-            if (auto b = row(m.g_, o, *c, channels_first)) {
-              beta = *b;
-              nodes.push_back(&mul);
-              last = static_cast<size_t>(r2);
-            }
-          }
-        }
+  std::string other;
+  if (const ir::Node* mul = m.reader(div.outputs[0], "Mul", &other)) {
+    if (auto g = row(m.g_, other, *c, channels_first)) {
+      gamma = *g;
+      nodes.push_back(&div);
+      last = static_cast<size_t>(mul - m.g_.nodes.data());
+      const ir::Node* plus = m.reader(mul->outputs[0], "Add", &other);
+      if (auto b = plus ? row(m.g_, other, *c, channels_first) : std::nullopt) {
+        beta = *b;
+        nodes.push_back(mul);
+        last = static_cast<size_t>(plus - m.g_.nodes.data());
       }
     }
   }
@@ -408,15 +411,12 @@ bool matmul(Matcher& m, size_t i) {
   if (x.dtype != ir::dtype_of(at::kFloat) || !x.shape || x.shape->size() < 2) return false;
   std::vector<std::string> inputs{mm.inputs[0], mm.inputs[1]};
   size_t last = i;
-  if (const int r = sole_consumer(m.g_, mm.outputs[0]); r >= 0 && !m.protect_.count(mm.outputs[0])) {
-    const ir::Node& add = m.g_.nodes[static_cast<size_t>(r)];
-    if (is(add, "Add") && add.inputs.size() == 2 && !m.dead(static_cast<size_t>(r))) {
-      const std::string& other = add.inputs[0] == mm.outputs[0] ? add.inputs[1] : add.inputs[0];
-      if (auto b = row(m.g_, other, w->size(1))) {
-        inputs.push_back(add_initializer(m.g_, other + "_row", *b));
-        m.kill(&mm);
-        last = static_cast<size_t>(r);
-      }
+  std::string other;
+  if (const ir::Node* add = m.reader(mm.outputs[0], "Add", &other)) {
+    if (auto b = row(m.g_, other, w->size(1))) {
+      inputs.push_back(add_initializer(m.g_, other + "_row", *b));
+      m.kill(&mm);
+      last = static_cast<size_t>(add - m.g_.nodes.data());
     }
   }
   m.become(last, true, "FusedMatMul", inputs);
