@@ -804,6 +804,44 @@ TEST(OneDnnTest, DenseNetShuffleNetAndSqueezeExcitationPieces) {
   expect_all_fast(expect_same(g, {{"x", at::randn({2, 24, 10, 10})}}), "pieces");
 }
 
+// Squeeze-excitation's Mul over a large map folded into the projection after it: the weights
+// scaled per sample (one small Mul step per sample instead of one over the whole map), with and
+// without a residual sum after the projection, at batch 1 and 2; a Mul whose output another node
+// also reads stays a binary op over the map.
+TEST(OneDnnTest, SqueezeExcitationScalesTheProjectionWeights) {
+  at::manual_seed(24);
+  Builder b;
+  b.input("x", {-1, 8, 64, 64});
+  b.node("Conv", {"x", b.init("w0", at::randn({32, 8, 3, 3}) * 0.2), b.init("b0", at::randn({32}))}, {"c"})
+      .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  b.node("Relu", {"c"}, {"r"});
+  b.node("GlobalAveragePool", {"r"}, {"pool"});
+  b.node("Conv", {"pool", b.init("wr", at::randn({8, 32, 1, 1}) * 0.2), b.init("br", at::randn({8}))}, {"red"});
+  b.node("Relu", {"red"}, {"redr"});
+  b.node("Conv", {"redr", b.init("we", at::randn({32, 8, 1, 1}) * 0.2), b.init("be", at::randn({32}))}, {"exp"});
+  b.node("Sigmoid", {"exp"}, {"gate"});
+  b.node("Mul", {"r", "gate"}, {"scaled"});
+  b.node("Conv", {"scaled", b.init("wp", at::randn({16, 32, 1, 1}) * 0.2), b.init("bp", at::randn({16}))}, {"p"});
+  // A second excitation: its projection sums a residual; its Mul is also an output.
+  b.node("Conv", {"x", b.init("w1", at::randn({16, 8, 1, 1}) * 0.2)}, {"res"});
+  b.node("Mul", {"gate", "r"}, {"scaled2"});
+  b.node("Conv", {"scaled2", b.init("wq", at::randn({16, 32, 1, 1}) * 0.2)}, {"q"});
+  b.node("Add", {"q", "res"}, {"y"});
+  const ir::Graph folded = b.done({"p", "y"});
+  const ir::Graph kept = b.done({"p", "y", "scaled2"});
+  for (const int64_t batch : {1, 2}) {
+    const TensorMap in{{"x", at::randn({batch, 8, 64, 64})}};
+    expect_all_fast(expect_same(folded, in), "batch " + std::to_string(batch));
+    int64_t muls = 0;
+    for (const auto& st : profiled_steps(folded, in)) muls += st.op == "Mul";
+    EXPECT_EQ(muls, 2 * batch) << "a weight-scaling step per sample and excitation";
+    expect_all_fast(expect_same(kept, in), "kept, batch " + std::to_string(batch));
+    muls = 0;
+    for (const auto& st : profiled_steps(kept, in)) muls += st.op == "Mul";
+    EXPECT_EQ(muls, batch + 1) << "the requested Mul over the whole map";
+  }
+}
+
 TEST(OneDnnTest, ZooModelsMatchTheReference) {
   at::manual_seed(9);
   zoo::MobileNetV1Options mo;

@@ -91,7 +91,23 @@ bool Program::Impl::feeds_winograd(const std::string& name, const std::vector<in
 bool Program::Impl::conv(size_t index) {
   if (absorbed.count(index)) return true;  // computed by the convolution before it
   const ir::Node& n = graph.nodes[index];
-  if (n.inputs.size() < 2 || !is_f32(n.inputs[0], 4)) return false;
+  if (n.inputs.size() < 2) return false;
+  if (auto it = scaled_inputs.find(n.inputs[0]); it != scaled_inputs.end()) {
+    const ScaledInput in = it->second;
+    const auto g = conv_geometry(n, values.at(in.x).info.sizes);
+    if (g && (g->z.empty() || (is_f32(g->z, 4) && values.at(g->z).info.sizes == g->y)) &&
+        conv_scaled(index, *g, in)) {
+      return true;
+    }
+    // Declined: the Mul runs after all, then this convolution as any other.
+    scaled_inputs.erase(it);
+    unscaled.insert(in.mul);
+    const size_t here = current_node;
+    current_node = in.mul;
+    if (!binary(in.mul)) reference(in.mul);
+    current_node = here;
+  }
+  if (!is_f32(n.inputs[0], 4)) return false;
   const auto geometry = conv_geometry(n, values.at(n.inputs[0]).info.sizes);
   if (!geometry) return false;
   const ConvGeometry& g = *geometry;
@@ -162,25 +178,174 @@ bool Program::Impl::conv(size_t index) {
   bind(s, DNNL_ARG_SRC, n.inputs[0], pd->src_desc());
   bind_weights(s, n.inputs[1], *g.w, w_plain, pd->weights_desc(), g.b, b_md);
   const memory::desc dst_md = pd->dst_desc();
-  int dst = -1;
-  if (!g.z.empty()) {
-    const Value& zv = values.at(g.z);
-    if (zv.in_arena && zv.md == dst_md && last_use_here(g.z, index) && g.z != n.inputs[0] &&
-        !shared(zv.buffer, g.z)) {
-      dst = zv.buffer;  // the sum accumulates into the residual's own buffer
-    } else {
-      dst = new_buffer(dst_md);
-      reorder_into(g.z, dst_md, dst);
-    }
-  } else {
-    dst = new_buffer(dst_md);
-  }
+  const int dst = g.z.empty() ? new_buffer(dst_md) : sum_destination(index, g.z, dst_md);
   s.args[DNNL_ARG_DST] = memory(dst_md, cpu_engine(), DNNL_MEMORY_NONE);
   attach(s.args[DNNL_ARG_DST], dst);
   s.writes.push_back(dst);
   if (!g.z.empty()) s.reads.push_back(dst);
   push(std::move(s));
   define(n.outputs[0], dst_md, dst);
+  return true;
+}
+
+int Program::Impl::sum_destination(size_t index, const std::string& z, const memory::desc& md) {
+  const Value& zv = values.at(z);
+  if (zv.in_arena && zv.md == md && last_use_here(z, index) && z != graph.nodes[index].inputs[0] &&
+      !shared(zv.buffer, z)) {
+    return zv.buffer;  // the sum accumulates into the residual's own buffer
+  }
+  const int dst = new_buffer(md);
+  reorder_into(z, md, dst);
+  return dst;
+}
+
+bool Program::Impl::scale_into_weights(size_t index) {
+  const ir::Node& n = graph.nodes[index];
+  if (unscaled.count(index) || n.outputs.size() != 1) return false;
+  std::string x = n.inputs[0], scale = n.inputs[1];
+  for (const auto& in : {x, scale}) {
+    if (initializer(in) != nullptr || !is_f32(in, 4) || !values.at(in).in_arena) return false;
+  }
+  if (values.at(x).info.sizes[2] * values.at(x).info.sizes[3] == 1) std::swap(x, scale);
+  const std::vector<int64_t>& xs = values.at(x).info.sizes;
+  if (values.at(scale).info.sizes != std::vector<int64_t>{xs[0], xs[1], 1, 1}) return false;
+  size_t j = 0;
+  const ir::Node* r = sole_reader(n.outputs[0], &j);
+  if (r == nullptr || j <= index || r->inputs[0] != n.outputs[0]) return false;
+  const auto g = conv_geometry(*r, xs);
+  // Per sample: a binary and (unless it writes the kernel's layout) a reorder over O x I
+  // weights, against the Mul over H x W x I; and only where the Mul is large enough not to stay
+  // in cache: smaller ones cost less than the two steps' overhead (EfficientNet-B0 at batch 8:
+  // its 14x14 Muls 0.12 ms, folded 0.33).
+  if (!g || !g->pointwise() || 2 * g->channels_out() > xs[2] * xs[3] || xs[1] * xs[2] * xs[3] < kScaledMinimum) {
+    return false;
+  }
+  scaled_inputs[n.outputs[0]] = {x, scale, index};
+  for (const auto& in : {x, scale}) {
+    int& last = last_node_use[in];
+    last = std::max(last, static_cast<int>(j));
+  }
+  return true;
+}
+
+bool Program::Impl::conv_scaled(size_t index, const ConvGeometry& g, const ScaledInput& in) {
+  const ir::Node& n = graph.nodes[index];
+  const ir::Node& mul = graph.nodes[in.mul];
+  const int64_t batch = g.x[0], oc = g.channels_out(), ic = g.channels_in();
+  std::vector<int64_t> x1 = g.x, y1 = g.y;
+  x1[0] = y1[0] = 1;
+  dnnl::post_ops po;
+  if (!g.z.empty()) po.append_sum(1.f);
+  if (g.act) append_activation(po, *g.act);
+  dnnl::primitive_attr attr = scratchpad_attr();
+  attr.set_post_ops(po);
+  const memory::dims w_dims{oc, ic, 1, 1};
+  const memory::desc w_plain(w_dims, DataType::f32, Tag::oihw);
+  const memory::desc s_md({1, ic, 1, 1}, DataType::f32, Tag::nchw);
+  const memory::desc b_md({oc}, DataType::f32, Tag::x);
+  // x's own layout when it has one a sample view can take (the convolution then reads it
+  // without a reorder), else oneDNN's pick.
+  Tag tag = Tag::any;
+  for (const Tag t : {Tag::nhwc, Tag::nChw16c, Tag::nChw8c}) {
+    if (values.at(in.x).md == memory::desc(to_dims(g.x), DataType::f32, t)) tag = t;
+  }
+  std::optional<dnnl::convolution_forward::primitive_desc> pd;
+  std::optional<dnnl::binary::primitive_desc> scale_pd;
+  bool direct = true;  // the binary writes the kernel's weight layout itself
+  try {
+    const auto make_conv = [&](Tag t) {
+      dnnl::convolution_forward::desc d(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+          memory::desc(to_dims(x1), DataType::f32, t), memory::desc(w_dims, DataType::f32, Tag::any),
+          g.b ? b_md : memory::desc(), memory::desc(to_dims(y1), DataType::f32, t), {1, 1}, {0, 0}, {0, 0},
+          {0, 0});
+      pd.emplace(d, attr, cpu_engine());
+    };
+    try {
+      make_conv(tag);
+    } catch (const dnnl::error&) {
+      if (tag == Tag::any) throw;
+      make_conv(Tag::any);
+    }
+    const auto make_scale = [&](const memory::desc& dst) {
+      return dnnl::binary::primitive_desc(dnnl::binary::desc(dnnl::algorithm::binary_mul, w_plain, s_md, dst),
+                                          scratchpad_attr(), cpu_engine());
+    };
+    scale_pd.emplace(make_scale(pd->weights_desc()));
+    if (std::string(scale_pd->impl_info_str()).rfind("ref", 0) == 0) {
+      scale_pd.emplace(make_scale(w_plain));
+      direct = false;
+    }
+  } catch (const dnnl::error&) {
+    return false;
+  }
+  // Sample by sample through views of the whole tensors: layouts whose batch is outermost.
+  const auto whole = [](const memory::desc& one, const std::vector<int64_t>& sizes) -> std::optional<memory::desc> {
+    std::vector<int64_t> s1 = sizes;
+    s1[0] = 1;
+    for (const Tag t : {Tag::nhwc, Tag::nChw16c, Tag::nChw8c, Tag::nchw}) {
+      if (one == memory::desc(to_dims(s1), DataType::f32, t)) return memory::desc(to_dims(sizes), DataType::f32, t);
+    }
+    return std::nullopt;
+  };
+  const auto src_md = whole(pd->src_desc(), g.x), dst_md = whole(pd->dst_desc(), g.y);
+  if (!src_md || !dst_md) return false;
+  const size_t src_bytes = pd->src_desc().get_size(), dst_bytes = pd->dst_desc().get_size();
+  const int x_buffer = buffer_in(in.x, *src_md);
+  const int s_buffer = plain_buffer(in.scale);
+  const int dst = g.z.empty() ? new_buffer(*dst_md) : sum_destination(index, g.z, *dst_md);
+  keep_alive.push_back(g.w->contiguous());
+  const memory w_mem(w_plain, cpu_engine(), keep_alive.back().data_ptr());
+  const int w_buffer = new_buffer(pd->weights_desc());
+  const int plain_w_buffer = direct ? w_buffer : new_buffer(w_plain);
+  const dnnl::convolution_forward conv_prim(*pd);
+  const dnnl::binary scale_prim(*scale_pd);
+  const std::string mul_name = mul.name.empty() ? mul.outputs[0] : mul.name;
+  for (int64_t k = 0; k < batch; ++k) {
+    Step m;
+    m.prim = scale_prim;
+    m.name = mul_name;
+    m.op = "Mul";
+    m.args[DNNL_ARG_SRC_0] = w_mem;
+    m.args[DNNL_ARG_SRC_1] = memory(s_md, cpu_engine(), DNNL_MEMORY_NONE);
+    attach(m.args[DNNL_ARG_SRC_1], s_buffer, static_cast<size_t>(k * ic) * sizeof(float));
+    m.reads.push_back(s_buffer);
+    m.args[DNNL_ARG_DST] = memory(scale_pd->dst_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+    attach(m.args[DNNL_ARG_DST], plain_w_buffer);
+    m.writes.push_back(plain_w_buffer);
+    push(std::move(m));
+    if (!direct) {
+      Step r;
+      r.name = mul_name;
+      r.op = "Reorder";
+      r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), w_plain, cpu_engine(), pd->weights_desc(),
+                                                            scratchpad_attr()));
+      r.args[DNNL_ARG_FROM] = memory(w_plain, cpu_engine(), DNNL_MEMORY_NONE);
+      attach(r.args[DNNL_ARG_FROM], plain_w_buffer);
+      r.args[DNNL_ARG_TO] = memory(pd->weights_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+      attach(r.args[DNNL_ARG_TO], w_buffer);
+      r.reads.push_back(plain_w_buffer);
+      r.writes.push_back(w_buffer);
+      push(std::move(r));
+    }
+    Step c;
+    c.prim = conv_prim;
+    c.args[DNNL_ARG_SRC] = memory(pd->src_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+    attach(c.args[DNNL_ARG_SRC], x_buffer, static_cast<size_t>(k) * src_bytes);
+    c.args[DNNL_ARG_WEIGHTS] = memory(pd->weights_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+    attach(c.args[DNNL_ARG_WEIGHTS], w_buffer);
+    if (g.b != nullptr) {
+      keep_alive.push_back(g.b->contiguous());
+      c.args[DNNL_ARG_BIAS] = memory(b_md, cpu_engine(), keep_alive.back().data_ptr());
+    }
+    c.args[DNNL_ARG_DST] = memory(pd->dst_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+    attach(c.args[DNNL_ARG_DST], dst, static_cast<size_t>(k) * dst_bytes);
+    c.reads = {x_buffer, w_buffer};
+    if (!g.z.empty()) c.reads.push_back(dst);
+    c.writes.push_back(dst);
+    push(std::move(c));
+  }
+  define(n.outputs[0], *dst_md, dst);
   return true;
 }
 

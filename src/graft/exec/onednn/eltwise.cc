@@ -71,6 +71,7 @@ bool Program::Impl::eltwise(size_t index) {
 bool Program::Impl::binary(size_t index) {
   const ir::Node& n = graph.nodes[index];
   if (n.inputs.size() != 2) return false;
+  if (n.op_type == "Mul" && scale_into_weights(index)) return true;
   std::string a = n.inputs[0], b = n.inputs[1];
   std::vector<int64_t> y;  // the output: the larger operand's sizes, when one is full
   for (const auto& in : {a, b}) {

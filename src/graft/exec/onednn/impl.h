@@ -176,8 +176,9 @@ struct Program::Impl {
 
   int new_buffer(const memory::desc& md);
 
-  // `mem` will live in arena buffer `buffer` (meanwhile in its scratch buffer).
-  void attach(const memory& mem, int buffer);
+  // `mem` will live in arena buffer `buffer`, `offset` bytes in (meanwhile in its scratch
+  // buffer).
+  void attach(const memory& mem, int buffer, size_t offset = 0);
 
   void push(Step step);
 
@@ -364,6 +365,27 @@ struct Program::Impl {
 
   bool conv(size_t index);
 
+  // Squeeze-excitation's channel scaling folded into the pointwise convolution after it:
+  // conv(x * s) = conv'(x) with conv' weights W[o, i] * s[n, i], computed each run per sample
+  // (O x I products, against the Mul's H x W x I). Where the weights are the smaller of the two
+  // (EfficientNet's and MobileNetV3's early blocks: the Mul of a 112x112x32 map against 16x32
+  // weights), Mul node `index` is recorded here and computes nothing; the convolution reading
+  // its output then reads x. Keyed by the Mul's output.
+  struct ScaledInput {
+    std::string x, scale;
+    size_t mul = 0;  // the Mul node
+  };
+  std::unordered_map<std::string, ScaledInput> scaled_inputs;
+  std::set<size_t> unscaled;  // Mul nodes whose convolution declined: they run as binary ops
+  static constexpr int64_t kScaledMinimum = int64_t{1} << 17;  // elements of one sample's Mul
+  bool scale_into_weights(size_t index);
+  // Convolution `index` (geometry `g`, 1x1) on `x` scaled per sample and channel by `in`,
+  // batch by batch-1 primitive; false (nothing changed) when oneDNN declines.
+  bool conv_scaled(size_t index, const ConvGeometry& g, const ScaledInput& in);
+  // The buffer a convolution of node `index` writing layout `md` sums into: residual `z`'s own
+  // when this is its last use (and no other value shares it), else a copy of it.
+  int sum_destination(size_t index, const std::string& z, const memory::desc& md);
+
   // Pointwise convolution `index` (geometry `pw`) with its depthwise partner as a post-op, both
   // in nChw16c; false (having changed nothing) when oneDNN declines.
   bool conv_with_dw(size_t index, const ConvGeometry& pw, const DwPartner& partner);
@@ -390,8 +412,6 @@ struct Program::Impl {
     emit_output(s, n.outputs[0], pd->dst_desc());
     return true;
   }
-
-  // Constant Pad of the spatial axes of a 4-D tensor (pads and value known when compiling): the
 
   // Constant Pad of the spatial axes of a 4-D tensor (pads and value known when compiling): the
   // output buffer is filled with the value, then the input copied inside it.
@@ -480,7 +500,12 @@ struct Program::Impl {
   void forget_dead_inputs(size_t index);
 
   // Memory objects waiting for their arena buffer's address.
-  std::vector<std::pair<memory, int>> pending_;
+  struct Pending {
+    memory mem;
+    int buffer;
+    size_t offset;
+  };
+  std::vector<Pending> pending_;
 
   // Assigns arena buffers to physical buffers (best fit among the free ones) and points every
   // memory object at its buffer.

@@ -21,10 +21,9 @@ int Program::Impl::new_buffer(const memory::desc& md) {
   return static_cast<int>(buffers.size()) - 1;
 }
 
-// `mem` will live in arena buffer `buffer` (meanwhile in its scratch buffer).
-void Program::Impl::attach(const memory& mem, int buffer) {
-  pending_.emplace_back(mem, buffer);
-  const_cast<memory&>(mem).set_data_handle(scratch[static_cast<size_t>(buffer)].data_ptr());
+void Program::Impl::attach(const memory& mem, int buffer, size_t offset) {
+  pending_.push_back({mem, buffer, offset});
+  const_cast<memory&>(mem).set_data_handle(static_cast<char*>(scratch[static_cast<size_t>(buffer)].data_ptr()) + offset);
 }
 
 void Program::Impl::push(Step step) {
@@ -360,7 +359,7 @@ void Program::Impl::plan_arena() {
     arena.push_back(at::empty({static_cast<int64_t>(std::max<size_t>(sizes[p], 1))}, at::kByte));
     stats.arena_bytes += static_cast<int64_t>(sizes[p]);
   }
-  for (auto& [mem, b] : pending_) mem.set_data_handle(address(b));
+  for (auto& [mem, b, offset] : pending_) mem.set_data_handle(static_cast<char*>(address(b)) + offset);
 }
 
 void* Program::Impl::address(int buffer) const {
