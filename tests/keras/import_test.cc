@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 
 #include "graft/core/error.h"
@@ -323,6 +324,96 @@ TEST(KerasImportTest, BadFilesAreOneLineErrorsNamingTheFault) {
   EXPECT_NE(error_of([&] { import_model(write_temp("bad.json", "{\"class_name\": ")); }), "");
   EXPECT_NE(error_of([&] { import_model(write_temp("other.json", "{\"a\": 1}")); }), "");
   EXPECT_NE(error_of([&] { import_model("/nonexistent/model.h5"); }), "");
+}
+
+// A model file cannot make graft read other files: HDF5 external links, datasets stored in
+// external files, virtual datasets and TensorFlow.js weight shards outside model.json's folder
+// are refused with one line naming the file and the object.
+TEST(KerasImportTest, FilesThatPointElsewhereAreRefused) {
+  const std::string toy = kDir + "kotlindl_toyresnet_weights.h5";
+  ImportOptions with_config;
+  with_config.config_path = kDir + "kotlindl_toyresnet.json";
+  // What an attacker would have graft read: another HDF5 file and raw bytes.
+  const std::string outside = ::testing::TempDir() + "/outside.h5";
+  {
+    hid_t f = H5Fcreate(outside.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    hsize_t dims[1] = {4};
+    hid_t space = H5Screate_simple(1, dims, nullptr);
+    hid_t d = H5Dcreate2(f, "secret", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const float v[4] = {1, 2, 3, 4};
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  const std::string raw = write_temp("outside.bin", std::string(64, '\1'));
+  const auto edit = [&](const std::string& name, const std::function<void(hid_t)>& change) {
+    const std::string path = temp_copy(toy, name);
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    EXPECT_GE(f, 0);
+    change(f);
+    H5Fclose(f);
+    return path;
+  };
+  const auto expect_refused = [&](const std::string& path, const std::string& what) {
+    const std::string m = error_of([&] { import_model(path, with_config); });
+    EXPECT_NE(m.find(fs::path(path).filename().string()), std::string::npos) << m;
+    EXPECT_NE(m.find(what), std::string::npos) << m;
+    EXPECT_NE(m.find("conv2d_35/extra"), std::string::npos) << m;
+  };
+
+  expect_refused(edit("external_link.h5",
+                      [&](hid_t f) {
+                        EXPECT_GE(H5Lcreate_external(outside.c_str(), "secret", f, "conv2d_35/extra", H5P_DEFAULT,
+                                                     H5P_DEFAULT),
+                                  0);
+                      }),
+                 "external link");
+  expect_refused(edit("external_storage.h5",
+                      [&](hid_t f) {
+                        hsize_t dims[1] = {16};
+                        hid_t space = H5Screate_simple(1, dims, nullptr);
+                        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+                        EXPECT_GE(H5Pset_external(dcpl, raw.c_str(), 0, 64), 0);
+                        hid_t d = H5Dcreate2(f, "conv2d_35/extra", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl,
+                                             H5P_DEFAULT);
+                        EXPECT_GE(d, 0);
+                        H5Dclose(d);
+                        H5Pclose(dcpl);
+                        H5Sclose(space);
+                      }),
+                 "external files");
+  expect_refused(edit("virtual.h5",
+                      [&](hid_t f) {
+                        hsize_t dims[1] = {4};
+                        hid_t space = H5Screate_simple(1, dims, nullptr);
+                        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+                        EXPECT_GE(H5Pset_virtual(dcpl, space, outside.c_str(), "secret", space), 0);
+                        hid_t d = H5Dcreate2(f, "conv2d_35/extra", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl,
+                                             H5P_DEFAULT);
+                        EXPECT_GE(d, 0);
+                        H5Dclose(d);
+                        H5Pclose(dcpl);
+                        H5Sclose(space);
+                      }),
+                 "virtual dataset");
+
+  // TensorFlow.js: shard paths absolute or climbing out of model.json's folder.
+  const fs::path dir = fs::path(::testing::TempDir()) / "tfjs_model";
+  fs::create_directories(dir);
+  for (const std::string& bad : {raw, std::string("../outside.bin"), std::string("shards/../../outside.bin")}) {
+    nlohmann::json model;
+    model["modelTopology"] = read_json(kDir + "kotlindl_toyresnet.json");
+    model["weightsManifest"] = nlohmann::json::array(
+        {{{"paths", {bad}}, {"weights", {{{"name", "conv2d_34/kernel"}, {"shape", {3, 3, 1, 32}}, {"dtype", "float32"}}}}}});
+    const std::string path = (dir / "model.json").string();
+    std::ofstream(path) << model.dump();
+    const std::string m = error_of([&] { import_model(path); });
+    EXPECT_NE(m.find("model.json"), std::string::npos) << m;
+    EXPECT_NE(m.find(bad), std::string::npos) << m;
+    EXPECT_NE(m.find("beside model.json"), std::string::npos) << m;
+  }
 }
 
 // Random bit flips in real Keras files: each either loads or is a graft::Error (no crash, no

@@ -56,14 +56,14 @@ class TfjsStore : public WeightStore {
   TfjsStore(const std::string& model_json, const nlohmann::json& manifest) : origin_(model_json) {
     namespace fs = std::filesystem;
     const fs::path dir = fs::path(model_json).parent_path();
-    if (!manifest.is_array()) throw Error(origin_ + ": weightsManifest is not a list");
+    if (!manifest.is_array()) throw Error("weightsManifest is not a list");
     for (const auto& group : manifest) {
       std::string bytes;
       for (const auto& p : group.at("paths")) {
         const std::string rel = p.get<std::string>();
         const fs::path rp(rel);
         if (rp.is_absolute() || rel.find("..") != std::string::npos) {
-          throw Error(origin_ + ": weight shard path '" + rel + "' must stay beside model.json");
+          throw Error("weight shard path '" + rel + "' must stay beside model.json");
         }
         bytes += read_file((dir / rp).string());
       }
@@ -73,20 +73,20 @@ class TfjsStore : public WeightStore {
         std::vector<int64_t> shape = w.at("shape").get<std::vector<int64_t>>();
         int64_t count = 1;
         for (int64_t d : shape) {
-          if (d < 0 || d > (int64_t{1} << 32)) throw Error(origin_ + ": weight '" + name + "' has a bad shape");
+          if (d < 0 || d > (int64_t{1} << 32)) throw Error("weight '" + name + "' has a bad shape");
           count *= d;
-          if (count > (int64_t{1} << 32)) throw Error(origin_ + ": weight '" + name + "' is too large");
+          if (count > (int64_t{1} << 32)) throw Error("weight '" + name + "' is too large");
         }
         std::string dtype = w.value("dtype", "float32");
         const auto& q = w.contains("quantization") ? w["quantization"] : nlohmann::json();
         const std::string stored = q.is_object() ? q.value("dtype", dtype) : dtype;
         const size_t width = stored == "uint8" ? 1 : (stored == "uint16" || stored == "float16") ? 2 : 4;
         if (stored != "float32" && stored != "int32" && stored != "uint8" && stored != "uint16" && stored != "float16") {
-          throw Error(origin_ + ": weight '" + name + "' has unsupported dtype '" + stored + "'");
+          throw Error("weight '" + name + "' has unsupported dtype '" + stored + "'");
         }
         const size_t n = static_cast<size_t>(count) * width;
         if (offset + n > bytes.size()) {
-          throw Error(origin_ + ": the weight shards end inside weight '" + name + "' (truncated shard?)");
+          throw Error("the weight shards end inside weight '" + name + "' (truncated shard?)");
         }
         const char* src = bytes.data() + offset;
         offset += n;

@@ -118,6 +118,16 @@ herr_t on_attribute(hid_t obj, const char* name, const H5A_info_t*, void* data) 
 bool read_dataset(hid_t file, const std::string& path, Walk& w) {
   Handle d(H5Dopen2(file, path.c_str(), H5P_DEFAULT), H5Dclose);
   if (!d.ok()) return (w.error = "cannot open dataset '" + path + "'"), false;
+  // Raw data kept in other files (external storage, a virtual dataset's sources) would make
+  // graft read paths the file names, not the one the user gave.
+  Handle dcpl(H5Dget_create_plist(d.get()), H5Pclose);
+  if (!dcpl.ok()) return (w.error = "cannot read the storage of dataset '" + path + "'"), false;
+  if (H5Pget_external_count(dcpl.get()) != 0) {
+    return (w.error = "dataset '" + path + "' keeps its data in external files; graft reads weights only from the file it is given (re-save the model)"), false;
+  }
+  if (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL) {
+    return (w.error = "dataset '" + path + "' is a virtual dataset mapping other files; graft reads weights only from the file it is given (re-save the model)"), false;
+  }
   Handle space(H5Dget_space(d.get()), H5Sclose);
   const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
   if (rank < 0 || rank > 8) return (w.error = "dataset '" + path + "' has a bad shape"), false;
@@ -158,6 +168,16 @@ bool read_dataset(hid_t file, const std::string& path, Walk& w) {
   }
   w.snap->datasets[path] = std::move(ds);
   return true;
+}
+
+// Links to other files (external links) or of kinds libhdf5 resolves by user code: refused,
+// whether or not a dataset behind them would be read.
+herr_t on_link(hid_t, const char* name, const H5L_info_t* info, void* data) {
+  if (info->type == H5L_TYPE_HARD || info->type == H5L_TYPE_SOFT) return 0;
+  Walk& w = *static_cast<Walk*>(data);
+  w.error = std::string(info->type == H5L_TYPE_EXTERNAL ? "external link '" : "user-defined link '") + name +
+            "' points outside the file; graft reads weights only from the file it is given (re-save the model)";
+  return -1;
 }
 
 herr_t on_object(hid_t root, const char* name, const H5O_info_t* info, void* data) {
@@ -203,7 +223,11 @@ std::string walk_file(const std::string& path, const std::string& image, Snapsho
   // Keras writes weights uncompressed: the payload cannot exceed the file (with room for
   // compressed datasets written by other tools).
   Walk w{&snap, size * 8 + (uint64_t{1} << 20), ""};
+  if (H5Lvisit(file.get(), H5_INDEX_NAME, H5_ITER_NATIVE, on_link, &w) < 0) {
+    return w.error.empty() ? "cannot walk the file's links (truncated or corrupt file?)" : w.error;
+  }
   if (H5Ovisit(file.get(), H5_INDEX_NAME, H5_ITER_NATIVE, on_object, &w) < 0) {
+    if (w.error.find("re-save the model") != std::string::npos) return w.error;
     return (w.error.empty() ? "cannot walk the file" : w.error) + " (truncated or corrupt file?)";
   }
   return "";
