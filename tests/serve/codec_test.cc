@@ -151,6 +151,19 @@ TEST(CodecTest, MalformedContentsAreNamed) {
               decode("FP32", {2, -4}, e.bytes, false, {}, {});
             }).find("negative"),
             std::string::npos);
+  // Element counts whose bytes overflow, or past what one request may decode to, are refused
+  // before anything is allocated (also for a zstd frame claiming that size).
+  for (const std::vector<int64_t>& huge : {std::vector<int64_t>{int64_t{1} << 31, int64_t{1} << 31},
+                                           std::vector<int64_t>{int64_t{1} << 29, 3}}) {
+    EXPECT_NE(testing::error_message([&] { decode("FP32", huge, e.bytes, false, {}, {}); }).find("MiB"),
+              std::string::npos);
+    EXPECT_NE(testing::error_message([&] { decode("FP16", huge, big, true, {}, {}); }).find("MiB"),
+              std::string::npos);
+  }
+  EXPECT_NE(testing::error_message([&] {
+              decode("FP32", {int64_t{1} << 40, int64_t{1} << 40}, e.bytes, false, {}, {});
+            }).find("too many elements"),
+            std::string::npos);
   EXPECT_NE(testing::error_message([&] { parse_codec("bf16"); }).find("use fp32, fp16 or int8"),
             std::string::npos);
 }

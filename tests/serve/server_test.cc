@@ -268,6 +268,19 @@ TEST_F(ServeTest, MalformedRequestsGetTheirStatusAndTheServerKeepsServing) {
   r = good;
   (*r.mutable_inputs(0)->mutable_parameters())["graft.zstd"].set_bool_param(true);
   expect(r, grpc::StatusCode::INVALID_ARGUMENT, "not a zstd frame");
+  r = good;  // raw bytes and typed contents together: the protocol forbids it
+  r.mutable_inputs(0)->mutable_contents()->add_fp32_contents(1.f);
+  expect(r, grpc::StatusCode::INVALID_ARGUMENT, "not both");
+  r = good;
+  r.mutable_inputs(0)->mutable_contents()->add_bytes_contents("x");
+  expect(r, grpc::StatusCode::INVALID_ARGUMENT, "not both");
+  r = good;  // typed FP32 contents alone are accepted
+  r.clear_raw_input_contents();
+  {
+    const at::Tensor flat = f.contiguous();
+    for (int64_t i = 0; i < flat.numel(); ++i) r.mutable_inputs(0)->mutable_contents()->add_fp32_contents(flat.data_ptr<float>()[i]);
+  }
+  EXPECT_TRUE(call(*s, r).ok());
   r = request(features(0, 256));  // larger than the 1 MiB limit
   ASSERT_GT(r.ByteSizeLong(), 1u << 20);
   expect(r, grpc::StatusCode::RESOURCE_EXHAUSTED, "");

@@ -293,6 +293,11 @@ std::vector<float> decode(const std::string& datatype, const std::vector<int64_t
   if (size == 0)
     throw Error("datatype '" + datatype + "' is not one graft decodes: send FP32, FP16 or INT8");
   const int64_t count = element_count(shape);
+  // Also what a zstd frame may inflate to: a request cannot make the server allocate more.
+  if (static_cast<uint64_t>(count) > kMaxDecodedBytes / size) {
+    throw Error("shape " + shape_text(shape) + " of " + datatype + " needs more than " +
+                std::to_string(kMaxDecodedBytes >> 20) + " MiB; send smaller batches");
+  }
   const size_t expected = static_cast<size_t>(count) * size;
   std::string inflated;
   const std::string* raw = &bytes;

@@ -46,6 +46,9 @@ struct Encoded {
 Encoded encode(const float* data, const std::vector<int64_t>& shape, Codec codec, bool zstd,
                int zstd_level = 3);
 
+// The most bytes one request's tensor may decode to (1 GiB).
+constexpr uint64_t kMaxDecodedBytes = uint64_t{1} << 30;
+
 // Decodes raw contents back to floats. `bytes` is the raw content as received (compressed if
 // zstd). Throws Error with a message naming what disagrees (byte count vs shape and datatype,
 // scale count vs channels, a corrupt or oversized zstd frame, an unknown datatype).

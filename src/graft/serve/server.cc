@@ -338,6 +338,18 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
         scale = split_floats(string_param(kParamScale), kParamScale);
         zero_point = split_ints(string_param(kParamZeroPoint), kParamZeroPoint);
       }
+      const auto& typed = in.contents();
+      const bool has_typed = typed.bool_contents_size() + typed.int_contents_size() + typed.int64_contents_size() +
+                                 typed.uint_contents_size() + typed.uint64_contents_size() +
+                                 typed.fp32_contents_size() + typed.fp64_contents_size() +
+                                 typed.bytes_contents_size() >
+                             0;
+      if (req->raw_input_contents_size() > 0 && has_typed) {
+        return {StatusCode::INVALID_ARGUMENT,
+                "input '" + input_name +
+                    "' has typed contents and the request has raw_input_contents: the protocol "
+                    "allows one or the other, not both"};
+      }
       if (req->raw_input_contents_size() == 1) {
         values = decode(in.datatype(), shape, req->raw_input_contents(0), zstd, scale, zero_point);
       } else if (req->raw_input_contents_size() == 0 && in.datatype() == "FP32") {
