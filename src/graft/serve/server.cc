@@ -25,6 +25,7 @@
 #include "graft/serve/grpc_log.h"
 #include "graft/serve/inference.grpc.pb.h"
 #include "graft/serve/protocol.h"
+#include "graft/serve/request.h"
 
 namespace graft::serve {
 namespace {
@@ -274,98 +275,12 @@ struct Server::Impl final : pb::GRPCInferenceService::Service {
     using grpc::StatusCode;
     if (auto s = authorize(ctx); !s.ok()) return s;
     if (auto s = check_model(req->model_name(), req->model_version()); !s.ok()) return s;
-    if (req->inputs_size() != 1) {
-      return {StatusCode::INVALID_ARGUMENT, "model '" + name + "' takes one input, '" + input_name +
-                                                "'; the request has " +
-                                                std::to_string(req->inputs_size())};
-    }
-    const auto& in = req->inputs(0);
-    if (in.name() != input_name) {
-      return {StatusCode::INVALID_ARGUMENT, "model '" + name + "' has no input '" + in.name() +
-                                                "'; its input is '" + input_name + "'"};
-    }
-    std::vector<int64_t> shape(in.shape().begin(), in.shape().end());
-    if (shape.size() != input_dims.size()) {
-      return {StatusCode::INVALID_ARGUMENT,
-              "input '" + input_name + "' has rank " + std::to_string(input_dims.size()) +
-                  "; the request's shape has rank " + std::to_string(shape.size())};
-    }
-    for (size_t i = 0; i < shape.size(); ++i) {
-      if (shape[i] < 0 || (i == 0 && shape[i] == 0) ||
-          (input_dims[i] >= 0 && shape[i] != input_dims[i])) {
-        return {StatusCode::INVALID_ARGUMENT,
-                "input '" + input_name + "' dimension " + std::to_string(i) + " is " +
-                    std::to_string(input_dims[i]) + " (-1: any positive size); the request says " +
-                    std::to_string(shape[i])};
-      }
-    }
-    if (shape[0] > options.max_batch) {
-      return {StatusCode::INVALID_ARGUMENT, "the request's batch of " + std::to_string(shape[0]) +
-                                                " is larger than the server's --max-batch " +
-                                                std::to_string(options.max_batch)};
-    }
-    if (datatype_size(in.datatype()) == 0) {
-      return {StatusCode::INVALID_ARGUMENT,
-              "input '" + input_name + "' datatype '" + in.datatype() +
-                  "' is not accepted: send FP32 (or graft's FP16/INT8 codecs)"};
-    }
-    // The outputs to answer with, as indices into output_names: the ones asked for, else all.
-    std::vector<size_t> order;
-    for (const auto& o : req->outputs()) {
-      const auto it = std::find(output_names.begin(), output_names.end(), o.name());
-      if (it == output_names.end()) {
-        return {StatusCode::INVALID_ARGUMENT,
-                "model '" + name + "' has no output '" + o.name() + "'"};
-      }
-      order.push_back(static_cast<size_t>(it - output_names.begin()));
-    }
-    if (order.empty()) {
-      for (size_t i = 0; i < output_names.size(); ++i) order.push_back(i);
-    }
-    // The input's bytes: raw contents, or FP32 typed contents from a client that sends lists.
-    std::vector<float> values;
-    try {
-      const auto& params = in.parameters();
-      auto string_param = [&](const char* key) -> std::string {
-        const auto it = params.find(key);
-        return it == params.end() ? "" : it->second.string_param();
-      };
-      const auto zstd_it = params.find(kParamZstd);
-      const bool zstd = zstd_it != params.end() && zstd_it->second.bool_param();
-      std::vector<float> scale;
-      std::vector<int32_t> zero_point;
-      if (in.datatype() == "INT8") {
-        scale = split_floats(string_param(kParamScale), kParamScale);
-        zero_point = split_ints(string_param(kParamZeroPoint), kParamZeroPoint);
-      }
-      const auto& typed = in.contents();
-      const bool has_typed = typed.bool_contents_size() + typed.int_contents_size() + typed.int64_contents_size() +
-                                 typed.uint_contents_size() + typed.uint64_contents_size() +
-                                 typed.fp32_contents_size() + typed.fp64_contents_size() +
-                                 typed.bytes_contents_size() >
-                             0;
-      if (req->raw_input_contents_size() > 0 && has_typed) {
-        return {StatusCode::INVALID_ARGUMENT,
-                "input '" + input_name +
-                    "' has typed contents and the request has raw_input_contents: the protocol "
-                    "allows one or the other, not both"};
-      }
-      if (req->raw_input_contents_size() == 1) {
-        values = decode(in.datatype(), shape, req->raw_input_contents(0), zstd, scale, zero_point);
-      } else if (req->raw_input_contents_size() == 0 && in.datatype() == "FP32") {
-        const auto& list = in.contents().fp32_contents();
-        std::string bytes(reinterpret_cast<const char*>(list.data()),
-                          static_cast<size_t>(list.size()) * sizeof(float));
-        values = decode("FP32", shape, bytes, false, {}, {});
-      } else {
-        return {
-            StatusCode::INVALID_ARGUMENT,
-            "send the input as one raw_input_contents entry (or FP32 contents); the request has " +
-                std::to_string(req->raw_input_contents_size()) + " raw entries"};
-      }
-    } catch (const Error& e) {
-      return {StatusCode::INVALID_ARGUMENT, "input '" + input_name + "': " + e.what()};
-    }
+    RequestSignature sig{name, input_name, input_dims, output_names, options.max_batch};
+    DecodedRequest decoded;
+    if (auto s = decode_request(*req, sig, &decoded); !s.ok()) return s;
+    std::vector<int64_t> shape = std::move(decoded.shape);
+    std::vector<float> values = std::move(decoded.values);
+    const std::vector<size_t> order = std::move(decoded.order);
 
     auto owned = std::make_unique<std::vector<float>>(std::move(values));
     float* data = owned->data();
