@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages graft needs (only those missing), then configures and builds
-# Release into build/. Safe to run repeatedly: a second run does no apt work and little compiling.
+# Release into build/ (--sanitize: build-asan/, with ASan and UBSan). Safe to run repeatedly: a second run does no apt work and little compiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,14 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 # Paths relative to the checkout, so a fresh clone elsewhere reuses cached objects.
 export CCACHE_BASEDIR="$PWD"
 jobs="${GRAFT_JOBS:-$(nproc)}"
-if [ ! -f build/CMakeCache.txt ]; then
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+# --sanitize: AddressSanitizer + UndefinedBehaviorSanitizer, into build-asan/.
+dir=build
+config=(-DCMAKE_BUILD_TYPE=Release)
+if [ "${1:-}" = --sanitize ]; then
+  dir=build-asan
+  config=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DGRAFT_SANITIZE=ON)
 fi
-cmake --build build -j "$jobs"
+if [ ! -f "$dir/CMakeCache.txt" ]; then
+  cmake -S . -B "$dir" "${config[@]}" >/dev/null
+fi
+cmake --build "$dir" -j "$jobs"

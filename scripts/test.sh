@@ -1,7 +1,26 @@
 #!/usr/bin/env bash
 # Builds (scripts/build.sh), then runs the whole test suite with CTest.
+#   scripts/test.sh [CTEST ARGS...]
+#   scripts/test.sh --sanitize [CTEST ARGS...]   the suite built with AddressSanitizer and
+#       UndefinedBehaviorSanitizer (build-asan/); tests listed in $asan_skip are left out there
+#       (README: "Sanitizers").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
+if [ "${1:-}" = --sanitize ]; then
+  shift
+  scripts/build.sh --sanitize
+  # Too slow under ASan for CI's budget; they run in the normal suite. The interop cut sweep
+  # (every cut point of 60 models), the TensorFlow.js comparison (npm, node), the throughput
+  # benchmark test and the whole-zoo comparisons.
+  asan_skip='CutTest.EveryCutPointOfEveryInteropModel|keras_vs_tensorflow_js|OneDnnTest.ZooModelsMatchTheReference'
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=0"
+  export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$root/tests/sanitizers/ubsan.supp"
+  cd build-asan
+  ctest --output-on-failure -j "${GRAFT_TEST_JOBS:-2}" -E "$asan_skip" "$@"
+  exit
+fi
 scripts/build.sh
 cd build
 ctest --output-on-failure -j "${GRAFT_TEST_JOBS:-2}" "$@"

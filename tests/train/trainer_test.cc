@@ -241,6 +241,48 @@ TEST(TrainerTest, ResumingACheckpointContinuesExactly) {
   std::filesystem::remove_all(dir);
 }
 
+// A kill between a checkpoint's two writes leaves the new optimizer state beside the previous
+// epoch's model: resuming pairs the model with the state of its own epoch (kept as .state.prev)
+// and continues exactly; a model beside no state of its epoch is refused.
+TEST(TrainerTest, ResumingATornCheckpointUsesTheStateOfItsEpoch) {
+  const Fixture& f = fixture();
+  const std::string dir = ::testing::TempDir() + "/torn";
+  std::filesystem::create_directories(dir);
+  ir::Graph full = copy_weights(f.hybrid);
+  const auto r_full = fit(full, f.train, f.p, quick());
+
+  ir::Graph part = copy_weights(f.hybrid);
+  TrainOptions two = quick();
+  two.checkpoint = dir + "/ckpt.onnx";
+  two.on_epoch_end = [&](int64_t done) {
+    if (done == 1) std::filesystem::copy_file(dir + "/ckpt.onnx", dir + "/epoch1.onnx");
+    if (done == 2) throw std::runtime_error("interrupted");
+  };
+  EXPECT_THROW(fit(part, f.train, f.p, two), std::runtime_error);
+  // As if killed after epoch 2's state was written and before its model was.
+  std::filesystem::copy_file(dir + "/epoch1.onnx", dir + "/ckpt.onnx", std::filesystem::copy_options::overwrite_existing);
+  ASSERT_TRUE(std::filesystem::exists(dir + "/ckpt.onnx.state.prev"));
+
+  ir::Graph resumed = copy_weights(f.hybrid);
+  TrainOptions rest = quick();
+  rest.resume = dir + "/ckpt.onnx";
+  const auto r_resumed = fit(resumed, f.train, f.p, rest);
+  EXPECT_EQ(r_resumed.losses, r_full.losses);
+  for (const auto& [name, t] : full.initializers) EXPECT_TRUE(at::equal(t, resumed.initializers.at(name))) << name;
+
+  // No state of the model's epoch at all.
+  std::filesystem::remove(dir + "/ckpt.onnx.state.prev");
+  std::filesystem::copy_file(dir + "/epoch1.onnx", dir + "/ckpt.onnx", std::filesystem::copy_options::overwrite_existing);
+  ir::Graph again = copy_weights(f.hybrid);
+  try {
+    fit(again, f.train, f.p, rest);
+    ADD_FAILURE() << "resumed with another epoch's optimizer state";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no optimizer state of its epoch"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(TrainerTest, FeatureAndDistillationLossesTrainTheAdapter) {
   const Fixture& f = fixture();
   for (const char* loss : {"feature", "kd", "ce:1,feature:1,kd:0.5"}) {

@@ -68,7 +68,7 @@ at::Tensor read_idx_file(const std::string& path, int want_dims) {
                 std::to_string(count) + " (truncated or corrupt)");
   }
   at::Tensor t = at::empty(sizes, at::kByte);
-  std::memcpy(t.data_ptr(), b.data() + offset, count);
+  if (count > 0) std::memcpy(t.data_ptr(), b.data() + offset, count);
   return t;
 }
 

@@ -70,7 +70,7 @@ at::Tensor read_image(const std::string& path, int64_t channels) {
     throw Error(path + ": cannot decode image (" + stbi_failure_reason() + ")");
   }
   at::Tensor t = at::empty({h, w, channels}, at::kByte);
-  std::memcpy(t.data_ptr(), pixels, static_cast<size_t>(h) * w * channels);
+  if (h > 0 && w > 0) std::memcpy(t.data_ptr(), pixels, static_cast<size_t>(h) * w * channels);
   stbi_image_free(pixels);
   return t;
 }

@@ -134,14 +134,14 @@ at::Tensor tensor_from_proto(const TensorProto& p, const std::string& base_dir,
     }
     if (source.raw_data != nullptr) {
       at::Tensor t = make();
-      std::memcpy(t.data_ptr(), source.raw_data, nbytes);
+      if (nbytes) std::memcpy(t.data_ptr(), source.raw_data, nbytes);
       return t;
     }
   }
   if (external) {
     std::string bytes = read_external(p, base_dir, nbytes);
     at::Tensor t = make();
-    std::memcpy(t.data_ptr(), bytes.data(), nbytes);
+    if (nbytes) std::memcpy(t.data_ptr(), bytes.data(), nbytes);
     return t;
   }
   if (p.has_raw_data()) {

@@ -93,7 +93,7 @@ class TfjsStore : public WeightStore {
         at::Tensor t = at::empty(shape, at::kFloat);
         float* dst = t.data_ptr<float>();
         if (stored == "float32") {
-          std::memcpy(dst, src, n);
+          if (n) std::memcpy(dst, src, n);
         } else if (stored == "int32") {
           for (int64_t i = 0; i < count; ++i) {
             int32_t v;

@@ -209,7 +209,7 @@ InferResult Client::infer(const std::string& model, const std::string& input_nam
                     " floats");
       }
       o.data.resize(static_cast<size_t>(count));
-      std::memcpy(o.data.data(), bytes.data(), bytes.size());
+      if (!bytes.empty()) std::memcpy(o.data.data(), bytes.data(), bytes.size());
     } else {
       const auto& list = t.contents().fp32_contents();
       if (list.size() != count)

@@ -311,7 +311,7 @@ std::vector<float> decode(const std::string& datatype, const std::vector<int64_t
   std::vector<float> out(static_cast<size_t>(count));
   const auto* in = reinterpret_cast<const unsigned char*>(raw->data());
   if (datatype == "FP32") {
-    std::memcpy(out.data(), in, expected);
+    if (expected > 0) std::memcpy(out.data(), in, expected);  // (an empty vector's data() may be null)
   } else if (datatype == "FP16") {
     for (int64_t i = 0; i < count; ++i) {
       out[i] = half_to_float(static_cast<uint16_t>(in[2 * i] | (in[2 * i + 1] << 8)));

@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -39,6 +41,8 @@ std::string logits_of(const ir::Graph& g) {
   return out;
 }
 
+constexpr const char* kCheckpointTag = "graft.checkpoint";
+
 std::string duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   char buf[32];
@@ -46,15 +50,38 @@ std::string duration(double seconds) {
   return buf;
 }
 
+// A checkpoint is two files, the model (PATH) and the optimizer's state (PATH.state), each written
+// atomically and tagged alike with the epochs done. A kill between the two writes would leave a
+// model beside another epoch's state, so the state before stays as PATH.state.prev until the
+// model is written; --resume takes the state whose tag matches the model's.
 void save_checkpoint(const ir::Graph& model, const Optimizer& opt, const std::string& path, int64_t epochs_done,
                      int64_t step, const std::vector<double>& losses) {
+  const std::string tag = nlohmann::json({{"epochs_done", epochs_done}, {"step", step}}).dump();
   ir::Graph state;
   state.name = "graft_optimizer_state";
   for (const auto& [name, t] : opt.state()) state.initializers[name] = t.detach().clone();
   state.initializers["losses"] = at::tensor(losses, at::kDouble);
-  state.set_metadata("graft.checkpoint", nlohmann::json({{"epochs_done", epochs_done}, {"step", step}}).dump());
-  ir::save(state, path + ".state");  // the state first: a model without its state is not resumable
-  ir::save(model, path);
+  state.set_metadata(kCheckpointTag, tag);
+  const std::string state_path = path + ".state", prev = state_path + ".prev";
+  if (std::filesystem::exists(state_path) && std::rename(state_path.c_str(), prev.c_str()) != 0) {
+    throw Error(state_path + ": cannot keep the previous optimizer state as " + prev + ": " + std::strerror(errno));
+  }
+  ir::save(state, state_path);
+  ir::Graph tagged = model;  // shares the tensors
+  tagged.set_metadata(kCheckpointTag, tag);
+  ir::save(tagged, path);
+}
+
+// The optimizer state that belongs to checkpoint `path` (whose model `saved` is).
+ir::Graph checkpoint_state(const std::string& path, const ir::Graph& saved) {
+  const std::optional<std::string> tag = saved.get_metadata(kCheckpointTag);
+  for (const std::string& candidate : {path + ".state", path + ".state.prev"}) {
+    if (!std::filesystem::exists(candidate)) continue;
+    ir::Graph state = ir::load(candidate);
+    if (!tag || state.get_metadata(kCheckpointTag) == tag) return state;
+  }
+  throw Error(path + ": no optimizer state of its epoch beside it (" + path + ".state); resume from a checkpoint "
+              "graft wrote, with its .state file");
 }
 
 }  // namespace
@@ -220,9 +247,9 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
   for (const auto& name : r.trained) params[name] = session->initializers().at(name);
   Optimizer opt(params, o.optimizer);
   if (!o.resume.empty()) {
-    ir::Graph state = ir::load(o.resume + ".state");
+    ir::Graph state = checkpoint_state(o.resume, ir::load(o.resume));
     opt.load_state(state.initializers);
-    const auto meta = nlohmann::json::parse(state.get_metadata("graft.checkpoint").value_or("{}"));
+    const auto meta = nlohmann::json::parse(state.get_metadata(kCheckpointTag).value_or("{}"));
     start_epoch = meta.value("epochs_done", 0);
     step = meta.value("step", 0);
     auto losses = state.initializers.find("losses");
