@@ -5,10 +5,16 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -247,6 +253,18 @@ TEST_F(ServeTest, MalformedRequestsGetTheirStatusAndTheServerKeepsServing) {
   expect(r, grpc::StatusCode::INVALID_ARGUMENT,
          "but shape [3, " + c + ", " + h + ", " + w + "] of FP32 needs");
   r = good;
+  r.mutable_inputs(0)->set_shape(0, 0);  // a zero-sized batch
+  expect(r, grpc::StatusCode::INVALID_ARGUMENT, "dimension 0 is");
+  r = good;
+  r.mutable_inputs(0)->set_shape(0, -2);
+  expect(r, grpc::StatusCode::INVALID_ARGUMENT, "dimension 0 is");
+  r = good;
+  r.mutable_inputs(0)->set_shape(2, 0);
+  expect(r, grpc::StatusCode::INVALID_ARGUMENT, "dimension 2 is");
+  r = good;
+  r.mutable_inputs(0)->set_shape(0, int64_t{1} << 62);  // elements overflow int64
+  expect(r, grpc::StatusCode::INVALID_ARGUMENT, "--max-batch");
+  r = good;
   r.mutable_inputs(0)->set_shape(1, f.size(1) + 1);
   expect(r, grpc::StatusCode::INVALID_ARGUMENT, "dimension 1 is " + c);
   r = good;
@@ -284,6 +302,176 @@ TEST_F(ServeTest, MalformedRequestsGetTheirStatusAndTheServerKeepsServing) {
   r = request(features(0, 256));  // larger than the 1 MiB limit
   ASSERT_GT(r.ByteSizeLong(), 1u << 20);
   expect(r, grpc::StatusCode::RESOURCE_EXHAUSTED, "");
+}
+
+// Resident memory of this process, in MiB.
+double rss_mib() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+// 1,000 calls at once against a queue of 4: each is answered (OK, or RESOURCE_EXHAUSTED when the
+// queue is full), a second wave of 1,000 leaves memory where the first did, and the next
+// request is served.
+TEST_F(ServeTest, AThousandConcurrentCallsAgainstASmallQueue) {
+  ServerOptions o;
+  o.max_queue = 4;
+  o.max_batch = 64;
+  auto server = start(o);
+  auto s = stub(*server);
+  const at::Tensor f = features(0, 2);
+  const pb::ModelInferRequest req = request(f);
+  const at::Tensor want = local(f);
+  double after_first = 0;
+  for (int wave = 0; wave < 2; ++wave) {
+    constexpr int kCalls = 1000;
+    grpc::CompletionQueue cq;
+    std::vector<grpc::ClientContext> ctx(kCalls);
+    std::vector<pb::ModelInferResponse> resp(kCalls);
+    std::vector<grpc::Status> status(kCalls);
+    std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<pb::ModelInferResponse>>> calls;
+    for (int i = 0; i < kCalls; ++i) {
+      ctx[i].set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
+      calls.push_back(s->AsyncModelInfer(&ctx[i], req, &cq));
+      calls.back()->Finish(&resp[i], &status[i], reinterpret_cast<void*>(static_cast<intptr_t>(i)));
+    }
+    int ok = 0, full = 0;
+    for (int done = 0; done < kCalls; ++done) {
+      void* tag = nullptr;
+      bool fine = false;
+      ASSERT_TRUE(cq.Next(&tag, &fine));
+      const int i = static_cast<int>(reinterpret_cast<intptr_t>(tag));
+      if (status[i].ok()) {
+        ++ok;
+        ASSERT_EQ(resp[i].raw_output_contents_size(), 1);
+        const std::string& bytes = resp[i].raw_output_contents(0);
+        ASSERT_EQ(bytes.size(), static_cast<size_t>(want.numel()) * sizeof(float));
+        const at::Tensor got = at::from_blob(const_cast<char*>(bytes.data()), want.sizes(), at::kFloat);
+        EXPECT_TRUE(at::allclose(got, want, 1e-4, 1e-5)) << "call " << i;
+      } else {
+        EXPECT_EQ(status[i].error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status[i].error_message();
+        ++full;
+      }
+    }
+    cq.Shutdown();
+    EXPECT_GT(ok, 0);
+    EXPECT_EQ(ok + full, kCalls);
+    if (wave == 0) {
+      after_first = rss_mib();
+    } else {
+      EXPECT_LT(rss_mib() - after_first, 64.0) << "memory grew from one wave of 1,000 calls to the next";
+    }
+  }
+  EXPECT_TRUE(call(*s, req).ok());
+}
+
+// Calls past their deadline, clients that vanish mid-call, bytes that are no protobuf, 64
+// connections that never finish their HTTP/2 preface, and 800 calls with a wrong token: after
+// each, good requests are served.
+TEST_F(ServeTest, DeadlinesVanishingClientsJunkStalledSocketsAndBadTokens) {
+  ServerOptions o;
+  o.token = "s3cret";
+  o.max_batch = 64;
+  auto server = start(o);
+  auto s = stub(*server);
+  const pb::ModelInferRequest good = request(features(0, 1));
+  const pb::ModelInferRequest heavy = request(features(0, 64));  // ~0.1-1 s to run
+  const auto good_call = [&] { return call(*s, good, "s3cret"); };
+  ASSERT_TRUE(good_call().ok());
+
+  // Deadlines that expire while the request runs or waits.
+  for (int i = 0; i < 5; ++i) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer s3cret");
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(20 + 10 * i));
+    pb::ModelInferResponse resp;
+    EXPECT_EQ(s->ModelInfer(&ctx, heavy, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  EXPECT_TRUE(good_call().ok()) << "after deadlines";
+
+  // Clients that start a heavy call and disappear (context, channel and queue gone).
+  for (int i = 0; i < 10; ++i) {
+    auto gone = stub(*server);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer s3cret");
+    pb::ModelInferResponse resp;
+    grpc::Status status;
+    auto rpc = gone->AsyncModelInfer(&ctx, heavy, &cq);
+    rpc->Finish(&resp, &status, nullptr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(i * 3));
+    ctx.TryCancel();
+    void* tag;
+    bool fine;
+    cq.Next(&tag, &fine);
+    cq.Shutdown();
+  }
+  EXPECT_TRUE(good_call().ok()) << "after vanished clients";
+
+  // Bytes that do not parse as a ModelInferRequest.
+  {
+    grpc::GenericStub generic(grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
+                                                  grpc::InsecureChannelCredentials()));
+    for (const std::string& junk : {std::string("\xff\xff\xff\xff", 4), std::string("\x0a\x80\x80\x80\x80\x10", 6),
+                                   std::string(4096, '\x12')}) {
+      grpc::ClientContext ctx;
+      ctx.AddMetadata("authorization", "Bearer s3cret");
+      grpc::CompletionQueue cq;
+      grpc::Slice slice(junk);
+      grpc::ByteBuffer in(&slice, 1), out;
+      grpc::Status status;
+      auto rpc = generic.PrepareUnaryCall(&ctx, "/inference.GRPCInferenceService/ModelInfer", in, &cq);
+      rpc->StartCall();
+      rpc->Finish(&out, &status, nullptr);
+      void* tag;
+      bool fine;
+      ASSERT_TRUE(cq.Next(&tag, &fine));
+      EXPECT_FALSE(status.ok()) << "junk accepted";
+      cq.Shutdown();
+    }
+  }
+  EXPECT_TRUE(good_call().ok()) << "after junk";
+
+  // Connections that never finish HTTP/2's preface: the others are not held up by them.
+  std::vector<int> stalled;
+  for (int i = 0; i < 64; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const char partial[] = "PRI * HTTP/2.0\r\n";
+    ASSERT_GT(::send(fd, partial, sizeof partial - 1, 0), 0);
+    stalled.push_back(fd);
+  }
+  for (int i = 0; i < 16; ++i) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer s3cret");
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    pb::ModelInferResponse resp;
+    EXPECT_TRUE(s->ModelInfer(&ctx, good, &resp).ok()) << "beside stalled connections";
+  }
+  for (int fd : stalled) ::close(fd);
+
+  // Wrong tokens at a high rate.
+  std::atomic<int> refused{0};
+  std::vector<std::thread> guessers;
+  for (int t = 0; t < 8; ++t) {
+    guessers.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        if (call(*s, good, "guess" + std::to_string(t * 100 + i)).error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+          refused++;
+        }
+      }
+    });
+  }
+  for (auto& g : guessers) g.join();
+  EXPECT_EQ(refused.load(), 800);
+  EXPECT_TRUE(good_call().ok()) << "after wrong tokens";
 }
 
 TEST_F(ServeTest, CancelledCallIsDroppedAndTheServerKeepsServing) {
