@@ -57,10 +57,14 @@ at::Tensor read_idx_file(const std::string& path, int want_dims) {
   }
   if (b.size() < 4 + 4 * size_t(dims)) throw Error(path + ": truncated header");
   std::vector<int64_t> sizes;
-  uint64_t count = 1;
+  uint64_t count = 1, bound = 1;  // bound: the product of the sizes, zeros counted as ones
   for (int i = 0; i < dims; ++i) {
     sizes.push_back(be32(b, 4 + 4 * size_t(i)));
     count *= static_cast<uint64_t>(sizes.back());
+    bound *= std::max<uint64_t>(static_cast<uint64_t>(sizes.back()), 1);
+    if (bound > b.size()) {  // (also before the product of the sizes could overflow)
+      throw Error(path + ": its header's sizes need more bytes than the file holds (truncated or corrupt)");
+    }
   }
   const size_t offset = 4 + 4 * size_t(dims);
   if (b.size() - offset != count) {

@@ -113,13 +113,36 @@ std::optional<std::vector<int64_t>> inferred_sizes(const TypeMap& types, const s
   return sizes;
 }
 
+// A value's rank when its shape is known (its sizes may be symbolic).
+std::optional<size_t> inferred_rank(const TypeMap& types, const std::string& name) {
+  auto it = types.find(name);
+  if (it == types.end() || !it->second->tensor_type().has_shape()) return std::nullopt;
+  return static_cast<size_t>(it->second->tensor_type().shape().dim_size());
+}
+
 void guard_conv_pool(const Node& n, const TypeMap& types, onnx::NodeProto* np) {
   auto ints = [&](const char* name) { return n.attributes.get_ints(name); };
   auto fail = [&](const std::string& what) { throw Error(n.describe() + ": " + what); };
   std::vector<int64_t> kernel = ints("kernel_shape");
   const bool has_weights = n.op_type.find("Conv") != std::string::npos;
+  // ONNX 1.12 indexes the input's and weights' dimensions without checking their ranks (a
+  // ConvTranspose with 2-D weights for a 4-D input segfaults in convTransposeShapeInference;
+  // found by fuzzing).
+  const size_t w_index = n.op_type == "QLinearConv" ? 3 : 1;
+  // The input's rank, 0 when unknown.
+  const size_t x = n.inputs.empty() ? 0 : inferred_rank(types, n.inputs[0]).value_or(0);
+  if (x > 0 && x < 3) {
+    fail("input '" + n.inputs[0] + "' has rank " + std::to_string(x) +
+         "; it needs a batch, a channel and at least one spatial axis");
+  }
+  if (has_weights && n.inputs.size() > w_index && x > 0) {
+    const auto w = inferred_rank(types, n.inputs[w_index]);
+    if (w && *w != x) {
+      fail("weights '" + n.inputs[w_index] + "' have rank " + std::to_string(*w) + " but input '" + n.inputs[0] +
+           "' has rank " + std::to_string(x) + " (a convolution's weights are (out, in / group, kernel...))");
+    }
+  }
   if (kernel.empty() && has_weights) {
-    const size_t w_index = n.op_type == "QLinearConv" ? 3 : 1;
     if (n.inputs.size() > w_index) {
       auto w = inferred_sizes(types, n.inputs[w_index]);
       if (w && w->size() >= 3) {
@@ -133,6 +156,10 @@ void guard_conv_pool(const Node& n, const TypeMap& types, onnx::NodeProto* np) {
   }
   if (kernel.empty()) return;  // ONNX reports the missing attribute itself
   const size_t k = kernel.size();
+  if (x > 0 && k != x - 2) {
+    fail("kernel_shape has " + std::to_string(k) + " values but input '" + n.inputs[0] + "' has " +
+         std::to_string(x - 2) + " spatial axes");
+  }
   for (int64_t v : kernel) {
     if (v <= 0) fail("kernel_shape has a non-positive size");
   }
