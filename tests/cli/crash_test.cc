@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <string>
@@ -165,6 +167,31 @@ TEST_F(CrashTest, KilledTrainingResumesFromItsLastCheckpoint) {
     }
   }
   EXPECT_GE(resumed, 2) << "too few kills landed after a checkpoint to test resuming";
+}
+
+// graft reads HDF5 in a child process (libhdf5 can crash or spin on corrupt files); killing
+// graft while the child spins on such a file (found by fuzzing) takes the child with it.
+TEST_F(CrashTest, KillingGraftTakesItsHdf5ReaderWithIt) {
+  const std::string hang = file("hang.h5");
+  fs::copy_file(std::string(GRAFT_TEST_DATA) + "/../fuzz/keras_hdf5/hang-vlen-attribute-global-heap.h5", hang);
+  const auto readers = [&] {
+    int n = 0;
+    for (const auto& p : fs::directory_iterator("/proc")) {
+      std::ifstream in(p.path() / "cmdline");  // (/proc files have no size: read them as streams)
+      const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      n += cmdline.find(hang) != std::string::npos;
+    }
+    return n;
+  };
+  // Killed once the reader is running (graft and its child both name the file).
+  EXPECT_EQ(graft({"summary", hang}, std::chrono::milliseconds(300), nullptr, [&] { return readers() >= 2; }),
+            128 + SIGKILL);
+  int left = readers();
+  for (int i = 0; i < 40 && left > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    left = readers();
+  }
+  EXPECT_EQ(left, 0) << "the HDF5 reader outlived graft";
 }
 
 }  // namespace
