@@ -274,6 +274,17 @@ void infer_shapes(Graph& graph) {
       throw Error(n.describe() + ": " + e.what());
     }
     if (is_conv_or_pool(n.op_type)) guard_conv_pool(n, type_ptrs, &np);
+    // ONNX 1.12's LayerNormalization inference indexes the input's dimensions by `axis` without
+    // checking it against the rank (a scalar input segfaulted; found by fuzzing).
+    if (n.op_type == "LayerNormalization" && !n.inputs.empty()) {
+      if (const auto r = inferred_rank(type_ptrs, n.inputs[0])) {
+        const int64_t rank = static_cast<int64_t>(*r), axis = n.attributes.get_int("axis", -1);
+        if (rank == 0 || axis < -rank || axis >= rank) {
+          throw Error(n.describe() + ": axis " + std::to_string(axis) + " is outside input '" + n.inputs[0] +
+                      "' of rank " + std::to_string(rank));
+        }
+      }
+    }
 
     onnx::shape_inference::InferenceContextImpl ctx(np, type_ptrs, data, {}, &propagated);
     try {
