@@ -370,33 +370,27 @@ TEST(KerasImportTest, FilesThatPointElsewhereAreRefused) {
                                   0);
                       }),
                  "external link");
+  // A float dataset conv2d_35/extra of `n` elements whose storage `set_storage` sets.
+  const auto dataset_with = [&](hsize_t n, const std::function<herr_t(hid_t dcpl, hid_t space)>& set_storage) {
+    return [=](hid_t f) {
+      hsize_t dims[1] = {n};
+      hid_t space = H5Screate_simple(1, dims, nullptr);
+      hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+      EXPECT_GE(set_storage(dcpl, space), 0);
+      hid_t d = H5Dcreate2(f, "conv2d_35/extra", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+      EXPECT_GE(d, 0);
+      H5Dclose(d);
+      H5Pclose(dcpl);
+      H5Sclose(space);
+    };
+  };
   expect_refused(edit("external_storage.h5",
-                      [&](hid_t f) {
-                        hsize_t dims[1] = {16};
-                        hid_t space = H5Screate_simple(1, dims, nullptr);
-                        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-                        EXPECT_GE(H5Pset_external(dcpl, raw.c_str(), 0, 64), 0);
-                        hid_t d = H5Dcreate2(f, "conv2d_35/extra", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl,
-                                             H5P_DEFAULT);
-                        EXPECT_GE(d, 0);
-                        H5Dclose(d);
-                        H5Pclose(dcpl);
-                        H5Sclose(space);
-                      }),
+                      dataset_with(16, [&](hid_t dcpl, hid_t) { return H5Pset_external(dcpl, raw.c_str(), 0, 64); })),
                  "external files");
-  expect_refused(edit("virtual.h5",
-                      [&](hid_t f) {
-                        hsize_t dims[1] = {4};
-                        hid_t space = H5Screate_simple(1, dims, nullptr);
-                        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-                        EXPECT_GE(H5Pset_virtual(dcpl, space, outside.c_str(), "secret", space), 0);
-                        hid_t d = H5Dcreate2(f, "conv2d_35/extra", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl,
-                                             H5P_DEFAULT);
-                        EXPECT_GE(d, 0);
-                        H5Dclose(d);
-                        H5Pclose(dcpl);
-                        H5Sclose(space);
-                      }),
+  expect_refused(edit("virtual.h5", dataset_with(4,
+                                                 [&](hid_t dcpl, hid_t space) {
+                                                   return H5Pset_virtual(dcpl, space, outside.c_str(), "secret", space);
+                                                 })),
                  "virtual dataset");
 
   // TensorFlow.js: shard paths absolute or climbing out of model.json's folder.

@@ -298,6 +298,11 @@ bool Program::Impl::conv_scaled(size_t index, const ConvGeometry& g, const Scale
   const memory w_mem(w_plain, cpu_engine(), keep_alive.back().data_ptr());
   const int w_buffer = new_buffer(pd->weights_desc());
   const int plain_w_buffer = direct ? w_buffer : new_buffer(w_plain);
+  std::optional<memory> bias;
+  if (g.b != nullptr) {
+    keep_alive.push_back(g.b->contiguous());
+    bias.emplace(b_md, cpu_engine(), keep_alive.back().data_ptr());
+  }
   const dnnl::convolution_forward conv_prim(*pd);
   const dnnl::binary scale_prim(*scale_pd);
   const std::string mul_name = mul.name.empty() ? mul.outputs[0] : mul.name;
@@ -334,10 +339,7 @@ bool Program::Impl::conv_scaled(size_t index, const ConvGeometry& g, const Scale
     attach(c.args[DNNL_ARG_SRC], x_buffer, static_cast<size_t>(k) * src_bytes);
     c.args[DNNL_ARG_WEIGHTS] = memory(pd->weights_desc(), cpu_engine(), DNNL_MEMORY_NONE);
     attach(c.args[DNNL_ARG_WEIGHTS], w_buffer);
-    if (g.b != nullptr) {
-      keep_alive.push_back(g.b->contiguous());
-      c.args[DNNL_ARG_BIAS] = memory(b_md, cpu_engine(), keep_alive.back().data_ptr());
-    }
+    if (bias) c.args[DNNL_ARG_BIAS] = *bias;
     c.args[DNNL_ARG_DST] = memory(pd->dst_desc(), cpu_engine(), DNNL_MEMORY_NONE);
     attach(c.args[DNNL_ARG_DST], dst, static_cast<size_t>(k) * dst_bytes);
     c.reads = {x_buffer, w_buffer};
