@@ -3,8 +3,10 @@
 # against the bundled server model's tail (cut at mixed_6a, as tests/serve does), the server's
 # resident memory sampled after each round.
 #   bench/soak.sh [MINUTES] [OUT_DIR]      (default 10 minutes, build/soak)
-# Prints one row per round (requests/s, latency p50/p99, errors, server RSS) and, over the rounds
-# after the first (warm-up), the RSS growth and the spread of p99.
+# Prints one row per round (seconds since the start, requests/s, latency p50/p99, errors, server
+# RSS) and, over the rounds after the first minute (warm-up: the allocator's arenas and gRPC's
+# buffers fill), the RSS growth, the growth over the second half alone (a leak keeps growing),
+# and the spread of p99. The growth from the second round on is printed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-10}
@@ -20,10 +22,11 @@ port=$(grep -o '127.0.0.1:[0-9]*' "$out/serve.log" | head -1)
 [ -n "$port" ] || { cat "$out/serve.log" >&2; exit 1; }
 
 rss() { awk '/VmRSS/ {print $2 / 1024}' "/proc/$server/status"; }
-end=$(( $(date +%s) + minutes * 60 ))
+start=$(date +%s)
+end=$(( start + minutes * 60 ))
 round=0
 : >"$out/rounds.tsv"
-printf 'round\trequests/s\tp50 ms\tp99 ms\terrors\tserver RSS MiB\n'
+printf 'round\ts\trequests/s\tp50 ms\tp99 ms\terrors\tserver RSS MiB\n'
 while [ "$(date +%s)" -lt "$end" ]; do
   round=$((round + 1))
   line=$($graft infer "$out/head.onnx" --server "$port" --model tail --data fashion-mnist --limit 8 --batch 8 \
@@ -33,18 +36,25 @@ while [ "$(date +%s)" -lt "$end" ]; do
   p99=$(sed -n 's/.*latency p50 [0-9.]* ms, p99 \([0-9.]*\) ms.*/\1/p' <<<"$line")
   errors=$(sed -n 's/.* \([0-9]*\) errors$/\1/p' <<<"$line")
   [ -n "$rps" ] || { echo "round $round: no result: $line" >&2; errors=failed; }
-  printf '%s\t%s\t%s\t%s\t%s\t%.1f\n' "$round" "$rps" "$p50" "$p99" "$errors" "$(rss)" | tee -a "$out/rounds.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%.1f\n' "$round" "$(( $(date +%s) - start ))" "$rps" "$p50" "$p99" "$errors" "$(rss)" | tee -a "$out/rounds.tsv"
 done
 /usr/bin/python3 - "$out/rounds.tsv" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-errors = sum(0 if r[4] == "0" else 1 for r in rows)
-warm = rows[1:] if len(rows) > 1 else rows
-rss = [float(r[5]) for r in warm]
-p99 = [float(r[3]) for r in warm if r[3]]
-print(f"{len(rows)} rounds; rounds with errors: {errors}")
-print(f"server RSS after warm-up: {rss[0]:.1f} -> {rss[-1]:.1f} MiB ({100 * (rss[-1] - rss[0]) / rss[0]:+.1f} %), max {max(rss):.1f}")
+errors = sum(0 if r[5] == "0" else 1 for r in rows)
+warm = [r for r in rows if int(r[1]) > 60] or rows[1:] or rows
+rss = [float(r[6]) for r in warm]
+p99 = sorted(float(r[4]) for r in warm if r[4])
+def growth(a, b):
+    return f"{a:.1f} -> {b:.1f} MiB ({100 * (b - a) / a:+.1f} %)"
+print(f"{len(rows)} rounds in {rows[-1][1]} s; rounds with errors: {errors}")
+print(f"server RSS after the first minute (round {warm[0][0]} on): {growth(rss[0], rss[-1])}, max {max(rss):.1f}")
+half = rss[len(rss) // 2:]
+print(f"  over the second half alone: {growth(half[0], half[-1])}")
+if len(rows) > 1:
+    print(f"  from round 2 on: {growth(float(rows[1][6]), float(rows[-1][6]))}")
 if p99:
-    print(f"p99 over rounds 2..: min {min(p99):.1f}, median {sorted(p99)[len(p99) // 2]:.1f}, max {max(p99):.1f} ms")
+    print(f"p99 after the first minute: min {p99[0]:.1f}, median {p99[len(p99) // 2]:.1f}, "
+          f"p90 of rounds {p99[int(0.9 * (len(p99) - 1))]:.1f}, max {p99[-1]:.1f} ms")
 sys.exit(1 if errors else 0)
 PY
