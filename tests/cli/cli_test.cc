@@ -14,6 +14,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_fixture.h"
 #include "graft/core/file.h"
 #include "graft/data/dataset.h"
 #include "graft/data/image.h"
@@ -21,50 +22,10 @@
 
 namespace {
 
+using graft::testing::CliTest;
+using graft::testing::Result;
+using graft::testing::slurp;
 namespace fs = std::filesystem;
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-class CliTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/graft_cli_XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-  }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
-
-  static std::string file(const std::string& name) { return dir_ + "/" + name; }
-
-  static Result graft(const std::string& args) {
-    const std::string cmd = std::string(GRAFT_BINARY) + " " + args + " >" + file("out") + " 2>" +
-                            file("err") + " </dev/null";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = slurp(file("out"));
-    r.err = slurp(file("err"));
-    return r;
-  }
-
-  static int lines(const std::string& s) {
-    int n = 0;
-    for (char c : s) n += c == '\n';
-    return n;
-  }
-
-  static std::string dir_;
-};
-std::string CliTest::dir_;
 
 TEST_F(CliTest, VersionAndHelp) {
   Result r = graft("--version");
@@ -406,17 +367,7 @@ TEST_F(CliTest, SplitServeInferRoundTrip) {
 
   { std::ofstream(file("token")) << "tok-123\n"; }
   const std::string log = file("serve.log");
-  const std::string start = "sh -c '" + std::string(GRAFT_BINARY) + " serve " + file("rt_srv.onnx") +
-                            " --listen 127.0.0.1:0 --token-file " + file("token") + " >" + log + " 2>&1 & echo $! >" +
-                            file("serve.pid") + "'";
-  ASSERT_EQ(std::system(start.c_str()), 0);
-  std::string port;
-  for (int i = 0; i < 600 && port.empty(); ++i) {
-    const std::string text = slurp(log);
-    const size_t at = text.find("listening on 127.0.0.1:");
-    if (at != std::string::npos) port = text.substr(at + 23, text.find_first_not_of("0123456789", at + 23) - at - 23);
-    if (port.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const std::string port = start_server(file("rt_srv.onnx"), "--token-file " + file("token"));
   ASSERT_FALSE(port.empty()) << slurp(log);
   const std::string server = " --server 127.0.0.1:" + port + " --token tok-123";
 
@@ -477,8 +428,7 @@ TEST_F(CliTest, SplitServeInferRoundTrip) {
   EXPECT_NE(r.err.find("UNAVAILABLE"), std::string::npos) << r.err;
 
   // SIGTERM: the server stops cleanly and says what it served.
-  const std::string pid = slurp(file("serve.pid"));
-  ASSERT_EQ(std::system(("kill -TERM " + pid).c_str()), 0);
+  ASSERT_EQ(stop_server(), 0);
   bool stopped = false;
   for (int i = 0; i < 600 && !stopped; ++i) {
     stopped = slurp(log).find("stopped after") != std::string::npos;

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -26,6 +27,7 @@
 #include "graft/exec/session.h"
 #include "graft/ir/metadata.h"
 #include "graft/ir/onnx_io.h"
+#include "graft/plan/planner.h"
 #include "graft/serve/client.h"
 #include "graft/serve/protocol.h"
 
@@ -36,7 +38,7 @@ using Clock = std::chrono::steady_clock;
 
 struct InferArgs {
   std::string model, server, model_name, codec = "fp32", input, output, data, split = "test";
-  std::string token, token_file, tls_ca, tls_server_name;
+  std::string token, token_file, tls_ca, tls_server_name, limit_rate;
   std::vector<std::string> images;
   bool zstd = false, stats = false, json = false, tls = false;
   int64_t batch = 32, limit = 0, top = 5, concurrency = 0, requests = 100;
@@ -51,6 +53,7 @@ double ms_since(Clock::time_point t) {
 // Per-request phase times (ms) and sizes.
 struct Phases {
   std::vector<double> device, encode, rpc, total, server_compute, server_queue, server_handler;
+  std::vector<double> network;  // rpc minus the server's receipt-to-reply time
   int64_t images = 0, payload_bytes = 0, request_bytes = 0, png_bytes = 0, png_images = 0;
 };
 
@@ -73,7 +76,12 @@ class Remote {
           std::to_string(g.inputs.size()) + " and " + std::to_string(g.outputs.size()) +
           " (make one with graft split)");
     }
-    pre_ = data::Preprocess::from_metadata(g, a.model);
+    // Images and datasets need the device half's preprocessing; a preprocessed --input does not.
+    try {
+      pre_ = data::Preprocess::from_metadata(g, a.model);
+    } catch (const Error& e) {
+      pre_error_ = e.what();
+    }
     input_ = g.inputs[0];
     split_ = g.outputs[0];
     const auto record =
@@ -99,6 +107,7 @@ class Remote {
     co.tls_ca = a.tls_ca;
     co.tls_server_name = a.tls_server_name;
     co.timeout_s = a.timeout_s;
+    if (!a.limit_rate.empty()) co.limit_bytes_per_s = plan::parse_bandwidth(a.limit_rate) / 8.0;
     client_ = std::make_unique<serve::Client>(co);
     const serve::ServerInfo info = client_->server_metadata();
     if ((codec_ != serve::Codec::kFp32 || a.zstd) && !info.has_extension(serve::kExtensionCodecs)) {
@@ -127,7 +136,10 @@ class Remote {
     }
   }
 
-  const data::Preprocess& preprocess() const { return pre_; }
+  const data::Preprocess& preprocess() const {
+    if (!pre_) throw Error(pre_error_ + " (give a preprocessed batch with --input x.npy instead)");
+    return *pre_;
+  }
   const std::vector<std::string>& labels() const { return labels_; }
   serve::Codec codec() const { return codec_; }
   serve::Client& client() { return *client_; }
@@ -174,6 +186,7 @@ class Remote {
     p->server_compute.push_back(static_cast<double>(r.compute_us) / 1000);
     p->server_queue.push_back(static_cast<double>(r.queue_us) / 1000);
     p->server_handler.push_back(static_cast<double>(r.server_us) / 1000);
+    p->network.push_back(t_rpc - static_cast<double>(r.server_us) / 1000);
     p->images += x.size(0);
     p->payload_bytes += static_cast<int64_t>(r.payload_bytes);
     p->request_bytes += static_cast<int64_t>(r.request_bytes);
@@ -186,7 +199,8 @@ class Remote {
  private:
   const InferArgs& a_;
   serve::Codec codec_;
-  data::Preprocess pre_;
+  std::optional<data::Preprocess> pre_;
+  std::string pre_error_;
   std::string input_, split_, model_name_;
   std::vector<std::string> labels_;
   std::unique_ptr<exec::Session> device_;
@@ -208,6 +222,12 @@ nlohmann::json stats_json(const Phases& p, const InferArgs& a) {
                       {"server_queue_ms", mean(p.server_queue)},
                       {"server_handler_ms", mean(p.server_handler)},
                       {"total_ms", mean(p.total)},
+                      {"total_p50_ms", percentile(p.total, 0.5)},
+                      {"device_p50_ms", percentile(p.device, 0.5)},
+                      {"network_and_server_p50_ms", percentile(p.rpc, 0.5)},
+                      {"server_compute_p50_ms", percentile(p.server_compute, 0.5)},
+                      {"server_handler_p50_ms", percentile(p.server_handler, 0.5)},
+                      {"network_p50_ms", percentile(p.network, 0.5)},
                       {"bytes_per_image", static_cast<double>(p.payload_bytes) / n},
                       {"request_bytes_per_image", static_cast<double>(p.request_bytes) / n}};
   if (p.png_images > 0)
@@ -315,7 +335,6 @@ void run(InferArgs a) {
               " images a request: sending batches of that size");
     a.batch = remote.server_max_batch();
   }
-  const data::Preprocess& pre = remote.preprocess();
   Phases phases;
   nlohmann::json j = {
       {"server", a.server}, {"model", remote.model_name()}, {"codec", a.codec}, {"zstd", a.zstd}};
@@ -324,6 +343,7 @@ void run(InferArgs a) {
   std::vector<at::Tensor> batches, labels;
   std::vector<std::string> names;
   if (!a.images.empty()) {
+    const data::Preprocess& pre = remote.preprocess();
     std::vector<at::Tensor> xs;
     for (const auto& path : a.images) {
       const at::Tensor image = data::read_image(path, pre.channels);
@@ -343,6 +363,7 @@ void run(InferArgs a) {
     for (int64_t s = 0; s < x.size(0); s += a.batch)
       batches.push_back(x.narrow(0, s, std::min(a.batch, x.size(0) - s)));
   } else {
+    const data::Preprocess& pre = remote.preprocess();
     const data::Dataset d = data::head(data::open_dataset(a.data, a.split), a.limit);
     for (int64_t s = 0; s < d.size(); s += a.batch) {
       const int64_t n = std::min(a.batch, d.size() - s);
@@ -477,6 +498,9 @@ Command add_infer_command(CLI::App& root) {
   app->add_option("--tls-ca", args->tls_ca, "PEM certificate(s) to trust (implies --tls)");
   app->add_option("--tls-server-name", args->tls_server_name,
                   "The name the server's certificate must carry");
+  app->add_option("--limit-rate", args->limit_rate,
+                  "Limit the bandwidth to the server, each way (10Mbit/s, 1Gbit/s, …): every request waits "
+                  "its size / rate before it is sent, as on a slower link (for checking graft plan)");
   app->add_option("--timeout-s", args->timeout_s, "Per-call deadline (default 60)")
       ->check(CLI::PositiveNumber);
   app->add_option("--threads", args->threads, "Intra-op threads of the device half")

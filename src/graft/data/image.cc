@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #define STBI_NO_STDIO
@@ -61,7 +62,13 @@ std::string encode_png(const at::Tensor& image) {
 }
 
 at::Tensor read_image(const std::string& path, int64_t channels) {
-  const std::string bytes = read_file(path);
+  return decode_image(read_file(path), channels, path);
+}
+
+at::Tensor decode_image(const std::string& bytes, int64_t channels, const std::string& path) {
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    throw Error(path + ": image of " + std::to_string(bytes.size()) + " bytes is too large to decode (2 GiB at most)");
+  }
   int w = 0, h = 0, n = 0;
   unsigned char* pixels = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(bytes.data()),
                                                 static_cast<int>(bytes.size()), &w, &h, &n,

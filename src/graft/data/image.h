@@ -26,6 +26,8 @@ struct Preprocess {
 // Decodes an image file to (H, W, channels) uint8; 1-channel images are replicated to 3 and
 // colour images converted to grey (luma) as `channels` asks. Error names the file.
 at::Tensor read_image(const std::string& path, int64_t channels);
+// The same for an image file's bytes; `origin` names them in errors.
+at::Tensor decode_image(const std::string& bytes, int64_t channels, const std::string& origin);
 
 // (H, W, C) uint8 -> the bytes of a PNG file of it (stb's encoder; what an image costs to send
 // as a file, for comparison with the split tensor).

@@ -11,6 +11,7 @@
 #include "graft/serve/grpc_log.h"
 #include "graft/serve/inference.grpc.pb.h"
 #include "graft/serve/protocol.h"
+#include "graft/serve/rate.h"
 
 namespace graft::serve {
 namespace {
@@ -77,6 +78,7 @@ bool ServerInfo::has_extension(const std::string& e) const {
 struct Client::Impl {
   ClientOptions options;
   std::unique_ptr<pb::GRPCInferenceService::Stub> stub;
+  std::unique_ptr<TokenBucket> up, down;  // with options.limit_bytes_per_s
 
   void prepare(grpc::ClientContext* ctx) const {
     ctx->set_deadline(std::chrono::system_clock::now() +
@@ -98,6 +100,11 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   route_grpc_logs();
   impl_->options = std::move(options);
   const ClientOptions& o = impl_->options;
+  if (o.limit_bytes_per_s < 0) throw Error("a client's bandwidth limit must not be negative");
+  if (o.limit_bytes_per_s > 0) {
+    impl_->up = std::make_unique<TokenBucket>(o.limit_bytes_per_s, 0.0);
+    impl_->down = std::make_unique<TokenBucket>(o.limit_bytes_per_s, 0.0);
+  }
   const size_t colon = o.target.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == o.target.size()) {
     throw Error("--server '" + o.target + "' is not HOST:PORT");
@@ -181,10 +188,12 @@ InferResult Client::infer(const std::string& model, const std::string& input_nam
   req.add_raw_input_contents(std::move(e.bytes));
   r.request_bytes = req.ByteSizeLong();
 
+  if (impl_->up) impl_->up->acquire(static_cast<double>(r.request_bytes));
   grpc::ClientContext ctx;
   impl_->prepare(&ctx);
   pb::ModelInferResponse resp;
   impl_->check(impl_->stub->ModelInfer(&ctx, req, &resp), "ModelInfer");
+  if (impl_->down) impl_->down->acquire(static_cast<double>(resp.ByteSizeLong()));
 
   const bool raw = resp.raw_output_contents_size() > 0;
   if (raw && resp.raw_output_contents_size() != resp.outputs_size()) {

@@ -20,6 +20,10 @@ struct ClientOptions {
   std::string tls_server_name;  // the name to verify, if not the target's host
   double timeout_s = 60;        // per call
   int64_t max_message_bytes = 64 << 20;
+  // > 0: a bandwidth limit (bytes per second) on ModelInfer, each way: a request waits its
+  // serialized size / limit before it is sent, and an answer its size / limit after it arrives
+  // (a token bucket with no burst: rate.h).
+  double limit_bytes_per_s = 0;
 };
 
 struct TensorInfo {
