@@ -19,6 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# Most sources compile with a precompiled header (CMake's -include cmake_pch.hxx); ccache caches
+# those only with this sloppiness (its manual, "Precompiled headers"). Without it a fresh clone
+# recompiled ~75 % of the files.
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
 # Paths relative to the checkout, so a fresh clone elsewhere reuses cached objects.
 export CCACHE_BASEDIR="$PWD"
 jobs="${GRAFT_JOBS:-$(nproc)}"
