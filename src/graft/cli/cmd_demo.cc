@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +19,7 @@
 #include "graft/ir/metadata.h"
 #include "graft/ir/onnx_io.h"
 #include "graft/ir/summary.h"
+#include "graft/report/report.h"
 #include "graft/stitch/stitch.h"
 #include "graft/train/evaluate.h"
 #include "graft/train/trainer.h"
@@ -243,6 +246,8 @@ void run(const DemoArgs& a) {
   o.optimizer.nesterov = true;
   o.warmup = 100;
   o.progress = a.progress;
+  const std::string log_path = (std::filesystem::path(a.out) / "train.jsonl").string();
+  o.log_jsonl = log_path;
   std::printf("%lld images x %lld epochs, loss %s, SGD (Nesterov) lr %g cosine, batch %lld; teacher for kd: %s\n",
               static_cast<long long>(train_data.size()), static_cast<long long>(a.epochs), a.loss.c_str(), a.lr,
               static_cast<long long>(a.batch), server_path.c_str());
@@ -287,6 +292,34 @@ void run(const DemoArgs& a) {
         {"train_seconds", r.seconds}, {"train_images_per_second", r.images_per_second}, {"feature_cache", r.used_cache}}}};
   write_file_atomic(json_path, j.dump(1) + "\n");
   std::printf("Wrote %s\n", json_path.c_str());
+
+  // The evaluations (confusion matrices) and the report: the hybrid drawn with its split, the
+  // training curves, the confusion matrices, the final table.
+  nlohmann::json evals = {{"data", a.data}, {"split", "test"}, {"count", test.size()}, {"models", nlohmann::json::array()}};
+  if (!test.classes.empty()) evals["classes"] = test.classes;
+  for (const auto& [role, path, e] : {std::tuple{"hybrid", trained_path, &eh}, std::tuple{"mobile", mobile_path, &em},
+                                      std::tuple{"server", server_path, &es}}) {
+    nlohmann::json m = train::to_json(*e);
+    m["role"] = role;
+    m["model"] = path;
+    evals["models"].push_back(m);
+  }
+  const std::string eval_path = (std::filesystem::path(a.out) / "eval.json").string();
+  write_file_atomic(eval_path, evals.dump() + "\n");
+  std::vector<nlohmann::json> steps;
+  {
+    std::istringstream in(read_file(log_path));
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) steps.push_back(nlohmann::json::parse(line));
+    }
+  }
+  const std::string report_path = (std::filesystem::path(a.out) / "report.html").string();
+  write_file_atomic(report_path, report::page("graft demo: " + mobile_path + " + " + server_path,
+                                              {report::demo_section(j, json_path),
+                                               report::model_section(shape.shapes, trained_path),
+                                               report::training_section(steps, log_path),
+                                               report::eval_section(evals, eval_path)}));
+  std::printf("Wrote %s (open it in a browser)\n", report_path.c_str());
 }
 
 }  // namespace

@@ -29,19 +29,15 @@ nlohmann::json evaluate_file(const std::string& path, const data::Dataset& d, in
   exec::SessionOptions so;
   so.optimize = true;
   exec::Session s(std::move(g), so, path);
-  const train::Evaluation e = train::evaluate(s, d, p, batch);
-  nlohmann::json confusion = nlohmann::json::array();
-  for (int64_t i = 0; i < e.confusion.size(0); ++i) {
-    std::vector<int64_t> row(e.confusion[i].data_ptr<int64_t>(), e.confusion[i].data_ptr<int64_t>() + e.confusion.size(1));
-    confusion.push_back(row);
-  }
-  return {{"model", path}, {"count", e.count}, {"top1", e.top1}, {"top5", e.top5},
-          {"per_class", e.per_class}, {"confusion", confusion}, {"seconds", e.seconds}};
+  nlohmann::json j = train::to_json(train::evaluate(s, d, p, batch));
+  j["model"] = path;
+  return j;
 }
 
 void run(const EvalArgs& a) {
   const data::Dataset d = data::head(data::open_dataset(a.data, a.split), a.limit);
   nlohmann::json j = {{"data", a.data}, {"split", a.split}, {"count", d.size()}, {"models", nlohmann::json::array()}};
+  if (!d.classes.empty()) j["classes"] = d.classes;
   j["models"].push_back(evaluate_file(a.model, d, a.batch));
   j["models"][0]["role"] = "model";
   // A hybrid: its mobile (head) and server (tail) source models too, when their files are there.

@@ -38,6 +38,8 @@ Command add_infer_command(CLI::App& root);
 Command add_convert_command(CLI::App& root);
 Command add_profile_command(CLI::App& root);
 Command add_plan_command(CLI::App& root);
+Command add_search_command(CLI::App& root);
+Command add_report_command(CLI::App& root);
 
 // "MODEL.onnx@LAYER": the path and the layer reference (split at the last '@').
 struct ModelRef {

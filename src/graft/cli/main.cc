@@ -71,7 +71,9 @@ int main(int argc, char** argv) {
                                             graft::cli::add_infer_command(app),
                                             graft::cli::add_convert_command(app),
                                             graft::cli::add_profile_command(app),
-                                            graft::cli::add_plan_command(app)};
+                                            graft::cli::add_plan_command(app),
+                                            graft::cli::add_search_command(app),
+                                            graft::cli::add_report_command(app)};
   keep_freed_memory();
   try {
     app.parse(argc, argv);

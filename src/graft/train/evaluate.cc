@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 
 #include "graft/core/error.h"
 
@@ -40,6 +41,17 @@ Evaluation evaluate(exec::Session& session, const data::Dataset& d, const data::
   }
   e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return e;
+}
+
+nlohmann::json to_json(const Evaluation& e) {
+  nlohmann::json confusion = nlohmann::json::array();
+  const at::Tensor c = e.confusion.contiguous();
+  for (int64_t i = 0; i < c.size(0); ++i) {
+    const int64_t* row = c[i].data_ptr<int64_t>();
+    confusion.push_back(std::vector<int64_t>(row, row + c.size(1)));
+  }
+  return {{"count", e.count}, {"top1", e.top1},           {"top5", e.top5},
+          {"per_class", e.per_class}, {"confusion", confusion}, {"seconds", e.seconds}};
 }
 
 }  // namespace graft::train

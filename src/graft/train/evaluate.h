@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <nlohmann/json_fwd.hpp>
 
 #include <string>
 #include <vector>
@@ -23,5 +24,9 @@ struct Evaluation {
 // batches, preprocessed as `p` says. Labels must fit the model's classes.
 Evaluation evaluate(exec::Session& session, const data::Dataset& data, const data::Preprocess& p,
                     int64_t batch = 256);
+
+// {"count", "top1", "top5", "per_class", "confusion", "seconds"}: what graft eval --json prints
+// per model and graft report draws.
+nlohmann::json to_json(const Evaluation& e);
 
 }  // namespace graft::train

@@ -30,17 +30,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The tensor holding class scores before any softmax: what cross-entropy wants.
-std::string logits_of(const ir::Graph& g) {
-  const std::string& out = g.outputs.at(0);
-  const ir::Value& v = g.value(out);
-  if (v.producer >= 0) {
-    const ir::Node& n = g.nodes[static_cast<size_t>(v.producer)];
-    if (n.op_type == "Softmax" || n.op_type == "LogSoftmax") return n.inputs[0];
-  }
-  return out;
-}
-
 constexpr const char* kCheckpointTag = "graft.checkpoint";
 
 std::string duration(double seconds) {
@@ -85,6 +74,16 @@ ir::Graph checkpoint_state(const std::string& path, const ir::Graph& saved) {
 }
 
 }  // namespace
+
+std::string logits_of(const ir::Graph& g) {
+  const std::string& out = g.outputs.at(0);
+  const ir::Value& v = g.value(out);
+  if (v.producer >= 0) {
+    const ir::Node& n = g.nodes[static_cast<size_t>(v.producer)];
+    if (n.op_type == "Softmax" || n.op_type == "LogSoftmax") return n.inputs[0];
+  }
+  return out;
+}
 
 std::vector<std::string> select_trainable(const ir::Graph& g, const std::string& selection) {
   std::set<std::string> constants = ir::constant_initializers(g);
@@ -182,13 +181,18 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     if (model.get_metadata(ir::kMetaRole) != "hybrid" || !record.is_object() || !record.contains("tail")) {
       throw Error("the feature and kd losses need a stitched hybrid (its server model is the teacher)");
     }
-    const std::string path = !o.teacher.empty() ? o.teacher : record["tail"].value("source", "");
-    if (path.empty()) throw Error("the hybrid does not name its server model; give the teacher model");
-    teacher_session_graph = with_context("teacher", [&] { return o.read_model ? o.read_model(path) : ir::load(path); });
-    ir::Graph& tg = *teacher_session_graph;
-    teacher_path = path;
-    teacher_p = data::Preprocess::from_metadata(tg, path);
-    teacher_logits = logits_of(tg);
+    if (o.precomputed) {
+      teacher_logits = o.precomputed->teacher_logits;
+    } else {
+      const std::string path = !o.teacher.empty() ? o.teacher : record["tail"].value("source", "");
+      if (path.empty()) throw Error("the hybrid does not name its server model; give the teacher model");
+      teacher_session_graph =
+          with_context("teacher", [&] { return o.read_model ? o.read_model(path) : ir::load(path); });
+      ir::Graph& tg = *teacher_session_graph;
+      teacher_path = path;
+      teacher_p = data::Preprocess::from_metadata(tg, path);
+      teacher_logits = logits_of(tg);
+    }
     for (const auto& t : record["tail"]["tensors"]) teacher_features.push_back(t);
     for (const auto& t : record["tail"]["hybrid_tensors"]) hybrid_features.push_back(t);
   }
@@ -213,7 +217,27 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
   std::unique_ptr<exec::Session> session;
   std::string feed = input;
   std::unique_ptr<exec::Session> head_session;  // the frozen head, run per batch
-  if (!cache_tensor.empty() && (!o.cache || o.augment)) {
+  if (o.precomputed) {
+    if (cache_tensor.empty() || !o.cache || o.augment) {
+      throw Error("a precomputed feature cache needs a hybrid whose head is frozen, the cache on and no augmentation");
+    }
+    const Precomputed& pre = *o.precomputed;
+    if (!pre.head.defined() || pre.head.size(0) != d.size()) {
+      throw Error("the precomputed feature cache of '" + cache_tensor + "' does not have one row per image (" +
+                  std::to_string(d.size()) + ")");
+    }
+    features = pre.head;
+    for (const auto& name : teacher_wanted) {
+      auto it = pre.teacher.find(name);
+      if (it == pre.teacher.end() || it->second.size(0) != d.size()) {
+        throw Error("the precomputed feature cache lacks the teacher's '" + name + "' for every image");
+      }
+      targets_cache[name] = it->second;
+    }
+    session = std::make_unique<exec::Session>(cut::tail(model, {cache_tensor}), so);
+    feed = cache_tensor;
+    r.used_cache = true;
+  } else if (!cache_tensor.empty() && (!o.cache || o.augment)) {
     exec::SessionOptions ho;
     ho.optimize = true;
     head_session = std::make_unique<exec::Session>(cut::head(model, {cache_tensor}), ho);
@@ -309,12 +333,10 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
       exec::TensorMap out = session->run({{feed, x}}, wanted);
       at::Tensor z = out.at(logits).reshape({x.size(0), -1});
       exec::TensorMap target;
-      if (teacher) {
-        if (!targets_cache.empty()) {
-          for (const auto& [name, t] : targets_cache) target[name] = t.index_select(0, idx);
-        } else {
-          target = teach(d.images.index_select(0, idx));
-        }
+      if (!targets_cache.empty()) {
+        for (const auto& [name, t] : targets_cache) target[name] = t.index_select(0, idx);
+      } else if (teacher) {
+        target = teach(d.images.index_select(0, idx));
       }
       at::Tensor loss = at::zeros({}, z.options());
       if (weights.count("ce") && weights.at("ce") > 0) loss = loss + ce_loss(z, y) * weights.at("ce");

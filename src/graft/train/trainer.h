@@ -10,6 +10,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,17 @@
 #include "graft/train/optimizer.h"
 
 namespace graft::train {
+
+// The feature cache computed by the caller, for callers that train many hybrids on the same
+// images (graft search: one head pass per mobile cut, one teacher pass per server cut). Rows are
+// the dataset's images in order. `head`: the hybrid's head output (its graft.cut head tensor);
+// `teacher`: the teacher's outputs by its own tensor names — its activations at the tail's cut
+// (feature loss) and `teacher_logits` (kd loss).
+struct Precomputed {
+  at::Tensor head;
+  std::string teacher_logits;
+  std::map<std::string, at::Tensor> teacher;
+};
 
 struct TrainOptions {
   std::string train = "adapter";  // adapter | all | a regular expression over initializer names
@@ -37,6 +50,9 @@ struct TrainOptions {
   uint64_t seed = 0;
   bool augment = false;           // random crop (padding 4) and horizontal flip
   bool cache = true;              // use the feature cache when it is valid
+  // Used in place of computing the feature cache (needs a frozen head, the cache and no
+  // augmentation); the teacher model is then not read.
+  std::shared_ptr<const Precomputed> precomputed;
   std::string checkpoint;         // MODEL file written each epoch (+ ".state")
   std::string resume;             // a checkpoint to continue from
   std::string log_jsonl;          // one JSON line per step
@@ -57,6 +73,10 @@ struct TrainResult {
 // Trains `model` in place (its initializers are updated).
 TrainResult fit(ir::Graph& model, const data::Dataset& data, const data::Preprocess& p,
                 const TrainOptions& options);
+
+// The tensor holding a classifier's scores before any softmax (what cross-entropy and
+// distillation read): the input of a final Softmax/LogSoftmax, else the first graph output.
+std::string logits_of(const ir::Graph& model);
 
 // The initializers `selection` (adapter | all | REGEX) picks in `model`; Error if none.
 std::vector<std::string> select_trainable(const ir::Graph& model, const std::string& selection);

@@ -1,0 +1,653 @@
+#include "graft/search/search.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+
+#include "graft/adapt/adapter.h"
+#include "graft/core/error.h"
+#include "graft/core/file.h"
+#include "graft/core/sha256.h"
+#include "graft/cut/cut.h"
+#include "graft/exec/session.h"
+#include "graft/ir/metadata.h"
+#include "graft/ir/onnx_io.h"
+#include "graft/ir/shapes.h"
+#include "graft/ir/summary.h"
+#include "graft/stitch/stitch.h"
+#include "graft/train/evaluate.h"
+#include "graft/train/trainer.h"
+
+namespace graft::search {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kStateVersion = 1;
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Cut points of `g` (weights not needed) whose tensor is 4-D, one per group of consecutive cut
+// points with the same device MACs and bytes (a convolution, its BatchNorm, its activation: the
+// last is kept, the activated tensor a next layer would read).
+// With `only`, the cut points named there instead (Error naming one that is not a 4-D cut point).
+std::vector<cut::CutPoint> distinct_points(const ir::Graph& g, const std::string& path,
+                                           const std::vector<std::string>& only) {
+  ir::Graph shapes = g;
+  ir::fix_batch(shapes, 1);
+  ir::infer_shapes(shapes);
+  std::vector<cut::CutPoint> four_d, out;
+  for (const auto& p : cut::cut_points(shapes)) {
+    const std::optional<ir::Shape>& s = shapes.value(p.tensor).shape;
+    if (s && s->size() == 4 && p.bytes > 0) four_d.push_back(p);
+  }
+  if (!only.empty()) {
+    for (const auto& name : only) {
+      auto it = std::find_if(four_d.begin(), four_d.end(), [&](const cut::CutPoint& p) {
+        return p.tensor == name || shapes.nodes[static_cast<size_t>(p.node)].name == name;
+      });
+      if (it == four_d.end()) {
+        throw Error(path + ": '" + name + "' is not a cut point with a 4-D output (see graft cuts " + path + ")");
+      }
+      if (std::none_of(out.begin(), out.end(), [&](const cut::CutPoint& p) { return p.tensor == it->tensor; })) {
+        out.push_back(*it);
+      }
+    }
+    std::sort(out.begin(), out.end(), [](const cut::CutPoint& a, const cut::CutPoint& b) { return a.node < b.node; });
+    return out;
+  }
+  for (size_t i = 0; i < four_d.size(); ++i) {
+    const cut::CutPoint& p = four_d[i];
+    if (i + 1 < four_d.size() && four_d[i + 1].macs_before == p.macs_before && four_d[i + 1].bytes == p.bytes) continue;
+    out.push_back(p);
+  }
+  return out;
+}
+
+// a dominates b: no worse on every objective and better on one (accuracy up, costs down).
+bool dominates(double acc_a, int64_t dev_a, int64_t bytes_a, double acc_b, int64_t dev_b, int64_t bytes_b) {
+  const bool no_worse = acc_a >= acc_b && dev_a <= dev_b && bytes_a <= bytes_b;
+  return no_worse && (acc_a > acc_b || dev_a < dev_b || bytes_a < bytes_b);
+}
+
+// Pareto ranks (0 = non-dominated) of items given as (accuracy, device MACs, bytes).
+std::vector<int> pareto_ranks(const std::vector<std::tuple<double, int64_t, int64_t>>& items) {
+  std::vector<int> rank(items.size(), -1);
+  size_t assigned = 0;
+  for (int r = 0; assigned < items.size(); ++r) {
+    std::vector<size_t> layer;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (rank[i] >= 0) continue;
+      bool dominated = false;
+      for (size_t j = 0; j < items.size() && !dominated; ++j) {
+        if (j == i || (rank[j] >= 0 && rank[j] < r)) continue;
+        const auto& [aj, dj, bj] = items[j];
+        const auto& [ai, di, bi] = items[i];
+        dominated = dominates(aj, dj, bj, ai, di, bi);
+      }
+      if (!dominated) layer.push_back(i);
+    }
+    for (size_t i : layer) rank[i] = r;
+    assigned += layer.size();
+  }
+  return rank;
+}
+
+data::Dataset take(const data::Dataset& d, const std::vector<int64_t>& idx) {
+  data::Dataset out = d;
+  const at::Tensor i = at::tensor(idx, at::kLong);
+  out.images = d.images.index_select(0, i).contiguous();
+  out.labels = d.labels.index_select(0, i).contiguous();
+  return out;
+}
+
+// The held-out images and the training pool: a seeded shuffle of the training split, its first
+// `holdout` images held out and the rest in shuffled order (so every prefix is a random subset).
+std::pair<data::Dataset, data::Dataset> split_holdout(const data::Dataset& train, int64_t holdout, uint64_t seed) {
+  const int64_t n = train.size();
+  if (holdout < 1 || holdout >= n) {
+    throw Error(train.origin + ": --holdout " + std::to_string(holdout) + " must leave images on both sides of " +
+                std::to_string(n));
+  }
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + 17);
+  for (int64_t i = n - 1; i > 0; --i) {
+    const int64_t j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
+    std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(j)]);
+  }
+  const std::vector<int64_t> h(idx.begin(), idx.begin() + holdout), p(idx.begin() + holdout, idx.end());
+  return {take(train, h), take(train, p)};
+}
+
+double accuracy(ir::Graph g, const std::string& origin, const data::Dataset& d) {
+  const data::Preprocess p = data::Preprocess::from_metadata(g, origin);
+  exec::SessionOptions so;
+  so.optimize = true;
+  exec::Session s(std::move(g), so, origin);
+  return train::evaluate(s, d, p).top1;
+}
+
+// The outputs `wanted` of `model` for the first `rows` images of `d`, in batches.
+std::map<std::string, at::Tensor> pass(const Model& model, const data::Dataset& d, int64_t rows,
+                                       const std::set<std::string>& wanted) {
+  std::map<std::string, at::Tensor> out;
+  if (wanted.empty()) return out;
+  const data::Preprocess p = data::Preprocess::from_metadata(*model.graph, model.path);
+  exec::SessionOptions so;
+  so.optimize = true;
+  so.keep = wanted;
+  exec::Session s(*model.graph, so, model.path);
+  const std::string& input = s.graph().inputs.at(0);
+  const std::vector<std::string> names(wanted.begin(), wanted.end());
+  std::map<std::string, std::vector<at::Tensor>> parts;
+  for (int64_t i = 0; i < rows; i += 256) {
+    const at::Tensor raw = d.images.slice(0, i, std::min(i + 256, rows));
+    for (auto& [name, t] : s.run({{input, data::preprocess_batch(raw, p)}}, names)) parts[name].push_back(t);
+  }
+  for (auto& [name, v] : parts) out[name] = at::cat(v);
+  return out;
+}
+
+// The schedule: images seen in rung k, and the last rung.
+int64_t rung_images(const Options& o, int64_t max_images, int k) {
+  const double v = static_cast<double>(o.min_images) * std::pow(o.eta, k);
+  return std::min<int64_t>(max_images, static_cast<int64_t>(std::llround(v)));
+}
+
+struct Trained {
+  ir::Graph hybrid;
+  double seconds = 0;
+  std::map<std::string, at::Tensor> adapter;
+};
+
+std::string json_settings_mismatch(const nlohmann::json& a, const nlohmann::json& b) {
+  for (const auto& [k, v] : a.items()) {
+    if (!b.contains(k) || b[k] != v) return k;
+  }
+  for (const auto& [k, v] : b.items()) {
+    if (!a.contains(k)) return k;
+  }
+  return "";
+}
+
+class Search {
+ public:
+  Search(const Model& mobile, const Model& server, const data::Dataset& train, const Options& o)
+      : mobile_(mobile), server_(server), o_(o), started_(Clock::now()) {
+    if (o.min_images < 1) throw Error("--min-images must be positive");
+    if (!(o.eta > 1)) throw Error("--eta must be greater than 1");
+    if (o.batch < 1) throw Error("--batch must be positive");
+    std::tie(holdout_, pool_) = split_holdout(train, o.holdout, o.seed);
+    max_images_ = o.max_images > 0 ? o.max_images : 2 * pool_.size();
+    if (max_images_ < o.min_images) {
+      throw Error("--max-images " + std::to_string(max_images_) + " is below --min-images " +
+                  std::to_string(o.min_images));
+    }
+    teacher_logits_ = train::logits_of(*server.graph);
+    settings_ = settings_json(mobile, server, train, o);
+    enumerate();
+  }
+
+  Result& result() { return r_; }
+
+  void run(const data::Dataset* test) {
+    // The clock starts with the search (enumeration and the held-out split included).
+    const auto t0 = started_;
+    double before = 0;
+    if (o_.resume) before = load_state();
+    say(std::to_string(r_.candidates.size()) + " candidates (" + std::to_string(r_.pairs_kept) + " of " +
+        std::to_string(r_.pairs_joinable) + " joinable cut pairs) in " + fixed(since(started_), 1) + " s");
+    auto elapsed = [&] { return before + since(t0); };
+    r_.train_images = pool_.size();
+    r_.holdout_images = holdout_.size();
+    if (!o_.resume || r_.mobile_holdout == 0) {
+      r_.mobile_holdout = accuracy(*mobile_.graph, mobile_.path, holdout_);
+      r_.server_holdout = accuracy(*server_.graph, server_.path, holdout_);
+    }
+    say("held-out images: " + std::to_string(holdout_.size()) + "; mobile " + pct(r_.mobile_holdout) + ", server " +
+        pct(r_.server_holdout) + "; training pool " + std::to_string(pool_.size()) + " images");
+    std::vector<int> in_rung;
+    for (const auto& c : r_.candidates) in_rung.push_back(c.id);
+    bool stopped = false;
+    for (int k = 0; !in_rung.empty(); ++k) {
+      const int64_t images = rung_images(o_, max_images_, k);
+      const int64_t rows = std::min(images, pool_.size());
+      const int64_t epochs = (images + rows - 1) / rows;
+      say("rung " + std::to_string(k) + ": " + std::to_string(in_rung.size()) + " candidates x " +
+          std::to_string(images) + " images (" + std::to_string(rows) + " x " + std::to_string(epochs) + ")");
+      prepare_caches(in_rung, rows);
+      int done = 0;
+      for (int id : in_rung) {
+        Candidate& c = r_.candidates[static_cast<size_t>(id)];
+        ++done;
+        if (static_cast<int>(c.evaluations.size()) > k) continue;  // resumed
+        if (o_.budget_seconds > 0 && elapsed() >= o_.budget_seconds) {
+          stopped = true;
+          break;
+        }
+        const auto t1 = Clock::now();
+        Trained t = train_candidate(c, rows, epochs);
+        Evaluation e;
+        e.rung = k;
+        e.images = rows * epochs;
+        e.accuracy = accuracy(t.hybrid, "candidate " + std::to_string(c.id), holdout_);
+        e.seconds = since(t1);
+        c.evaluations.push_back(e);
+        adapters_[c.id] = std::move(t.adapter);
+        r_.seconds = elapsed();
+        save_state(false);
+        say("  [" + std::to_string(done) + "/" + std::to_string(in_rung.size()) + "] " + c.mobile_cut + " -> " +
+            c.server_cut + " " + c.family + ": " + pct(e.accuracy) + " held-out (" + fixed(e.seconds, 1) + " s)");
+      }
+      if (stopped) break;
+      r_.rungs_done = k + 1;
+      if (images >= max_images_) break;
+      in_rung = promote(in_rung, k);
+    }
+    caches_.clear();
+    r_.complete = !stopped;
+    r_.front = front();
+    if (stopped) say("stopped by the budget after " + fixed(elapsed(), 0) + " s; --resume continues");
+    if (test != nullptr) {
+      r_.mobile_test = accuracy(*mobile_.graph, mobile_.path, *test);
+      r_.server_test = accuracy(*server_.graph, server_.path, *test);
+      for (int id : r_.front) {
+        Candidate& c = r_.candidates[static_cast<size_t>(id)];
+        c.test_accuracy = accuracy(materialize(c), "candidate " + std::to_string(id), *test);
+      }
+    }
+    if (!o_.write_best.empty()) {
+      const Candidate* b = best(r_, o_.best_max_split_bytes, o_.best_max_device_macs);
+      if (b == nullptr) throw Error("no front point within the limits to write to " + o_.write_best);
+      ir::save(materialize(*b), o_.write_best);
+      r_.best_written = b->id;
+      say("wrote " + o_.write_best + ": candidate " + std::to_string(b->id) + " (" + b->mobile_cut + " -> " +
+          b->server_cut + ", " + b->adapter + "), " + pct(b->last()->accuracy) + " held-out");
+    }
+    r_.seconds = elapsed();
+    save_state(r_.complete);
+  }
+
+  ir::Graph materialize(const Candidate& c) {
+    auto it = adapters_.find(c.id);
+    if (it == adapters_.end()) {
+      const Evaluation* e = c.last();
+      if (e == nullptr) throw Error("candidate " + std::to_string(c.id) + " was never trained");
+      const int64_t rows = std::min(e->images, pool_.size());
+      prepare_caches({c.id}, rows);
+      Trained t = train_candidate(c, rows, (e->images + rows - 1) / rows);
+      adapters_[c.id] = t.adapter;
+      return std::move(t.hybrid);
+    }
+    ir::Graph h = stitch_candidate(c);
+    for (const auto& [name, t] : it->second) h.initializers.at(name) = t;
+    return h;
+  }
+
+  std::string pct(double f) const { return fixed(100 * f, 2) + "%"; }
+  static std::string fixed(double v, int digits) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.*f", digits, v);
+    return b;
+  }
+
+ private:
+  void say(const std::string& line) const {
+    if (o_.progress) o_.progress(line);
+  }
+
+  void enumerate() {
+    const std::vector<cut::CutPoint> mp = distinct_points(*mobile_.graph, mobile_.path, o_.mobile_cuts),
+                                      sp = distinct_points(*server_.graph, server_.path, o_.server_cuts);
+    ir::Graph ms = *mobile_.graph, ss = *server_.graph;
+    ir::fix_batch(ms, 1);
+    ir::infer_shapes(ms);
+    ir::fix_batch(ss, 1);
+    ir::infer_shapes(ss);
+    r_.mobile_macs = ir::summarize(ms).macs;
+    r_.server_macs = ir::summarize(ss).macs;
+    // The mobile cut points not dominated on (device MACs, bytes): the server's cut does not
+    // change either, so a pair is dominated exactly when its mobile cut is.
+    std::vector<const cut::CutPoint*> kept;
+    for (const auto& p : mp) {
+      bool dominated = false;
+      for (const auto& q : mp) dominated = dominated || dominates(0, q.macs_before, q.bytes, 0, p.macs_before, p.bytes);
+      if (!dominated) kept.push_back(&p);
+    }
+    std::set<std::string> joinable_pairs;
+    for (const auto& m : mp) {
+      const adapt::Shape3 from = adapt::shape_of(ms, m.tensor);
+      const bool on_front = std::find(kept.begin(), kept.end(), &m) != kept.end();
+      for (const auto& s : sp) {
+        const adapt::Target to = adapt::target_of(ss, s.tensor);
+        bool any = false;
+        for (const auto& family : o_.adapters) {
+          std::vector<adapt::Adapter> designs = adapt::design(from, to, family);
+          if (designs.empty()) continue;
+          any = true;
+          if (!on_front) continue;
+          const adapt::Adapter& a = designs.front();
+          Candidate c;
+          c.id = static_cast<int>(r_.candidates.size());
+          c.mobile_cut = m.tensor;
+          c.server_cut = s.tensor;
+          c.family = a.family;
+          c.adapter = a.spec();
+          c.adapter_params = a.params;
+          c.device_macs = m.macs_before;
+          c.server_macs = s.macs_after + a.macs;
+          adapt::Shape3 at_split = from;
+          if (a.split_after >= 0) {
+            adapt::Adapter encoder = a;
+            encoder.layers.resize(static_cast<size_t>(a.split_after) + 1);
+            adapt::evaluate(encoder, from);
+            c.device_macs += encoder.macs;
+            c.server_macs -= encoder.macs;
+            at_split = a.split_shape;
+          }
+          c.split_bytes = 4 * at_split.c * at_split.h * at_split.w;
+          c.split_shape = at_split.str();
+          if (o_.max_split_bytes > 0 && c.split_bytes > o_.max_split_bytes) continue;
+          r_.candidates.push_back(std::move(c));
+        }
+        if (any) joinable_pairs.insert(m.tensor + "|" + s.tensor);
+      }
+    }
+    r_.pairs_joinable = static_cast<int>(joinable_pairs.size());
+    std::set<std::string> kept_pairs;
+    for (const auto& c : r_.candidates) kept_pairs.insert(c.mobile_cut + "|" + c.server_cut);
+    r_.pairs_kept = static_cast<int>(kept_pairs.size());
+    if (r_.candidates.empty()) {
+      throw Error("no cut pair of " + mobile_.path + " and " + server_.path + " can be joined by the adapter families " +
+                  nlohmann::json(o_.adapters).dump() + " (see graft design)");
+    }
+  }
+
+  // The next rung's candidates: the best 1/eta of this rung's by Pareto rank, then accuracy.
+  std::vector<int> promote(const std::vector<int>& ids, int k) const {
+    std::vector<std::tuple<double, int64_t, int64_t>> items;
+    for (int id : ids) {
+      const Candidate& c = r_.candidates[static_cast<size_t>(id)];
+      items.emplace_back(c.evaluations.at(static_cast<size_t>(k)).accuracy, c.device_macs, c.split_bytes);
+    }
+    const std::vector<int> rank = pareto_ranks(items);
+    std::vector<size_t> order(ids.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      if (rank[a] != rank[b]) return rank[a] < rank[b];
+      return std::get<0>(items[a]) > std::get<0>(items[b]);
+    });
+    const size_t keep = static_cast<size_t>(std::ceil(static_cast<double>(ids.size()) / o_.eta));
+    std::vector<int> out;
+    for (size_t i = 0; i < keep && i < order.size(); ++i) out.push_back(ids[order[i]]);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::vector<int> front() const {
+    std::vector<int> ids;
+    std::vector<std::tuple<double, int64_t, int64_t>> items;
+    for (const auto& c : r_.candidates) {
+      if (c.last() == nullptr) continue;
+      ids.push_back(c.id);
+      items.emplace_back(c.last()->accuracy, c.device_macs, c.split_bytes);
+    }
+    const std::vector<int> rank = pareto_ranks(items);
+    std::vector<int> out;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (rank[i] == 0) out.push_back(ids[i]);
+    }
+    return out;
+  }
+
+  // The head outputs and teacher outputs the candidates `ids` read, for the first `rows` pool
+  // images: one pass of each model computes every tensor still missing.
+  void prepare_caches(const std::vector<int>& ids, int64_t rows) {
+    std::set<std::string> mobile_wanted, server_wanted{teacher_logits_};
+    for (int id : ids) {
+      mobile_wanted.insert(r_.candidates[static_cast<size_t>(id)].mobile_cut);
+      server_wanted.insert(r_.candidates[static_cast<size_t>(id)].server_cut);
+    }
+    auto refresh = [&](std::map<std::string, at::Tensor>& cache, const Model& model,
+                       const std::set<std::string>& wanted) {
+      std::set<std::string> missing;
+      for (auto it = cache.begin(); it != cache.end();) {
+        it = wanted.count(it->first) ? std::next(it) : cache.erase(it);
+      }
+      for (const auto& w : wanted) {
+        auto it = cache.find(w);
+        if (it == cache.end() || it->second.size(0) < rows) missing.insert(w);
+      }
+      if (missing.empty()) return;
+      const auto t0 = Clock::now();
+      for (auto& [name, t] : pass(model, pool_, rows, missing)) cache[name] = t;
+      int64_t bytes = 0;
+      for (const auto& [name, t] : cache) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+      say("  cache: " + std::to_string(missing.size()) + " tensors of " + std::filesystem::path(model.path).filename().string() +
+          " for " + std::to_string(rows) + " images in " + fixed(since(t0), 1) + " s (" + fixed(bytes / 1048576.0, 0) +
+          " MiB held)");
+    };
+    refresh(caches_.mobile, mobile_, mobile_wanted);
+    refresh(caches_.server, server_, server_wanted);
+  }
+
+  ir::Graph stitch_candidate(const Candidate& c) const {
+    stitch::Options so(c.adapter);
+    so.seed = o_.seed + static_cast<uint64_t>(c.id);
+    so.head_path = mobile_.path;
+    so.tail_path = server_.path;
+    return stitch::stitch(*mobile_.graph, c.mobile_cut, *server_.graph, c.server_cut, so);
+  }
+
+  Trained train_candidate(const Candidate& c, int64_t rows, int64_t epochs) {
+    Trained t;
+    const auto t0 = Clock::now();
+    t.hybrid = stitch_candidate(c);
+    auto pre = std::make_shared<train::Precomputed>();
+    pre->head = caches_.mobile.at(c.mobile_cut).slice(0, 0, rows);
+    pre->teacher_logits = teacher_logits_;
+    pre->teacher[teacher_logits_] = caches_.server.at(teacher_logits_).slice(0, 0, rows);
+    pre->teacher[c.server_cut] = caches_.server.at(c.server_cut).slice(0, 0, rows);
+    train::TrainOptions to;
+    to.precomputed = pre;
+    to.loss = o_.loss;
+    to.epochs = epochs;
+    to.batch = o_.batch;
+    to.seed = o_.seed;
+    to.optimizer.lr = o_.lr;
+    to.optimizer.nesterov = true;
+    const int64_t steps = epochs * ((rows + o_.batch - 1) / o_.batch);
+    to.warmup = std::min<int64_t>(100, steps / 10);
+    to.progress = false;
+    const data::Dataset d = data::head(pool_, rows);
+    const data::Preprocess p = data::Preprocess::from_metadata(t.hybrid, "candidate");
+    train::fit(t.hybrid, d, p, to);
+    // Everything the adapter holds: its trained weights and its BatchNorm statistics (updated by
+    // training, never by gradients); the head's ("a/") and tail's ("b/") are frozen.
+    for (const auto& [name, tensor] : t.hybrid.initializers) {
+      if (name.rfind("a/", 0) != 0 && name.rfind("b/", 0) != 0) t.adapter[name] = tensor.detach().clone();
+    }
+    t.seconds = since(t0);
+    return t;
+  }
+
+  double load_state() {
+    const std::string& path = o_.state;
+    if (path.empty()) throw Error("--resume needs the result file of the interrupted search (-o)");
+    if (!std::filesystem::exists(path)) throw Error(path + ": no search to resume (the file does not exist)");
+    const nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
+    if (!j.is_object() || j.value("version", 0) != kStateVersion || !j.contains("settings") ||
+        !j.contains("candidates")) {
+      throw Error(path + ": not a graft search result (version " + std::to_string(kStateVersion) + ")");
+    }
+    const std::string diff = json_settings_mismatch(j["settings"], settings_);
+    if (!diff.empty()) {
+      throw Error(path + ": was searched with other settings ('" + diff + "' differs); resume with the same models, "
+                  "data and options, or start anew without --resume");
+    }
+    if (j["candidates"].size() != r_.candidates.size()) throw Error(path + ": its candidates differ from this search's");
+    for (const auto& jc : j["candidates"]) {
+      const int id = jc.value("id", -1);
+      if (id < 0 || id >= static_cast<int>(r_.candidates.size())) throw Error(path + ": candidate id out of range");
+      Candidate& c = r_.candidates[static_cast<size_t>(id)];
+      if (jc.value("mobile_cut", "") != c.mobile_cut || jc.value("server_cut", "") != c.server_cut ||
+          jc.value("adapter", "") != c.adapter) {
+        throw Error(path + ": candidate " + std::to_string(id) + " differs from this search's");
+      }
+      for (const auto& je : jc.value("evaluations", nlohmann::json::array())) {
+        Evaluation e;
+        e.rung = je.at("rung");
+        e.images = je.at("images");
+        e.accuracy = je.at("holdout_top1");
+        e.seconds = je.at("seconds");
+        c.evaluations.push_back(e);
+      }
+    }
+    r_.mobile_holdout = j["baselines"]["mobile"].value("holdout_top1", 0.0);
+    r_.server_holdout = j["baselines"]["server"].value("holdout_top1", 0.0);
+    say(path + ": resuming after " + fixed(j.value("seconds", 0.0), 0) + " s");
+    return j.value("seconds", 0.0);
+  }
+
+  void save_state(bool complete) {
+    if (o_.state.empty()) return;
+    r_.complete = complete;
+    write_file_atomic(o_.state, r_.to_json(settings_).dump(1) + "\n");
+  }
+
+  const Model& mobile_;
+  const Model& server_;
+  const Options& o_;
+  Clock::time_point started_;
+  nlohmann::json settings_;
+  data::Dataset holdout_, pool_;
+  int64_t max_images_ = 0;
+  std::string teacher_logits_;
+  Result r_;
+  struct {
+    std::map<std::string, at::Tensor> mobile, server;
+    void clear() {
+      mobile.clear();
+      server.clear();
+    }
+  } caches_;
+  std::map<int, std::map<std::string, at::Tensor>> adapters_;
+};
+
+}  // namespace
+
+nlohmann::json Result::to_json(const nlohmann::json& settings) const {
+  nlohmann::json cs = nlohmann::json::array();
+  for (const auto& c : candidates) {
+    nlohmann::json evals = nlohmann::json::array();
+    for (const auto& e : c.evaluations) {
+      evals.push_back({{"rung", e.rung}, {"images", e.images}, {"holdout_top1", e.accuracy}, {"seconds", e.seconds}});
+    }
+    nlohmann::json jc = {{"id", c.id},
+                         {"mobile_cut", c.mobile_cut},
+                         {"server_cut", c.server_cut},
+                         {"family", c.family},
+                         {"adapter", c.adapter},
+                         {"adapter_params", c.adapter_params},
+                         {"device_macs", c.device_macs},
+                         {"server_macs", c.server_macs},
+                         {"split_bytes", c.split_bytes},
+                         {"split_shape", c.split_shape},
+                         {"evaluations", evals}};
+    if (c.last() != nullptr) {
+      jc["holdout_top1"] = c.last()->accuracy;
+      double seconds = 0;
+      for (const auto& e : c.evaluations) seconds += e.seconds;
+      jc["train_seconds"] = seconds;
+    }
+    if (c.test_accuracy) jc["test_top1"] = *c.test_accuracy;
+    cs.push_back(jc);
+  }
+  nlohmann::json mobile = {{"macs", mobile_macs}, {"holdout_top1", mobile_holdout}};
+  nlohmann::json server = {{"macs", server_macs}, {"holdout_top1", server_holdout}};
+  if (mobile_test) mobile["test_top1"] = *mobile_test;
+  if (server_test) server["test_top1"] = *server_test;
+  return {{"version", kStateVersion},
+          {"kind", "graft.search"},
+          {"settings", settings},
+          {"complete", complete},
+          {"seconds", seconds},
+          {"rungs_done", rungs_done},
+          {"best_written", best_written},
+          {"pairs_joinable", pairs_joinable},
+          {"pairs_kept", pairs_kept},
+          {"train_images", train_images},
+          {"holdout_images", holdout_images},
+          {"baselines", {{"mobile", mobile}, {"server", server}}},
+          {"front", front},
+          {"candidates", cs}};
+}
+
+nlohmann::json settings_json(const Model& mobile, const Model& server, const data::Dataset& train,
+                             const Options& o) {
+  auto model = [](const Model& m) {
+    return nlohmann::json{{"path", m.path},
+                          {"sha256", std::filesystem::exists(m.path) ? sha256_file(m.path) : std::string()}};
+  };
+  return {{"mobile", model(mobile)},
+          {"server", model(server)},
+          {"data", train.origin},
+          {"data_images", train.size()},
+          {"adapters", o.adapters},
+          {"loss", o.loss},
+          {"holdout", o.holdout},
+          {"min_images", o.min_images},
+          {"max_images", o.max_images},
+          {"eta", o.eta},
+          {"batch", o.batch},
+          {"lr", o.lr},
+          {"seed", o.seed},
+          {"mobile_cuts", o.mobile_cuts},
+          {"server_cuts", o.server_cuts},
+          {"max_split_bytes", o.max_split_bytes},
+          {"threads", at::get_num_threads()}};
+}
+
+Result run(const Model& mobile, const Model& server, const data::Dataset& train, const data::Dataset* test,
+           const Options& options) {
+  Search s(mobile, server, train, options);
+  s.run(test);
+  return s.result();
+}
+
+ir::Graph build(const Model& mobile, const Model& server, const data::Dataset& train, const Candidate& c,
+                const Options& options) {
+  Options o = options;
+  o.resume = false;
+  o.state.clear();
+  Search s(mobile, server, train, o);
+  const auto& cs = s.result().candidates;
+  auto it = std::find_if(cs.begin(), cs.end(), [&](const Candidate& x) {
+    return x.mobile_cut == c.mobile_cut && x.server_cut == c.server_cut && x.adapter == c.adapter;
+  });
+  if (it == cs.end()) throw Error("candidate " + c.mobile_cut + " -> " + c.server_cut + " is not one of this search's");
+  Candidate copy = *it;
+  copy.evaluations = c.evaluations;
+  return s.materialize(copy);
+}
+
+const Candidate* best(const Result& r, int64_t max_split_bytes, int64_t max_device_macs) {
+  const Candidate* out = nullptr;
+  for (int id : r.front) {
+    const Candidate& c = r.candidates[static_cast<size_t>(id)];
+    if (max_split_bytes > 0 && c.split_bytes > max_split_bytes) continue;
+    if (max_device_macs > 0 && c.device_macs > max_device_macs) continue;
+    if (out == nullptr || c.last()->accuracy > out->last()->accuracy) out = &c;
+  }
+  return out;
+}
+
+}  // namespace graft::search
