@@ -95,20 +95,11 @@ exec::TensorMap random_inputs(const ir::Graph& g, const std::string& model, int6
   exec::TensorMap inputs;
   for (const auto& name : g.inputs) {
     const ir::Value& v = g.value(name);
-    const auto sizes = ir::known_sizes(v.shape);
-    if (!sizes) {
-      throw Error(model + ": input '" + name + "' has shape " + ir::shape_str(v.shape) +
-                  "; fix it with --input-shape " + name + "=1x3x224x224 (for example)");
-    }
-    if (!sizes->empty() && (*sizes)[0] != batch) {
-      throw Error(model + ": input '" + name + "' has a fixed batch of " + std::to_string((*sizes)[0]) +
-                  ", not " + std::to_string(batch) + "; use --batch " + std::to_string((*sizes)[0]) +
-                  " or --input-shape " + name + "=" + std::to_string(batch) + "x…");
-    }
+    const std::vector<int64_t> sizes = input_sizes(g, model, name, batch);
     if (v.dtype == ir::kFloat || v.dtype == ir::kUndefined) {
-      inputs[name] = at::rand(*sizes);
+      inputs[name] = at::rand(sizes);
     } else if (v.dtype == ir::kInt64) {
-      inputs[name] = at::zeros(*sizes, at::kLong);
+      inputs[name] = at::zeros(sizes, at::kLong);
     } else {
       throw Error(model + ": input '" + name + "' is " + ir::dtype_name(v.dtype) + "; graft bench feeds float32 or int64");
     }

@@ -30,20 +30,8 @@ void run(const ProfileArgs& a) {
   if (!a.image.empty() && !a.input.empty()) throw Error("give --image or --input, not both");
   ir::Graph graph = load_model(a.model, a.input_shapes, a.batch);
   const ir::Graph per_image = load_model(a.model, a.input_shapes, 1, /*weights=*/false);
-  if (graph.inputs.size() != 1) {
-    throw Error(a.model + ": graft profile needs a model with one input; this one has " +
-                std::to_string(graph.inputs.size()));
-  }
-  const std::string input_name = graph.inputs[0];
-  const auto sizes = ir::known_sizes(graph.value(input_name).shape);
-  if (!sizes || sizes->empty()) {
-    throw Error(a.model + ": input '" + input_name + "' has shape " + ir::shape_str(graph.value(input_name).shape) +
-                "; fix it with --input-shape " + input_name + "=1x3x224x224 (for example)");
-  }
-  if ((*sizes)[0] != a.batch) {
-    throw Error(a.model + ": input '" + input_name + "' has a fixed batch of " + std::to_string((*sizes)[0]) +
-                "; use --batch " + std::to_string((*sizes)[0]));
-  }
+  const std::string input_name = plan::single_input(graph, a.model);
+  const std::vector<int64_t> sizes = input_sizes(graph, a.model, input_name, a.batch);
   plan::ProfileOptions o;
   o.model_path = a.model;
   o.runs = a.runs;
@@ -52,19 +40,19 @@ void run(const ProfileArgs& a) {
   if (!a.image.empty()) {
     const data::Preprocess pre = data::Preprocess::from_metadata(graph, a.model);
     image = data::read_image(a.image, pre.channels);
-    x = data::preprocess(image, pre).unsqueeze(0).expand(*sizes).contiguous();
+    x = data::preprocess(image, pre).unsqueeze(0).expand(sizes).contiguous();
     o.image = &image;
     o.input_source = "image " + a.image;
   } else if (!a.input.empty()) {
     x = data::read_npy(a.input).to(at::kFloat);
-    if (x.sizes().vec() != *sizes) {
+    if (x.sizes().vec() != sizes) {
       throw Error(a.input + ": shape " + c10::str(x.sizes()) + " is not input '" + input_name + "''s " +
-                  c10::str(at::IntArrayRef(*sizes)) + " (--batch " + std::to_string(a.batch) + ")");
+                  c10::str(at::IntArrayRef(sizes)) + " (--batch " + std::to_string(a.batch) + ")");
     }
     o.input_source = "npy " + a.input;
   } else {
     at::manual_seed(static_cast<uint64_t>(a.seed));
-    x = at::rand(*sizes);
+    x = at::rand(sizes);
   }
   const plan::Profile p = plan::measure(graph, per_image, x, o);
   write_file_atomic(a.output, to_json(p).dump(1) + "\n");

@@ -116,13 +116,20 @@ void print_top_k(const std::string& item, const nlohmann::json& rows) {
   }
 }
 
-double percentile(std::vector<double> values, double q) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const double pos = q * static_cast<double>(values.size() - 1);
-  const size_t lo = static_cast<size_t>(pos);
-  const size_t hi = std::min(lo + 1, values.size() - 1);
-  return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
+std::vector<int64_t> input_sizes(const ir::Graph& g, const std::string& model, const std::string& name,
+                                 int64_t batch) {
+  const ir::Value& v = g.value(name);
+  const auto sizes = ir::known_sizes(v.shape);
+  if (!sizes || sizes->empty()) {
+    throw Error(model + ": input '" + name + "' has shape " + ir::shape_str(v.shape) + "; fix it with --input-shape " +
+                name + "=1x3x224x224 (for example)");
+  }
+  if ((*sizes)[0] != batch) {
+    throw Error(model + ": input '" + name + "' has a fixed batch of " + std::to_string((*sizes)[0]) + ", not " +
+                std::to_string(batch) + "; use --batch " + std::to_string((*sizes)[0]) + " or --input-shape " + name +
+                "=" + std::to_string(batch) + "x…");
+  }
+  return *sizes;
 }
 
 std::string bearer_token(const std::string& token, const std::string& token_file) {

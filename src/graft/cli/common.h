@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/core/stats.h"
 #include "graft/ir/graph.h"
 #include "graft/keras/keras.h"
 
@@ -77,8 +78,10 @@ void print_top_k(const std::string& item, const nlohmann::json& rows);
 // are given or the file is empty; "" if neither.
 std::string bearer_token(const std::string& token, const std::string& token_file);
 
-// The q-quantile (q in [0, 1]) of `values`, interpolating between neighbours; 0 if empty.
-double percentile(std::vector<double> values, double q);
+// The sizes of graph input `name` of `model` for a run at `batch`: an Error naming the model and
+// the input, with the fix, when its shape is unknown or its batch is fixed to another value.
+std::vector<int64_t> input_sizes(const ir::Graph& graph, const std::string& model, const std::string& name,
+                                 int64_t batch);
 
 // 4253864 -> "4,253,864".
 std::string thousands(int64_t n);

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "graft/core/error.h"
+#include "graft/core/stats.h"
 #include "graft/core/file.h"
 #include "graft/core/sha256.h"
 #include "graft/core/version.h"
@@ -30,15 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-double quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const double at = q * static_cast<double>(v.size() - 1);
-  const auto lo = static_cast<size_t>(at);
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (at - static_cast<double>(lo));
 }
 
 std::string utc_now() {
@@ -209,13 +201,18 @@ Machine this_machine(int threads) {
   return m;
 }
 
-Profile measure(const ir::Graph& graph, const ir::Graph& per_image, const at::Tensor& input,
-                const ProfileOptions& o) {
-  const std::string& path = o.model_path;
+const std::string& single_input(const ir::Graph& graph, const std::string& path) {
   if (graph.inputs.size() != 1) {
     throw Error(path + ": graft profile needs a model with one input; this one has " +
                 std::to_string(graph.inputs.size()));
   }
+  return graph.inputs[0];
+}
+
+Profile measure(const ir::Graph& graph, const ir::Graph& per_image, const at::Tensor& input,
+                const ProfileOptions& o) {
+  const std::string& path = o.model_path;
+  single_input(graph, path);
   if (o.runs < 1) throw Error("graft profile: --runs must be at least 1");
   Profile p;
   p.model = path;
@@ -255,8 +252,8 @@ Profile measure(const ir::Graph& graph, const ir::Graph& per_image, const at::Te
     session.run(inputs);
     ms.push_back(ms_since(t));
   }
-  p.total_ms = quantile(ms, 0.5);
-  p.p90_ms = quantile(ms, 0.9);
+  p.total_ms = percentile(ms, 0.5);
+  p.p90_ms = percentile(ms, 0.9);
 
   std::vector<double> node_ms(graph.nodes.size(), 0.0);
   const Attribution attribution(graph, session.graph());

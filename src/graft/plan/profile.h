@@ -103,6 +103,9 @@ struct ProfileOptions {
   int codec_repeats = 3;
 };
 
+// The model's one input (a profile feeds one tensor); Error naming `path` otherwise.
+const std::string& single_input(const ir::Graph& graph, const std::string& path);
+
 // Profiles `graph` (shapes inferred at the batch of `input`) on `input`, one batch for the
 // graph's single input. `per_image` is the same model with shapes at batch 1 (MACs and cut
 // points are per image). Error for a model with several inputs, or one graft cannot run.
