@@ -251,6 +251,20 @@ TEST_F(CliTest, DemoOnTheBundledPair) {
   EXPECT_EQ(j["refused_cut"]["cut_point_before"], j["server"]["cut"]);
   EXPECT_TRUE(fs::exists(out + "/hybrid.onnx"));
   EXPECT_TRUE(fs::exists(out + "/hybrid_untrained.onnx"));
+  // The report: the table, the hybrid's strip with its split, the training curves, the three
+  // confusion matrices; no script.
+  EXPECT_NE(r.out.find("Wrote " + out + "/report.html"), std::string::npos) << r.out;
+  const std::string html = slurp(out + "/report.html");
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  for (const char* part : {"hybrid, adapter trained", "split: a/conv_pad_6", "Training loss", "Confusion matrix: hybrid",
+                           "Confusion matrix: mobile", "Confusion matrix: server"}) {
+    EXPECT_NE(html.find(part), std::string::npos) << part;
+  }
+  const auto evals = nlohmann::json::parse(slurp(out + "/eval.json"));
+  ASSERT_EQ(evals["models"].size(), 3u);
+  EXPECT_DOUBLE_EQ(evals["models"][0]["top1"].get<double>(), j["hybrid"]["top1"].get<double>());
+  EXPECT_EQ(evals["models"][0]["confusion"].size(), 10u);
+  EXPECT_EQ(evals["classes"].size(), 10u);
 
   r = graft("demo --models " + file("no_such_dir"));
   EXPECT_EQ(r.code, 2);

@@ -731,7 +731,7 @@ std::string page(const std::string& title, const std::vector<Section>& sections)
       "padding-bottom:4px;word-break:break-all}\n"
       "nav a{margin-right:14px}.meta{color:#666;margin:0 0 12px}\n"
       "table{border-collapse:collapse;margin:8px 0 12px;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;"
-      "text-align:left}th{background:#f4f4f4}td{overflow-wrap:break-word}td:nth-child(n+5){text-align:right}\n"
+      "text-align:left}th{background:#f4f4f4}td{overflow-wrap:break-word;max-width:380px}td:nth-child(n+5){text-align:right}\n"
       "figure{margin:8px 0 16px}figcaption{color:#555;font-size:12px}\n"
       ".strip{overflow-x:auto;border:1px solid #eee}\n"
       "svg text{font-family:inherit}.tick{font-size:11px;fill:#555}.axis{font-size:12px;fill:#333}\n"
