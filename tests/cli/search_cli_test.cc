@@ -65,7 +65,7 @@ TEST_F(SearchCliTest, AKilledSearchResumesFromItsFile) {
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const pid_t pid = std::stoi(slurp(file("k.pid")));
   bool killed = false;
-  for (int i = 0; i < 1200 && !killed; ++i) {
+  for (int i = 0; i < 6000 && !killed; ++i) {  // up to 5 minutes (sanitizer builds start slowly)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const auto j = nlohmann::json::parse(slurp(file("k.json")), nullptr, false);
     if (j.is_discarded() || !j.contains("candidates")) continue;
