@@ -98,6 +98,22 @@ TEST(DesignTest, UpsamplingUsesTransposedConvOrResize) {
   }));
 }
 
+TEST(DesignTest, UpsamplingBottleneckSplitsAtTheSourceSize) {
+  // Going up (8x28x28 -> 8x37x37, the bundled pair's first cut points), the encoder stays at 28x28
+  // and the decoder resizes: the tensor sent is 1/8 of the source, not a larger one at 37x37.
+  const auto list = design({8, 28, 28}, target(8, 37, 37), "bottleneck");
+  ASSERT_EQ(list.size(), 1u);
+  const Adapter& a = list.front();
+  EXPECT_EQ(a.split_shape, (Shape3{1, 28, 28}));
+  EXPECT_EQ(a.out, (Shape3{8, 37, 37}));
+  EXPECT_EQ(a.spec(), "conv:k=3,s=1,p=1,c=1;bn;relu;split;resize:h=37,w=37;conv:k=3,s=1,p=1,c=8;bn;relu");
+  // Going down, the encoder reaches the target size as before.
+  const auto down = design({256, 29, 29}, target(384, 8, 8), "bottleneck");
+  ASSERT_FALSE(down.empty());
+  EXPECT_EQ(down.front().split_shape.h, 8);
+  EXPECT_LE(down.front().split_shape.c * 8 * 8 * 8, 256 * 29 * 29);
+}
+
 TEST(DesignTest, ImpossibleSpecIsRejectedWithFeasibleAlternatives) {
   const Shape3 from{256, 29, 29};
   const Target to = target(384, 8, 8, Activation::kRelu6);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -183,37 +184,48 @@ TEST_F(SearchTest, HalvingPromotesAThirdAndTheFrontIsNonDominated) {
 TEST_F(SearchTest, ResumeAfterAnInterruptionReachesTheSameResult) {
   const Options o = small();
   const Result straight = run(mobile(), server(), *train_, nullptr, o);
-
   const std::string state = (dir_ / "search.json").string();
-  Options first = o;
-  first.state = state;
-  int evaluations = 0;
-  first.progress = [&](const std::string& line) {
-    if (line.find("] ") != std::string::npos && ++evaluations == 5) throw std::runtime_error("interrupted");
-  };
-  EXPECT_THROW(run(mobile(), server(), *train_, nullptr, first), std::runtime_error);
-  auto j = nlohmann::json::parse(read_file(state));
-  EXPECT_FALSE(j["complete"].get<bool>());
-  int recorded = 0;
-  for (const auto& c : j["candidates"]) recorded += static_cast<int>(c["evaluations"].size());
-  EXPECT_EQ(recorded, 5);
+  // Interrupted in rung 0, and in rung 1 (whose candidates continue from rung 0's adapters: the
+  // resumed search trains those again first).
+  for (int stop_after : {5, 9}) {
+    SCOPED_TRACE("interrupted after " + std::to_string(stop_after) + " evaluations");
+    std::filesystem::remove(state);
+    Options first = o;
+    first.state = state;
+    int evaluations = 0;
+    first.progress = [&](const std::string& line) {
+      if (line.find("] ") != std::string::npos && ++evaluations == stop_after) throw std::runtime_error("interrupted");
+    };
+    EXPECT_THROW(run(mobile(), server(), *train_, nullptr, first), std::runtime_error);
+    auto j = nlohmann::json::parse(read_file(state));
+    EXPECT_FALSE(j["complete"].get<bool>());
+    int recorded = 0;
+    for (const auto& c : j["candidates"]) recorded += static_cast<int>(c["evaluations"].size());
+    EXPECT_EQ(recorded, stop_after);
 
+    Options again = o;
+    again.state = state;
+    again.resume = true;
+    int trained = 0;
+    again.progress = [&](const std::string& line) { trained += line.find("] ") != std::string::npos; };
+    const Result resumed = run(mobile(), server(), *train_, nullptr, again);
+    EXPECT_EQ(trained, 8 + 3 - stop_after);  // only what was not done
+    ASSERT_EQ(resumed.candidates.size(), straight.candidates.size());
+    for (size_t i = 0; i < straight.candidates.size(); ++i) {
+      const auto& a = straight.candidates[i].evaluations;
+      const auto& b = resumed.candidates[i].evaluations;
+      ASSERT_EQ(a.size(), b.size()) << i;
+      for (size_t k = 0; k < a.size(); ++k) {
+        EXPECT_DOUBLE_EQ(a[k].accuracy, b[k].accuracy) << i << " rung " << k;
+        EXPECT_EQ(a[k].images, b[k].images) << i << " rung " << k;
+      }
+    }
+    EXPECT_EQ(resumed.front, straight.front);
+    EXPECT_TRUE(resumed.complete);
+  }
   Options again = o;
   again.state = state;
   again.resume = true;
-  int trained = 0;
-  again.progress = [&](const std::string& line) { trained += line.find("] ") != std::string::npos; };
-  const Result resumed = run(mobile(), server(), *train_, nullptr, again);
-  EXPECT_EQ(trained, 8 + 3 - 5);  // only what was not done
-  ASSERT_EQ(resumed.candidates.size(), straight.candidates.size());
-  for (size_t i = 0; i < straight.candidates.size(); ++i) {
-    const auto& a = straight.candidates[i].evaluations;
-    const auto& b = resumed.candidates[i].evaluations;
-    ASSERT_EQ(a.size(), b.size()) << i;
-    for (size_t k = 0; k < a.size(); ++k) EXPECT_DOUBLE_EQ(a[k].accuracy, b[k].accuracy) << i << " rung " << k;
-  }
-  EXPECT_EQ(resumed.front, straight.front);
-  EXPECT_TRUE(resumed.complete);
 
   // Resuming with other settings is refused, naming the setting.
   Options other = again;
@@ -223,6 +235,76 @@ TEST_F(SearchTest, ResumeAfterAnInterruptionReachesTheSameResult) {
     FAIL() << "resumed with another learning rate";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'lr' differs"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(SearchTest, PromotedCandidatesContinueUnlessRestarted) {
+  Options o = small();
+  const Result cont = run(mobile(), server(), *train_, nullptr, o);
+  o.restart = true;
+  const Result fresh = run(mobile(), server(), *train_, nullptr, o);
+  int differ = 0;
+  for (size_t i = 0; i < cont.candidates.size(); ++i) {
+    const auto& a = cont.candidates[i].evaluations;
+    const auto& b = fresh.candidates[i].evaluations;
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_DOUBLE_EQ(a[0].accuracy, b[0].accuracy);  // rung 0 is the same either way
+    if (a.size() == 2) {
+      EXPECT_EQ(a[1].images, 768);  // 256 + 512 more
+      EXPECT_EQ(b[1].images, 768);  // 768 from scratch
+      differ += a[1].accuracy != b[1].accuracy;
+    }
+  }
+  EXPECT_GT(differ, 0);
+  // The setting is part of the state: a search is not resumed with the other one.
+  const std::string state = (dir_ / "search.json").string();
+  o.state = state;
+  run(mobile(), server(), *train_, nullptr, o);
+  o.resume = true;
+  o.restart = false;
+  try {
+    run(mobile(), server(), *train_, nullptr, o);
+    FAIL() << "resumed a restarting search as a continuing one";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'continue' differs"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(SearchTest, CachesStayWithinTheMemoryBound) {
+  Options o = small();
+  const Result unbounded = run(mobile(), server(), *train_, nullptr, o);
+  ASSERT_GT(unbounded.cache_peak, 0);
+  EXPECT_LE(unbounded.cache_peak, unbounded.cache_bound);
+  // Half the memory: the rungs' candidates are taken in groups whose caches fit, computing the
+  // same cached values, so the search reaches the same result.
+  o.cache_memory = unbounded.cache_peak / 2;
+  std::vector<std::string> lines;
+  o.progress = [&](const std::string& line) { lines.push_back(line); };
+  const Result half = run(mobile(), server(), *train_, nullptr, o);
+  EXPECT_EQ(half.cache_bound, unbounded.cache_peak / 2);
+  EXPECT_GT(half.cache_peak, 0);
+  EXPECT_LE(half.cache_peak, half.cache_bound);
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(),
+                          [](const std::string& l) { return l.find("groups of candidates") != std::string::npos; }));
+  ASSERT_EQ(half.candidates.size(), unbounded.candidates.size());
+  for (size_t i = 0; i < half.candidates.size(); ++i) {
+    const auto& a = unbounded.candidates[i].evaluations;
+    const auto& b = half.candidates[i].evaluations;
+    ASSERT_EQ(a.size(), b.size()) << i;
+    for (size_t k = 0; k < a.size(); ++k) EXPECT_DOUBLE_EQ(a[k].accuracy, b[k].accuracy) << i << " rung " << k;
+  }
+  EXPECT_EQ(half.front, unbounded.front);
+  // Too little for any candidate's caches: every candidate trains without, running both models
+  // on each batch (values equal up to rounding, so accuracy within a few images).
+  o.cache_memory = 1;
+  const Result none = run(mobile(), server(), *train_, nullptr, o);
+  EXPECT_EQ(none.cache_peak, 0);
+  ASSERT_EQ(none.candidates.size(), unbounded.candidates.size());
+  for (size_t i = 0; i < none.candidates.size(); ++i) {
+    const auto& a = unbounded.candidates[i].evaluations;
+    const auto& b = none.candidates[i].evaluations;
+    ASSERT_EQ(a.size(), b.size()) << i;
+    for (size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k].accuracy, b[k].accuracy, 0.02) << i << " rung " << k;
   }
 }
 

@@ -192,6 +192,32 @@ TEST(TrainerTest, FeatureCacheGivesTheSameLosses) {
   for (size_t i = 0; i < ra.losses.size(); ++i) EXPECT_NEAR(ra.losses[i], rb.losses[i], 1e-5 * (1 + rb.losses[i])) << i;
 }
 
+// The same with the teacher's losses: without the cache the server model runs on every batch.
+TEST(TrainerTest, FeatureCacheGivesTheSameLossesWithTheTeacher) {
+  const Fixture& f = fixture();
+  ir::Graph a = copy_weights(f.hybrid), b = copy_weights(f.hybrid);
+  TrainOptions cached = quick(), direct = quick();
+  cached.loss = direct.loss = "ce:1,kd:1,feature:1";
+  cached.teacher = direct.teacher = f.server_path;
+  direct.cache = false;
+  const auto ra = fit(a, f.train, f.p, cached);
+  const auto rb = fit(b, f.train, f.p, direct);
+  EXPECT_TRUE(ra.used_cache);
+  EXPECT_FALSE(rb.used_cache);
+  ASSERT_EQ(ra.losses.size(), rb.losses.size());
+  for (size_t i = 0; i < ra.losses.size(); ++i) EXPECT_NEAR(ra.losses[i], rb.losses[i], 1e-5 * (1 + rb.losses[i])) << i;
+  // Augmented images would reach the hybrid but not the teacher: refused, not trained wrongly.
+  TrainOptions augmented = direct;
+  augmented.augment = true;
+  ir::Graph c = copy_weights(f.hybrid);
+  try {
+    fit(c, f.train, f.p, augmented);
+    FAIL() << "trained with augmentation against an unaugmented teacher";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--augment with the feature or kd loss"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TrainerTest, ResumingACheckpointContinuesExactly) {
   const Fixture& f = fixture();
   const std::string dir = ::testing::TempDir() + "/resume";

@@ -458,25 +458,32 @@ std::vector<Adapter> design(const Shape3& from, const Target& to, const std::str
     add("linear", layers, how + ", then a 1x1 convolution: linear, so least squares can initialise it");
   }
 
-  // bottleneck: encoder to B channels on the device, decoder to C2 on the server.
+  // bottleneck: encoder to B channels on the device, decoder to C2 on the server. The split
+  // tensor is at most 1/8 of the source tensor. Going down, the encoder reaches the target size
+  // (a clean strided convolution, else Resize then a 3x3 convolution); going up, it stays at the
+  // source size and the decoder resizes, so the bytes sent never grow with the target.
   {
-    const int64_t budget = from.c * from.h * from.w / (8 * t.h * t.w);  // split <= 1/8 of the source
+    const bool encode_at_source = !down;
+    const int64_t sh = encode_at_source ? from.h : t.h, sw = encode_at_source ? from.w : t.w;
+    const int64_t budget = from.c * from.h * from.w / (8 * sh * sw);
     const int64_t b = round8(std::max<int64_t>(1, std::min(budget, std::min(from.c, t.c) / 2)));
     std::vector<Layer> layers;
-    if (best && down && same_for_w(*best)) {
+    if (encode_at_source) {
+      layers.push_back(conv(b, {3, 1, 1}, {3, 1, 1}));
+    } else if (best && same_for_w(*best)) {
       layers.push_back(conv(b, *best, *same_for_w(*best)));
     } else {
-      const Layer r = resize_to(t.h, t.w);
-      layers.push_back(r);
+      layers.push_back(resize_to(t.h, t.w));
       layers.push_back(conv(b, {3, 1, 1}, {3, 1, 1}));
     }
     layers.push_back(simple(Kind::kBatchNorm));
     layers.push_back(simple(Kind::kRelu));
     layers.push_back(simple(Kind::kSplit));
+    if (encode_at_source && (t.h != from.h || t.w != from.w)) layers.push_back(resize_to(t.h, t.w));
     for (auto& l : conv_bn(t.c, {3, 1, 1}, {3, 1, 1})) layers.push_back(l);
-    const int64_t split_bytes = b * t.h * t.w * 4, source_bytes = from.c * from.h * from.w * 4;
+    const int64_t split_bytes = b * sh * sw * 4, source_bytes = from.c * from.h * from.w * 4;
     add("bottleneck", layers,
-        "split tensor " + std::to_string(b) + "x" + std::to_string(t.h) + "x" + std::to_string(t.w) + " = " +
+        "split tensor " + std::to_string(b) + "x" + std::to_string(sh) + "x" + std::to_string(sw) + " = " +
             kib(split_bytes) + "/image, 1/" + std::to_string(source_bytes / std::max<int64_t>(split_bytes, 1)) +
             " of the source tensor (" + kib(source_bytes) + ")");
   }

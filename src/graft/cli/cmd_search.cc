@@ -18,6 +18,7 @@ namespace {
 
 struct SearchArgs {
   std::string mobile, server, data = "fashion-mnist", out, budget, write_best, adapters = "conv,bottleneck";
+  std::string cache_memory;
   std::string mobile_cuts, server_cuts;
   search::Options o;
   int64_t limit = 0, test_limit = 0, best_bytes = 0, best_macs = 0;
@@ -37,6 +38,35 @@ double parse_budget(const std::string& text) {
   const double scale = unit.empty() || unit == "s" ? 1 : unit == "m" || unit == "min" ? 60 : unit == "h" ? 3600 : -1;
   if (used == 0 || scale < 0 || !(v > 0)) throw Error("--budget '" + text + "': give a duration such as 30m, 90s or 1.5h");
   return v * scale;
+}
+
+// "8G", "512M", "1.5GiB", "1000000" (bytes) -> bytes; K/M/G/T are powers of 1024.
+int64_t parse_memory(const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  for (const char* suffix : {"iB", "B"}) {
+    const std::string s(suffix);
+    if (unit.size() > s.size() && unit.compare(unit.size() - s.size(), s.size(), s) == 0) {
+      unit.resize(unit.size() - s.size());
+      break;
+    }
+  }
+  double scale = -1;
+  if (unit.empty() || unit == "B") scale = 1;
+  if (unit == "K" || unit == "k") scale = 1024.0;
+  if (unit == "M") scale = 1024.0 * 1024;
+  if (unit == "G") scale = 1024.0 * 1024 * 1024;
+  if (unit == "T") scale = 1024.0 * 1024 * 1024 * 1024;
+  if (used == 0 || scale < 0 || !(v * scale >= 1) || v * scale > 9e18) {
+    throw Error("--cache-memory '" + text + "': give a size such as 8G, 512M or 1.5GiB");
+  }
+  return static_cast<int64_t>(v * scale);
 }
 
 std::vector<std::string> split_list(const std::string& text) {
@@ -70,6 +100,7 @@ void run(SearchArgs& a) {
   a.o.mobile_cuts = split_list(a.mobile_cuts);
   a.o.server_cuts = split_list(a.server_cuts);
   if (!a.budget.empty()) a.o.budget_seconds = parse_budget(a.budget);
+  if (!a.cache_memory.empty()) a.o.cache_memory = parse_memory(a.cache_memory);
   if (a.o.resume && a.out.empty()) throw Error("--resume needs -o, the result file of the interrupted search");
   a.o.state = a.out;
   a.o.write_best = a.write_best;
@@ -139,6 +170,10 @@ Command add_search_command(CLI::App& root) {
   app->add_option("--min-images", args->o.min_images, "Images every candidate trains on first (default 2048)");
   app->add_option("--max-images", args->o.max_images, "Images of the last rung (default two passes over the pool)");
   app->add_option("--eta", args->o.eta, "Rung growth; the best 1/eta go on (default 3)");
+  app->add_flag("--restart", args->o.restart,
+                "Promoted candidates train again from scratch (default: they continue from their weights)");
+  app->add_option("--cache-memory", args->cache_memory,
+                  "Feature caches held at most: 8G, 512M (default a third of physical memory)");
   app->add_option("--batch", args->o.batch, "Batch size (default 128)");
   app->add_option("--lr", args->o.lr, "Learning rate, SGD with Nesterov momentum, cosine (default 0.05)");
   app->add_option("--seed", args->o.seed, "Seed of the held-out split, adapters and shuffling (default 1)");

@@ -12,6 +12,8 @@
 #include <random>
 #include <set>
 
+#include <unistd.h>
+
 #include "graft/adapt/adapter.h"
 #include "graft/core/error.h"
 #include "graft/core/file.h"
@@ -30,7 +32,7 @@ namespace graft::search {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kStateVersion = 1;
+constexpr int kStateVersion = 2;
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -135,7 +137,17 @@ double accuracy(ir::Graph g, const std::string& origin, const data::Dataset& d) 
   return train::evaluate(s, d, p).top1;
 }
 
-// The outputs `wanted` of `model` for the first `rows` images of `d`, in batches.
+// Cache passes run whole chunks of this many images from the start of the pool, so an image's
+// cached values never depend on how many images a pass covers.
+constexpr int64_t kPassChunk = 256;
+
+// Rows a cache of the first `rows` images of `d` holds: whole chunks.
+int64_t cache_rows(const data::Dataset& d, int64_t rows) {
+  return std::min(d.size(), (rows + kPassChunk - 1) / kPassChunk * kPassChunk);
+}
+
+// The outputs `wanted` of `model` for the first `rows` images of `d` (whole chunks: cache_rows),
+// each written into one preallocated tensor.
 std::map<std::string, at::Tensor> pass(const Model& model, const data::Dataset& d, int64_t rows,
                                        const std::set<std::string>& wanted) {
   std::map<std::string, at::Tensor> out;
@@ -147,13 +159,36 @@ std::map<std::string, at::Tensor> pass(const Model& model, const data::Dataset& 
   exec::Session s(*model.graph, so, model.path);
   const std::string& input = s.graph().inputs.at(0);
   const std::vector<std::string> names(wanted.begin(), wanted.end());
-  std::map<std::string, std::vector<at::Tensor>> parts;
-  for (int64_t i = 0; i < rows; i += 256) {
-    const at::Tensor raw = d.images.slice(0, i, std::min(i + 256, rows));
-    for (auto& [name, t] : s.run({{input, data::preprocess_batch(raw, p)}}, names)) parts[name].push_back(t);
+  const int64_t total = cache_rows(d, rows);
+  for (int64_t i = 0; i < total; i += kPassChunk) {
+    const int64_t end = std::min(i + kPassChunk, total);
+    const at::Tensor raw = d.images.slice(0, i, end);
+    for (auto& [name, t] : s.run({{input, data::preprocess_batch(raw, p)}}, names)) {
+      at::Tensor& dst = out[name];
+      if (!dst.defined()) {
+        std::vector<int64_t> sizes = t.sizes().vec();
+        sizes[0] = total;
+        dst = at::empty(sizes, t.options());
+      }
+      dst.slice(0, i, end).copy_(t);
+    }
   }
-  for (auto& [name, v] : parts) out[name] = at::cat(v);
   return out;
+}
+
+// Per-image bytes of a tensor whose shape (batch 1) is inferred in `shapes`.
+int64_t bytes_per_image(const ir::Graph& shapes, const std::string& tensor) {
+  const auto sizes = ir::known_sizes(shapes.value(tensor).shape);
+  if (!sizes || sizes->empty()) throw Error("'" + tensor + "': shape unknown, cannot size its feature cache");
+  int64_t n = 4;
+  for (size_t i = 1; i < sizes->size(); ++i) n *= (*sizes)[i];
+  return n;
+}
+
+// Physical memory, bytes (0 if unknown).
+int64_t physical_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
 }
 
 // The schedule: images seen in rung k, and the last rung.
@@ -164,8 +199,13 @@ int64_t rung_images(const Options& o, int64_t max_images, int k) {
 
 struct Trained {
   ir::Graph hybrid;
-  double seconds = 0;
-  std::map<std::string, at::Tensor> adapter;
+  int64_t seen = 0;  // images seen in training, earlier rungs included when continuing
+};
+
+// An adapter's tensors (trained weights and BatchNorm statistics) after one rung.
+struct Weights {
+  int rung = -1;
+  std::map<std::string, at::Tensor> tensors;
 };
 
 std::string json_settings_mismatch(const nlohmann::json& a, const nlohmann::json& b) {
@@ -192,6 +232,9 @@ class Search {
                   std::to_string(o.min_images));
     }
     teacher_logits_ = train::logits_of(*server.graph);
+    if (o.cache_memory < 0) throw Error("--cache-memory must be positive");
+    r_.cache_bound = o.cache_memory > 0 ? o.cache_memory : physical_memory() / 3;
+    if (r_.cache_bound <= 0) r_.cache_bound = int64_t{4} << 30;
     settings_ = settings_json(mobile, server, train, o);
     enumerate();
   }
@@ -217,35 +260,61 @@ class Search {
     std::vector<int> in_rung;
     for (const auto& c : r_.candidates) in_rung.push_back(c.id);
     bool stopped = false;
-    for (int k = 0; !in_rung.empty(); ++k) {
+    for (int k = 0; !in_rung.empty() && !stopped; ++k) {
       const int64_t images = rung_images(o_, max_images_, k);
-      const int64_t rows = std::min(images, pool_.size());
-      const int64_t epochs = (images + rows - 1) / rows;
+      const Step st = step(r_.candidates[static_cast<size_t>(in_rung.front())], k);
       say("rung " + std::to_string(k) + ": " + std::to_string(in_rung.size()) + " candidates x " +
-          std::to_string(images) + " images (" + std::to_string(rows) + " x " + std::to_string(epochs) + ")");
-      prepare_caches(in_rung, rows);
+          std::to_string(images) + " images (" + (continuing(k) ? "continuing: " : "") + std::to_string(st.rows) +
+          " x " + std::to_string(st.epochs) + ")");
+      const std::vector<Group> groups = group(in_rung, st.rows);
+      if (groups.size() > 1) {
+        say("  caches over " + fixed(r_.cache_bound / 1048576.0, 0) + " MiB: " + std::to_string(groups.size()) +
+            " groups of candidates");
+      }
       int done = 0;
-      for (int id : in_rung) {
-        Candidate& c = r_.candidates[static_cast<size_t>(id)];
-        ++done;
-        if (static_cast<int>(c.evaluations.size()) > k) continue;  // resumed
+      for (const Group& g : groups) {
+        std::vector<int> todo;
+        for (int id : g.ids) {
+          if (static_cast<int>(r_.candidates[static_cast<size_t>(id)].evaluations.size()) <= k) todo.push_back(id);
+        }
+        if (todo.empty()) {
+          done += static_cast<int>(g.ids.size());
+          continue;
+        }
         if (o_.budget_seconds > 0 && elapsed() >= o_.budget_seconds) {
           stopped = true;
           break;
         }
-        const auto t1 = Clock::now();
-        Trained t = train_candidate(c, rows, epochs);
-        Evaluation e;
-        e.rung = k;
-        e.images = rows * epochs;
-        e.accuracy = accuracy(t.hybrid, "candidate " + std::to_string(c.id), holdout_);
-        e.seconds = since(t1);
-        c.evaluations.push_back(e);
-        adapters_[c.id] = std::move(t.adapter);
-        r_.seconds = elapsed();
-        save_state(false);
-        say("  [" + std::to_string(done) + "/" + std::to_string(in_rung.size()) + "] " + c.mobile_cut + " -> " +
-            c.server_cut + " " + c.family + ": " + pct(e.accuracy) + " held-out (" + fixed(e.seconds, 1) + " s)");
+        if (g.cached) {
+          prepare_caches(todo, st.rows, /*drop_others=*/true);
+        } else {
+          caches_.clear();
+          say("  " + r_.candidates[static_cast<size_t>(g.ids.front())].mobile_cut + " -> " +
+              r_.candidates[static_cast<size_t>(g.ids.front())].server_cut +
+              ": its caches exceed the bound; trains without (both models run on every batch)");
+        }
+        for (int id : g.ids) {
+          Candidate& c = r_.candidates[static_cast<size_t>(id)];
+          ++done;
+          if (static_cast<int>(c.evaluations.size()) > k) continue;  // resumed
+          if (o_.budget_seconds > 0 && elapsed() >= o_.budget_seconds) {
+            stopped = true;
+            break;
+          }
+          const auto t1 = Clock::now();
+          Trained t = advance(c, k, g.cached, /*drop=*/false);
+          Evaluation e;
+          e.rung = k;
+          e.images = t.seen;
+          e.accuracy = accuracy(t.hybrid, "candidate " + std::to_string(c.id), holdout_);
+          e.seconds = since(t1);
+          c.evaluations.push_back(e);
+          r_.seconds = elapsed();
+          save_state(false);
+          say("  [" + std::to_string(done) + "/" + std::to_string(in_rung.size()) + "] " + c.mobile_cut + " -> " +
+              c.server_cut + " " + c.family + ": " + pct(e.accuracy) + " held-out (" + fixed(e.seconds, 1) + " s)");
+        }
+        if (stopped) break;
       }
       if (stopped) break;
       r_.rungs_done = k + 1;
@@ -276,19 +345,18 @@ class Search {
     save_state(r_.complete);
   }
 
+  // The hybrid of candidate `c` with the adapter of its last evaluation: kept from the search, or
+  // trained again the same way (a resumed search keeps only the evaluations' scores).
   ir::Graph materialize(const Candidate& c) {
-    auto it = adapters_.find(c.id);
-    if (it == adapters_.end()) {
-      const Evaluation* e = c.last();
-      if (e == nullptr) throw Error("candidate " + std::to_string(c.id) + " was never trained");
-      const int64_t rows = std::min(e->images, pool_.size());
-      prepare_caches({c.id}, rows);
-      Trained t = train_candidate(c, rows, (e->images + rows - 1) / rows);
-      adapters_[c.id] = t.adapter;
+    if (c.last() == nullptr) throw Error("candidate " + std::to_string(c.id) + " was never trained");
+    const int last = c.last()->rung;
+    auto it = weights_.find(c.id);
+    if (it == weights_.end() || it->second.rung != last) {
+      Trained t = advance(c, last, /*cached=*/fits_alone(c, step(c, last).rows), /*drop=*/true);
       return std::move(t.hybrid);
     }
     ir::Graph h = stitch_candidate(c);
-    for (const auto& [name, t] : it->second) h.initializers.at(name) = t;
+    for (const auto& [name, t] : it->second.tensors) h.initializers.at(name) = t;
     return h;
   }
 
@@ -314,6 +382,12 @@ class Search {
     ir::infer_shapes(ss);
     r_.mobile_macs = ir::summarize(ms).macs;
     r_.server_macs = ir::summarize(ss).macs;
+    for (const auto& p : mp) mobile_bytes_[p.tensor] = bytes_per_image(ms, p.tensor);
+    for (const auto& p : sp) {
+      server_bytes_[p.tensor] = bytes_per_image(ss, p.tensor);
+      server_order_.emplace(p.tensor, static_cast<int>(server_order_.size()));
+    }
+    server_bytes_[teacher_logits_] = bytes_per_image(ss, teacher_logits_);
     // The mobile cut points not dominated on (device MACs, bytes): the server's cut does not
     // change either, so a pair is dominated exactly when its mobile cut is.
     std::vector<const cut::CutPoint*> kept;
@@ -408,32 +482,133 @@ class Search {
     return out;
   }
 
+  // A rung's training of one candidate: the first `rows` pool images, `epochs` times.
+  struct Step {
+    int64_t rows = 0, epochs = 0;
+  };
+  bool continuing(int k) const { return k > 0 && !o_.restart; }
+
+  // Rung k of candidate c (which has its evaluations of the rungs before k): all of the rung's
+  // images from scratch, or when continuing the images the rung adds to what c has seen. Whole
+  // epochs over a prefix of the pool, as near the count as whole epochs allow.
+  Step step(const Candidate& c, int k) const {
+    const int64_t total = rung_images(o_, max_images_, k);
+    int64_t fresh = total;
+    if (continuing(k)) fresh = total - c.evaluations.at(static_cast<size_t>(k - 1)).images;
+    fresh = std::max<int64_t>(fresh, 1);
+    Step st;
+    st.epochs = (fresh + pool_.size() - 1) / pool_.size();
+    st.rows = (fresh + st.epochs - 1) / st.epochs;
+    return st;
+  }
+
+  // Trains candidate c for rung k, from the adapter of rung k - 1 when continuing (kept, or
+  // trained again rung by rung when the search was resumed), and keeps the result's weights.
+  // `cached`: read the feature caches (computed here for c if missing; `drop` frees the others).
+  Trained advance(const Candidate& c, int k, bool cached, bool drop) {
+    const Step st = step(c, k);
+    std::map<std::string, at::Tensor> init;
+    int64_t before = 0;
+    if (continuing(k)) {
+      auto it = weights_.find(c.id);
+      if (it == weights_.end() || it->second.rung != k - 1) {
+        advance(c, k - 1, cached && fits_alone(c, step(c, k - 1).rows), drop);
+        it = weights_.find(c.id);
+      }
+      init = it->second.tensors;
+      before = c.evaluations.at(static_cast<size_t>(k - 1)).images;
+    }
+    if (cached) prepare_caches({c.id}, st.rows, drop);
+    Trained t = train_candidate(c, k, st, init.empty() ? nullptr : &init, cached);
+    t.seen = before + st.rows * st.epochs;
+    return t;
+  }
+
+  // Bytes the caches of `mobile` and `server` tensors take for the first `rows` pool images.
+  int64_t cache_bytes(const std::set<std::string>& mobile, const std::set<std::string>& server, int64_t rows) const {
+    int64_t per_image = 0;
+    for (const auto& t : mobile) per_image += mobile_bytes_.at(t);
+    for (const auto& t : server) per_image += server_bytes_.at(t);
+    return per_image * cache_rows(pool_, rows);
+  }
+  bool fits_alone(const Candidate& c, int64_t rows) const {
+    return cache_bytes({c.mobile_cut}, {c.server_cut, teacher_logits_}, rows) <= r_.cache_bound;
+  }
+
+  // A rung's candidates in groups whose caches fit the bound together, in order of server cut
+  // (its tensors are the large ones, shared by every mobile cut); a candidate whose caches alone
+  // exceed the bound is a group of its own that trains without caches.
+  struct Group {
+    std::vector<int> ids;
+    bool cached = true;
+  };
+  std::vector<Group> group(std::vector<int> ids, int64_t rows) const {
+    std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) {
+      return server_order_.at(r_.candidates[static_cast<size_t>(a)].server_cut) <
+             server_order_.at(r_.candidates[static_cast<size_t>(b)].server_cut);
+    });
+    std::vector<Group> out;
+    std::set<std::string> m, s;
+    for (int id : ids) {
+      const Candidate& c = r_.candidates[static_cast<size_t>(id)];
+      if (!fits_alone(c, rows)) {
+        out.push_back({{id}, false});
+        continue;
+      }
+      std::set<std::string> m2 = m, s2 = s;
+      m2.insert(c.mobile_cut);
+      s2.insert(c.server_cut);
+      s2.insert(teacher_logits_);
+      if (out.empty() || !out.back().cached || cache_bytes(m2, s2, rows) > r_.cache_bound) {
+        out.push_back({{}, true});
+        m = {c.mobile_cut};
+        s = {c.server_cut, teacher_logits_};
+      } else {
+        m = std::move(m2);
+        s = std::move(s2);
+      }
+      out.back().ids.push_back(id);
+    }
+    return out;
+  }
+
   // The head outputs and teacher outputs the candidates `ids` read, for the first `rows` pool
-  // images: one pass of each model computes every tensor still missing.
-  void prepare_caches(const std::vector<int>& ids, int64_t rows) {
+  // images: one pass of each model computes every tensor still missing. `drop_others` frees the
+  // tensors these candidates do not read first.
+  void prepare_caches(const std::vector<int>& ids, int64_t rows, bool drop_others) {
     std::set<std::string> mobile_wanted, server_wanted{teacher_logits_};
     for (int id : ids) {
       mobile_wanted.insert(r_.candidates[static_cast<size_t>(id)].mobile_cut);
       server_wanted.insert(r_.candidates[static_cast<size_t>(id)].server_cut);
     }
+    auto held = [&] {
+      int64_t bytes = 0;
+      for (const auto* cache : {&caches_.mobile, &caches_.server}) {
+        for (const auto& [name, t] : *cache) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+      }
+      return bytes;
+    };
     auto refresh = [&](std::map<std::string, at::Tensor>& cache, const Model& model,
                        const std::set<std::string>& wanted) {
       std::set<std::string> missing;
       for (auto it = cache.begin(); it != cache.end();) {
-        it = wanted.count(it->first) ? std::next(it) : cache.erase(it);
+        it = drop_others && !wanted.count(it->first) ? cache.erase(it) : std::next(it);
       }
       for (const auto& w : wanted) {
         auto it = cache.find(w);
-        if (it == cache.end() || it->second.size(0) < rows) missing.insert(w);
+        if (it == cache.end() || it->second.size(0) < rows) {
+          missing.insert(w);
+          if (it != cache.end()) cache.erase(it);  // recomputed over more images
+        }
       }
       if (missing.empty()) return;
       const auto t0 = Clock::now();
-      for (auto& [name, t] : pass(model, pool_, rows, missing)) cache[name] = t;
-      int64_t bytes = 0;
-      for (const auto& [name, t] : cache) bytes += t.numel() * static_cast<int64_t>(t.element_size());
-      say("  cache: " + std::to_string(missing.size()) + " tensors of " + std::filesystem::path(model.path).filename().string() +
-          " for " + std::to_string(rows) + " images in " + fixed(since(t0), 1) + " s (" + fixed(bytes / 1048576.0, 0) +
-          " MiB held)");
+      for (auto& [name, t] : pass(model, pool_, rows, missing)) cache[name] = std::move(t);
+      const int64_t bytes = held();
+      r_.cache_peak = std::max(r_.cache_peak, bytes);
+      say("  cache: " + std::to_string(missing.size()) + " tensors of " +
+          std::filesystem::path(model.path).filename().string() + " for " + std::to_string(cache_rows(pool_, rows)) +
+          " images in " + fixed(since(t0), 1) + " s (" + fixed(bytes / 1048576.0, 0) + " MiB held)");
     };
     refresh(caches_.mobile, mobile_, mobile_wanted);
     refresh(caches_.server, server_, server_wanted);
@@ -447,35 +622,46 @@ class Search {
     return stitch::stitch(*mobile_.graph, c.mobile_cut, *server_.graph, c.server_cut, so);
   }
 
-  Trained train_candidate(const Candidate& c, int64_t rows, int64_t epochs) {
+  // Trains c's adapter for rung k (from `init` when given, else from its initialisation) and
+  // keeps its tensors in weights_ for the rung after.
+  Trained train_candidate(const Candidate& c, int k, const Step& st,
+                          const std::map<std::string, at::Tensor>* init, bool cached) {
     Trained t;
-    const auto t0 = Clock::now();
     t.hybrid = stitch_candidate(c);
-    auto pre = std::make_shared<train::Precomputed>();
-    pre->head = caches_.mobile.at(c.mobile_cut).slice(0, 0, rows);
-    pre->teacher_logits = teacher_logits_;
-    pre->teacher[teacher_logits_] = caches_.server.at(teacher_logits_).slice(0, 0, rows);
-    pre->teacher[c.server_cut] = caches_.server.at(c.server_cut).slice(0, 0, rows);
+    if (init != nullptr) {
+      for (const auto& [name, tensor] : *init) t.hybrid.initializers.at(name) = tensor.clone();
+    }
     train::TrainOptions to;
-    to.precomputed = pre;
+    if (cached) {
+      auto pre = std::make_shared<train::Precomputed>();
+      pre->head = caches_.mobile.at(c.mobile_cut).slice(0, 0, st.rows);
+      pre->teacher_logits = teacher_logits_;
+      pre->teacher[teacher_logits_] = caches_.server.at(teacher_logits_).slice(0, 0, st.rows);
+      pre->teacher[c.server_cut] = caches_.server.at(c.server_cut).slice(0, 0, st.rows);
+      to.precomputed = pre;
+    } else {
+      to.cache = false;  // the trainer's own cache would hold what the bound refused
+    }
     to.loss = o_.loss;
-    to.epochs = epochs;
+    to.epochs = st.epochs;
     to.batch = o_.batch;
     to.seed = o_.seed;
     to.optimizer.lr = o_.lr;
     to.optimizer.nesterov = true;
-    const int64_t steps = epochs * ((rows + o_.batch - 1) / o_.batch);
+    const int64_t steps = st.epochs * ((st.rows + o_.batch - 1) / o_.batch);
     to.warmup = std::min<int64_t>(100, steps / 10);
     to.progress = false;
-    const data::Dataset d = data::head(pool_, rows);
+    const data::Dataset d = data::head(pool_, st.rows);
     const data::Preprocess p = data::Preprocess::from_metadata(t.hybrid, "candidate");
     train::fit(t.hybrid, d, p, to);
     // Everything the adapter holds: its trained weights and its BatchNorm statistics (updated by
     // training, never by gradients); the head's ("a/") and tail's ("b/") are frozen.
+    Weights w;
+    w.rung = k;
     for (const auto& [name, tensor] : t.hybrid.initializers) {
-      if (name.rfind("a/", 0) != 0 && name.rfind("b/", 0) != 0) t.adapter[name] = tensor.detach().clone();
+      if (name.rfind("a/", 0) != 0 && name.rfind("b/", 0) != 0) w.tensors[name] = tensor.detach().clone();
     }
-    t.seconds = since(t0);
+    weights_[c.id] = std::move(w);
     return t;
   }
 
@@ -539,7 +725,9 @@ class Search {
       server.clear();
     }
   } caches_;
-  std::map<int, std::map<std::string, at::Tensor>> adapters_;
+  std::map<int, Weights> weights_;                             // per candidate, its latest rung
+  std::map<std::string, int64_t> mobile_bytes_, server_bytes_;  // per image, of cacheable tensors
+  std::map<std::string, int> server_order_;                     // server cut -> its position
 };
 
 }  // namespace
@@ -581,6 +769,8 @@ nlohmann::json Result::to_json(const nlohmann::json& settings) const {
           {"complete", complete},
           {"seconds", seconds},
           {"rungs_done", rungs_done},
+          {"cache_bytes_bound", cache_bound},
+          {"cache_bytes_peak", cache_peak},
           {"best_written", best_written},
           {"pairs_joinable", pairs_joinable},
           {"pairs_kept", pairs_kept},
@@ -607,6 +797,7 @@ nlohmann::json settings_json(const Model& mobile, const Model& server, const dat
           {"min_images", o.min_images},
           {"max_images", o.max_images},
           {"eta", o.eta},
+          {"continue", !o.restart},
           {"batch", o.batch},
           {"lr", o.lr},
           {"seed", o.seed},

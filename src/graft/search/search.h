@@ -7,9 +7,12 @@
 // dropped before anything is trained. The rest are trained with both networks frozen and scored
 // on a held-out part of the training set, by successive halving: every candidate first sees
 // `min_images` images; after each rung the best 1/eta (by Pareto rank on accuracy, device MACs and
-// split bytes, then accuracy) train again from scratch on eta times as many, up to `max_images`.
-// Training reads shared feature caches: one head pass per mobile cut and one teacher pass per
-// server cut, over the images a rung needs.
+// split bytes, then accuracy) go on to eta times as many images in all, up to `max_images`: they
+// continue from their weights on the images that adds (or, with `restart`, train again from
+// scratch on all of them). Training reads shared feature caches: one head pass per mobile cut and
+// one teacher pass per server cut, over the images a rung needs; when a rung's caches would
+// exceed `cache_memory`, its candidates are taken in groups whose caches fit (a candidate whose
+// own tensors do not fit trains without a cache, running both models on every batch).
 //
 // The state is the result file itself, rewritten atomically after every evaluation; `resume`
 // continues a search from it (same models, data and settings), skipping what is done. Training
@@ -37,6 +40,8 @@ struct Options {
   int64_t min_images = 2048;    // images seen by every candidate in the first rung
   int64_t max_images = 0;       // images seen in the last rung; 0: two passes over the pool
   double eta = 3;               // rung growth and the fraction 1/eta promoted
+  bool restart = false;         // survivors train from scratch each rung instead of continuing
+  int64_t cache_memory = 0;     // bytes of feature caches at most; 0: a third of physical memory
   int64_t batch = 128;
   double lr = 0.05;
   uint64_t seed = 1;
@@ -61,7 +66,7 @@ struct Model {
 
 struct Evaluation {
   int rung = 0;
-  int64_t images = 0;     // images seen in training
+  int64_t images = 0;     // images seen in training, all rungs so far when continuing
   double accuracy = 0;    // top-1 on the held-out images
   double seconds = 0;     // training and scoring
 };
@@ -86,6 +91,7 @@ struct Result {
   std::optional<double> mobile_test, server_test;
   int64_t mobile_macs = 0, server_macs = 0, train_images = 0, holdout_images = 0;
   int rungs_done = 0;
+  int64_t cache_bound = 0, cache_peak = 0;  // bytes: the cache bound used and the most held
   int best_written = -1;           // the candidate written to Options::write_best
   bool complete = false;           // false: stopped by the budget (resumable)
   double seconds = 0;
@@ -101,8 +107,8 @@ Result run(const Model& mobile, const Model& server, const data::Dataset& train,
 nlohmann::json settings_json(const Model& mobile, const Model& server, const data::Dataset& train,
                              const Options& options);
 
-// Rebuilds candidate `c` of a search and trains it as its last evaluation did (same images,
-// seed and loss): the hybrid `--write-best` writes.
+// Rebuilds candidate `c` of a search and trains it as its evaluations did (same images, seed and
+// loss, rung after rung when continuing): the hybrid `--write-best` writes.
 ir::Graph build(const Model& mobile, const Model& server, const data::Dataset& train, const Candidate& c,
                 const Options& options);
 

@@ -204,9 +204,16 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     to.keep = std::set<std::string>(teacher_wanted.begin(), teacher_wanted.end());
     teacher = std::make_unique<exec::Session>(std::move(*teacher_session_graph), to, teacher_path);
   }
+  if (o.augment && (want_feature || want_kd)) {
+    throw Error("--augment with the feature or kd loss: the teacher would score other images than the augmented "
+                "ones the hybrid sees; train with --loss ce, or without --augment");
+  }
   auto teach = [&](const at::Tensor& images) {
     const std::string& tin = teacher->graph().inputs.at(0);
-    return teacher->run({{tin, data::preprocess_batch(images, teacher_p)}}, teacher_wanted);
+    exec::TensorMap out = teacher->run({{tin, data::preprocess_batch(images, teacher_p)}}, teacher_wanted);
+    // Out of inference mode: the losses save their targets for backward.
+    for (auto& [name, t] : out) t = t.clone();
+    return out;
   };
   std::map<std::string, at::Tensor> targets_cache;
   at::Tensor features;
