@@ -45,6 +45,39 @@ TEST(LoaderTest, CoversTheEpochOnceInTheSeededOrder) {
   EXPECT_FALSE(loader.next().has_value());
 }
 
+// DistributedSampler's semantics: equal shares, padded from the start, every world-th index.
+TEST(LoaderTest, RanksTakeStridedEqualSharesOfTheSameOrder) {
+  const at::Tensor order = epoch_order(70, 5, 2, true);
+  std::vector<at::Tensor> shares;
+  for (int r = 0; r < 4; ++r) {
+    shares.push_back(shard_order(order, r, 4));
+    EXPECT_EQ(shares.back().numel(), 18);  // ceil(70 / 4)
+    EXPECT_EQ(shares.back()[0].item<int64_t>(), order[r].item<int64_t>());
+    EXPECT_EQ(shares.back()[1].item<int64_t>(), order[r + 4].item<int64_t>());
+  }
+  // Together: every image, the first two twice (72 = 70 + 2 padding).
+  const at::Tensor all = std::get<0>(at::sort(at::cat(shares)));
+  EXPECT_EQ(all.numel(), 72);
+  EXPECT_TRUE(at::equal(std::get<0>(at::unique_consecutive(all)), at::arange(70, at::kLong)));
+  EXPECT_EQ(shares[2][17].item<int64_t>(), order[0].item<int64_t>());  // padding: order[70], order[71] = order[0], order[1]
+  EXPECT_EQ(shares[3][17].item<int64_t>(), order[1].item<int64_t>());
+  EXPECT_TRUE(at::equal(shard_order(order, 0, 1), order));
+  EXPECT_EQ(shard_order(order.slice(0, 0, 2), 4, 5).numel(), 1);  // fewer images than ranks: repeated
+  // The loader gives a rank its share, batch by batch.
+  const Dataset d = tiny(70);
+  LoaderOptions o;
+  o.batch = 8;
+  o.seed = 5;
+  o.epoch = 2;
+  o.rank = 1;
+  o.world = 4;
+  Loader loader(d, plain(), o);
+  EXPECT_EQ(loader.batches(), 3);
+  std::vector<at::Tensor> seen;
+  while (auto b = loader.next()) seen.push_back(b->indices);
+  EXPECT_TRUE(at::equal(at::cat(seen), shares[1]));
+}
+
 TEST(LoaderTest, AugmentationIsSeededAndPrefetchDoesNotChangeIt) {
   const Dataset d = tiny(40);
   auto run = [&](int prefetch, uint64_t seed) {

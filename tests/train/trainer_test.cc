@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "../common/calibrate.h"
 #include "graft/core/error.h"
 #include "graft/exec/session.h"
+#include "graft/ir/metadata.h"
 #include "graft/ir/onnx_io.h"
 #include "graft/stitch/stitch.h"
 #include "graft/train/evaluate.h"
@@ -218,6 +220,31 @@ TEST(TrainerTest, FeatureCacheGivesTheSameLossesWithTheTeacher) {
   }
 }
 
+// The default loss: the teacher's losses when the server model is at hand, else labels only.
+TEST(TrainerTest, AutoLossUsesTheTeacherWhenItIsAtHand) {
+  const Fixture& f = fixture();
+  TrainOptions o;
+  EXPECT_EQ(o.loss, "auto");
+  EXPECT_EQ(auto_loss(f.hybrid, o), "ce");  // stitched in memory: no tail source on disk
+  o.teacher = f.server_path;
+  EXPECT_EQ(auto_loss(f.hybrid, o), "ce:1,kd:1,feature:1");
+  EXPECT_EQ(auto_loss(calibrated_mobile(f.train), o), "ce");  // not a hybrid
+  // A hybrid stitched from files names its server model: found, it is the teacher.
+  stitch::Options so("conv");
+  so.tail_path = f.server_path;
+  const ir::Graph server = ir::load(f.server_path);
+  ir::Graph h = stitch::stitch(calibrated_mobile(f.train), "36", server, "mixed_5b", so);
+  EXPECT_EQ(auto_loss(h, TrainOptions{}), "ce:1,kd:1,feature:1");
+  TrainOptions q = quick();
+  q.loss = "auto";
+  EXPECT_EQ(fit(h, f.train, f.p, q).loss, "ce:1,kd:1,feature:1");
+  // Its server model moved away: labels only.
+  auto record = nlohmann::json::parse(h.get_metadata(ir::kMetaCut).value());
+  record["tail"]["source"] = f.server_path + ".moved";
+  h.set_metadata(ir::kMetaCut, record.dump());
+  EXPECT_EQ(auto_loss(h, TrainOptions{}), "ce");
+}
+
 TEST(TrainerTest, ResumingACheckpointContinuesExactly) {
   const Fixture& f = fixture();
   const std::string dir = ::testing::TempDir() + "/resume";
@@ -363,6 +390,21 @@ TEST(TrainerTest, BadOptionsAreErrors) {
   EXPECT_THROW(fit(g, f.train, f.p, o), Error);
   ir::Graph plain = zoo::mobilenet_v1({});
   EXPECT_THROW(select_trainable(plain, "adapter"), Error);  // no graft.trainable
+}
+
+// A bottleneck one channel wide (the bundled pair's first cut points): its encoder's BatchNorm
+// scale and bias are single numbers, and they train.
+TEST(TrainerTest, OneChannelBatchNormTrains) {
+  const ir::Graph mobile = ir::load(std::string(GRAFT_MODELS) + "/mobile.onnx");
+  const ir::Graph server = ir::load(std::string(GRAFT_MODELS) + "/server.onnx");
+  const ir::Graph h = stitch::stitch(mobile, "conv1_relu", server, "activation", {"bottleneck"});
+  const std::vector<std::string> trained = select_trainable(h, "adapter");
+  EXPECT_EQ(h.initializers.at("adapter/1_bn/gamma").numel(), 1);
+  for (const char* name : {"adapter/0_conv/kernel", "adapter/1_bn/gamma", "adapter/1_bn/beta", "adapter/5_conv/kernel",
+                           "adapter/6_bn/gamma", "adapter/6_bn/beta"}) {
+    EXPECT_NE(std::find(trained.begin(), trained.end(), name), trained.end()) << name;
+  }
+  EXPECT_EQ(trained.size(), 6u);  // not the statistics, not the Resize's integer inputs
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
 // graft train MODEL.onnx --data … -o OUT.onnx — train the adapter (or --train all|REGEX).
+#include <ATen/ATen.h>
+
 #include <cstdio>
 #include <memory>
 
@@ -8,6 +10,7 @@
 #include "graft/ir/onnx_io.h"
 #include "graft/train/evaluate.h"
 #include "graft/train/lsq.h"
+#include "graft/train/distributed.h"
 #include "graft/train/trainer.h"
 
 namespace graft::cli {
@@ -19,10 +22,42 @@ struct TrainArgs {
   bool eval = false;
   train::TrainOptions o;
   bool no_cache = false, quiet = false;
-  std::string init;
+  std::string init, dist = "env";
+  double dist_timeout = 300;
 };
 
+// The test split's top-1 and top-5; with several ranks each scores every world-th image and the
+// counts are summed.
+train::Evaluation evaluate_sharded(const ir::Graph& g, const TrainArgs& a, const data::Preprocess& p) {
+  data::Dataset test = data::open_dataset(a.data, "test");
+  const int rank = a.o.group ? a.o.group->rank() : 0, world = a.o.group ? a.o.group->world() : 1;
+  if (world > 1) {
+    const at::Tensor idx = at::arange(rank, test.size(), world, at::kLong);
+    test.images = test.images.index_select(0, idx);
+    test.labels = test.labels.index_select(0, idx);
+  }
+  exec::Session s(g, {}, a.output);
+  train::Evaluation e = train::evaluate(s, test, p);
+  if (world > 1) {
+    const double n = static_cast<double>(e.count);
+    at::Tensor t = at::tensor({e.top1 * n, e.top5 * n, n}, at::kDouble);
+    a.o.group->all_reduce_sum({t});
+    e.count = static_cast<int64_t>(std::llround(t[2].item<double>()));
+    e.top1 = t[0].item<double>() / static_cast<double>(std::max<int64_t>(e.count, 1));
+    e.top5 = t[1].item<double>() / static_cast<double>(std::max<int64_t>(e.count, 1));
+  }
+  return e;
+}
+
 void run(TrainArgs a) {
+  // Data-parallel when the launcher (torchrun, Slurm) or the user says there are several ranks.
+  if (a.dist != "none") {
+    if (const auto env = train::dist_env(a.dist)) {
+      a.o.group = train::ProcessGroup::connect(*env, a.dist_timeout);
+      if (!a.init.empty()) throw Error("--init lsq with several ranks: initialise in a one-process run first");
+    }
+  }
+  const int rank = a.o.group ? a.o.group->rank() : 0, world = a.o.group ? a.o.group->world() : 1;
   ir::Graph g = read_model(a.model);
   const data::Preprocess p = data::Preprocess::from_metadata(g, a.model);
   const data::Dataset d = data::head(data::open_dataset(a.data, "train"), a.limit);
@@ -41,16 +76,24 @@ void run(TrainArgs a) {
       out_shape->back().value == static_cast<int64_t>(d.classes.size())) {
     ir::set_metadata_string_list(g, ir::kMetaLabels, d.classes);
   }
+  if (rank != 0) {
+    if (a.eval) evaluate_sharded(g, a, p);
+    return;  // rank 0 writes the model and reports
+  }
   ir::save(g, a.output);
+  if (world > 1) {
+    std::printf("%d ranks: %lld images per step (%lld per rank); all-reduced %.1f KiB per step in %.2f ms on rank 0\n",
+                world, static_cast<long long>(a.o.batch * world), static_cast<long long>(a.o.batch),
+                r.steps > 0 ? r.comm_bytes / 1024.0 / static_cast<double>(r.steps) : 0.0,
+                r.steps > 0 ? 1000 * r.comm_seconds / static_cast<double>(r.steps) : 0.0);
+  }
   std::printf("wrote %s: trained %zu initializers for %lld steps on %lld images in %.1f s (%.0f images/s%s); "
-              "final loss %.4f\n",
+              "loss %s, final %.4f\n",
               a.output.c_str(), r.trained.size(), static_cast<long long>(r.steps), static_cast<long long>(d.size()),
-              r.seconds, r.images_per_second, r.used_cache ? ", feature cache" : "",
+              r.seconds, r.images_per_second, r.used_cache ? ", feature cache" : "", r.loss.c_str(),
               r.losses.empty() ? 0.0 : r.losses.back());
   if (a.eval) {
-    const data::Dataset test = data::open_dataset(a.data, "test");
-    exec::Session s(g, {}, a.output);
-    const train::Evaluation e = train::evaluate(s, test, p);
+    const train::Evaluation e = evaluate_sharded(g, a, p);
     std::printf("test top-1 %.2f%%, top-5 %.2f%% (%lld images)\n", 100 * e.top1, 100 * e.top5,
                 static_cast<long long>(e.count));
   }
@@ -67,7 +110,8 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--limit", args->limit, "Only the first N training examples")->check(CLI::PositiveNumber);
   app->add_option("--train", args->o.train, "adapter (graft.trainable; default), all, or a REGEX over initializer names");
   app->add_option("--loss", args->o.loss,
-                  "ce (default), feature, kd, or a weighted sum such as ce:1,feature:1,kd:0.5");
+                  "ce, feature, kd, or a weighted sum such as ce:1,feature:1,kd:0.5; default auto: "
+                  "ce:1,kd:1,feature:1 for a hybrid whose server model is at hand (--teacher or its tail source), else ce");
   app->add_option("--temperature", args->o.temperature, "Distillation temperature (default 4)")
       ->check(CLI::PositiveNumber);
   app->add_option("--teacher", args->o.teacher, "Server model for feature/kd (default: the hybrid's tail source)");
@@ -91,6 +135,13 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--log", args->o.log_jsonl, "Write one JSON line per step here");
   app->add_flag("--eval", args->eval, "Evaluate on the test split afterwards");
   app->add_flag("--no-progress", args->quiet, "No progress bar");
+  app->add_option("--dist", args->dist,
+                  "Data-parallel ranks from the environment: env (torchrun's RANK, WORLD_SIZE, MASTER_ADDR, "
+                  "MASTER_PORT; the default), slurm (SLURM_PROCID, SLURM_NTASKS), none")
+      ->check(CLI::IsMember({"env", "slurm", "none"}));
+  app->add_option("--dist-timeout", args->dist_timeout,
+                  "Seconds a rank waits for the others (joining, each collective) before stopping (default 300)")
+      ->check(CLI::PositiveNumber);
   return {app, [args] { run(*args); }};
 }
 

@@ -32,9 +32,21 @@ at::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool shuffle) {
   return at::randperm(n, gen, at::kLong);
 }
 
+at::Tensor shard_order(const at::Tensor& order, int rank, int world) {
+  if (world <= 1) return order;
+  const int64_t n = order.numel();
+  const int64_t total = (n + world - 1) / world * world;
+  at::Tensor padded = order;
+  while (padded.numel() < total) {
+    padded = at::cat({padded, order.slice(0, 0, std::min<int64_t>(n, total - padded.numel()))});
+  }
+  return padded.slice(0, rank, total, world).contiguous();
+}
+
 Loader::Loader(const Dataset& data, const Preprocess& p, LoaderOptions options)
     : data_(data), p_(p), o_(options) {
-  batches_ = (data_.size() + o_.batch - 1) / o_.batch;
+  const int64_t n = o_.world > 1 ? (data_.size() + o_.world - 1) / o_.world : data_.size();
+  batches_ = (n + o_.batch - 1) / o_.batch;
   worker_ = std::thread([this] { produce(); });
 }
 
@@ -52,7 +64,8 @@ void Loader::produce() {
     // The same generator draws the order and then the augmentation, batch by batch, so a
     // prefetching run draws exactly what a synchronous one would.
     at::Generator gen = generator(o_.seed, o_.epoch);
-    const at::Tensor order = o_.shuffle ? at::randperm(data_.size(), gen, at::kLong) : at::arange(data_.size(), at::kLong);
+    const at::Tensor order = shard_order(
+        o_.shuffle ? at::randperm(data_.size(), gen, at::kLong) : at::arange(data_.size(), at::kLong), o_.rank, o_.world);
     for (int64_t b = 0; b < batches_; ++b) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -60,7 +73,7 @@ void Loader::produce() {
         if (stop_) return;
       }
       Batch batch;
-      batch.indices = order.slice(0, b * o_.batch, std::min((b + 1) * o_.batch, data_.size()));
+      batch.indices = order.slice(0, b * o_.batch, std::min((b + 1) * o_.batch, order.numel()));
       batch.inputs = preprocess_batch(data_.images.index_select(0, batch.indices), p_);
       if (o_.augment) batch.inputs = augment(batch.inputs, gen);
       batch.labels = data_.labels.index_select(0, batch.indices);

@@ -29,10 +29,16 @@ struct LoaderOptions {
   bool shuffle = true;
   bool augment = false;  // random crop (padding 4) and horizontal flip
   int prefetch = 2;      // batches prepared ahead
+  int rank = 0, world = 1;  // data-parallel training: this rank's share of each epoch (shard_order)
 };
 
 // The order of one epoch: a seeded permutation (or 0..n-1 without shuffling).
 at::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch, bool shuffle);
+
+// DistributedSampler's share of an epoch's `order` (the same on every rank): padded with its
+// first indices to a multiple of `world`, then every world-th index from `rank`. Every rank's
+// share has the same length, ceil(n / world).
+at::Tensor shard_order(const at::Tensor& order, int rank, int world);
 
 class Loader {
  public:

@@ -316,6 +316,7 @@ void Session::Impl::interpret(std::unordered_map<std::string, at::Tensor>& env,
     }
     ops::RunContext ctx;
     ctx.training = s.train_node[i];
+    if (ctx.training && s.options.replica_sum) ctx.replica_sum = &s.options.replica_sum;
     std::vector<at::Tensor> outs;
     const auto t0 = run_options.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     try {

@@ -10,6 +10,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +26,9 @@ struct SessionOptions {
   bool training = false;
   std::set<std::string> trainable;    // initializers that require grad (training only)
   std::set<std::string> train_nodes;  // nodes run in training mode (training only)
+  // Data-parallel training: a differentiable sum over the replicas; BatchNormalization nodes in
+  // training mode then normalise with the global batch's statistics (SyncBatchNorm).
+  std::function<at::Tensor(const at::Tensor&)> replica_sum;
   // Inference only: rewrite the graph first with graft::exec::passes (BatchNorm folding,
   // constant folding, fusions, …). Graph outputs, graft.cut tensors and `keep` stay
   // requestable; other intermediates may be fused away.

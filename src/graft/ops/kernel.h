@@ -34,6 +34,9 @@ struct NodeContext {
 // Per-run state a kernel may consult.
 struct RunContext {
   bool training = false;  // the node runs in training mode (BatchNormalization, Dropout)
+  // Data-parallel training: a differentiable sum of a tensor over the replicas (all ranks).
+  // BatchNormalization in training mode then uses statistics of the global batch (SyncBatchNorm).
+  const std::function<at::Tensor(const at::Tensor&)>* replica_sum = nullptr;
 };
 
 // Inputs: one tensor per node input; an omitted optional input is an undefined tensor.

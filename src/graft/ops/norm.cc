@@ -34,6 +34,31 @@ Kernel make_batch_norm(const NodeContext& ctx) {
       return std::vector<at::Tensor>{y, mean * momentum + batch_mean * (1 - momentum),
                                      var * momentum + batch_var * (1 - momentum)};
     }
+    if (run.training && run.replica_sum != nullptr) {
+      // Statistics over every replica's batch, differentiable through the sums (their gradients
+      // are summed over the replicas in backward), as SyncBatchNorm computes them.
+      std::vector<int64_t> dims{0};
+      for (int64_t i = 2; i < x.dim(); ++i) dims.push_back(i);
+      std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+      shape[1] = -1;
+      const int64_t c = x.size(1);
+      const double local = static_cast<double>(x.numel() / std::max<int64_t>(c, 1));
+      // One sum for the channels' totals and the global count.
+      const at::Tensor sums = (*run.replica_sum)(at::cat({x.sum(dims), at::full({1}, local, x.options())}));
+      const at::Tensor n = sums.slice(0, c, c + 1).detach();
+      const at::Tensor batch_mean = sums.slice(0, 0, c) / n;
+      const at::Tensor centered = x - batch_mean.reshape(shape);
+      const at::Tensor batch_var = (*run.replica_sum)((centered * centered).sum(dims)) / n;
+      {
+        at::NoGradGuard no_grad;
+        const double total = n.item<double>();
+        const double m = 1.0 - momentum;  // weight of the new batch
+        mean.mul_(1 - m).add_(batch_mean.detach() * m);
+        var.mul_(1 - m).add_(batch_var.detach() * (total / std::max(total - 1, 1.0)) * m);
+      }
+      return std::vector<at::Tensor>{centered / at::sqrt(batch_var.reshape(shape) + eps) * scale.reshape(shape) +
+                                     bias.reshape(shape)};
+    }
     // ATen's momentum weighs the new batch: 1 - ONNX's.
     return std::vector<at::Tensor>{at::batch_norm(x, scale, bias, mean, var, run.training,
                                                   1.0 - momentum, eps, /*cudnn_enabled=*/false)};

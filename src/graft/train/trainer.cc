@@ -1,6 +1,7 @@
 #include "graft/train/trainer.h"
 
 #include "graft/train/losses.h"
+#include "graft/train/distributed.h"
 #include "graft/data/loader.h"
 
 #include <ATen/ATen.h>
@@ -96,14 +97,16 @@ std::vector<std::string> select_trainable(const ir::Graph& g, const std::string&
     }
   }
   std::vector<std::string> out;
-  auto eligible = [&](const std::string& name) {
+  // Scalars are left out of `all` and REGEX selections (they are constants a graph computes
+  // with); graft.trainable lists parameters by name, and a one-channel BatchNorm's scale is one.
+  auto eligible = [&](const std::string& name, bool scalars) {
     const at::Tensor& t = g.initializers.at(name);
-    return t.is_floating_point() && !constants.count(name) && !statistics.count(name) && t.numel() > 1;
+    return t.is_floating_point() && !constants.count(name) && !statistics.count(name) && (scalars || t.numel() > 1);
   };
   if (selection == "adapter") {
     for (const auto& name : ir::metadata_string_list(g, ir::kMetaTrainable)) {
       if (!g.initializers.count(name)) throw Error("graft.trainable names '" + name + "', which the model lacks");
-      if (eligible(name)) out.push_back(name);
+      if (eligible(name, /*scalars=*/true)) out.push_back(name);
     }
     if (out.empty()) {
       throw Error("the model lists no trainable adapter (graft.trainable); train a stitched hybrid, or "
@@ -120,15 +123,31 @@ std::vector<std::string> select_trainable(const ir::Graph& g, const std::string&
     }
   }
   for (const auto& [name, t] : g.initializers) {
-    if (eligible(name) && (selection == "all" || std::regex_search(name, re))) out.push_back(name);
+    if (eligible(name, /*scalars=*/false) && (selection == "all" || std::regex_search(name, re))) out.push_back(name);
   }
   if (out.empty()) throw Error("--train " + selection + " selects no trainable initializer");
   return out;
 }
 
-TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess& p, const TrainOptions& o) {
+std::string auto_loss(const ir::Graph& model, const TrainOptions& o) {
+  if (model.get_metadata(ir::kMetaRole) != "hybrid") return "ce";
+  if (o.precomputed || !o.teacher.empty()) return "ce:1,kd:1,feature:1";
+  const auto record = nlohmann::json::parse(model.get_metadata(ir::kMetaCut).value_or("{}"), nullptr, false);
+  if (!record.is_object() || !record.contains("tail") || !record["tail"].is_object()) return "ce";
+  const std::string source = record["tail"].value("source", "");
+  std::error_code ec;
+  return !source.empty() && std::filesystem::is_regular_file(source, ec) ? "ce:1,kd:1,feature:1" : "ce";
+}
+
+TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess& p, const TrainOptions& options) {
+  TrainOptions o = options;
+  if (o.loss == "auto") o.loss = auto_loss(model, o);
   if (o.epochs < 1 || o.batch < 1) throw Error("epochs and batch must be positive");
+  const bool dist = o.group && o.group->world() > 1;
+  const int rank = dist ? o.group->rank() : 0, world = dist ? o.group->world() : 1;
+  if (dist && o.precomputed) throw Error("a precomputed feature cache cannot be shared by data-parallel ranks");
   TrainResult r;
+  r.loss = o.loss;
   r.trained = select_trainable(model, o.train);
   const std::set<std::string> trainable(r.trained.begin(), r.trained.end());
   std::set<std::string> train_nodes;
@@ -221,8 +240,34 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
   so.training = true;
   so.trainable = trainable;
   so.train_nodes = train_nodes;
+  if (dist) so.replica_sum = o.group->replica_sum();
   std::unique_ptr<exec::Session> session;
   std::string feed = input;
+  // The feature cache: the head's outputs (and the teacher's targets) for the dataset rows `rows`,
+  // in that order.
+  std::unique_ptr<exec::Session> head_cache;
+  bool cache_logged = false;
+  auto fill_cache = [&](const at::Tensor& rows) {
+    const auto cache_start = Clock::now();
+    std::vector<at::Tensor> parts;
+    std::map<std::string, std::vector<at::Tensor>> teacher_parts;
+    for (int64_t i = 0; i < rows.numel(); i += o.batch) {
+      const at::Tensor raw = d.images.index_select(0, rows.slice(0, i, std::min(i + o.batch, rows.numel())));
+      parts.push_back(head_cache->run({{input, data::preprocess_batch(raw, p)}}, {cache_tensor}).at(cache_tensor));
+      if (teacher) {
+        for (auto& [name, t] : teach(raw)) teacher_parts[name].push_back(t);
+      }
+    }
+    features = at::cat(parts);
+    targets_cache.clear();
+    for (auto& [name, v] : teacher_parts) targets_cache[name] = at::cat(v);
+    if (rank == 0 && !cache_logged) {  // data-parallel ranks refill it every epoch: said once
+      log::info("feature cache: " + std::to_string(rows.numel()) + " images through the head in " +
+                std::to_string(std::chrono::duration<double>(Clock::now() - cache_start).count()) + " s" +
+                (dist ? " (this rank's share of the epoch, each epoch)" : ""));
+      cache_logged = true;
+    }
+  };
   std::unique_ptr<exec::Session> head_session;  // the frozen head, run per batch
   if (o.precomputed) {
     if (cache_tensor.empty() || !o.cache || o.augment) {
@@ -253,21 +298,9 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
   } else if (!cache_tensor.empty()) {
     exec::SessionOptions ho;
     ho.optimize = true;
-    const auto cache_start = Clock::now();
-    exec::Session head(cut::head(model, {cache_tensor}), ho);
-    std::vector<at::Tensor> parts;
-    std::map<std::string, std::vector<at::Tensor>> teacher_parts;
-    for (int64_t i = 0; i < d.size(); i += o.batch) {
-      const at::Tensor raw = d.images.slice(0, i, std::min(i + o.batch, d.size()));
-      parts.push_back(head.run({{input, data::preprocess_batch(raw, p)}}, {cache_tensor}).at(cache_tensor));
-      if (teacher) {
-        for (auto& [name, t] : teach(raw)) teacher_parts[name].push_back(t);
-      }
-    }
-    features = at::cat(parts);
-    log::info("feature cache: " + std::to_string(d.size()) + " images through the head in " +
-              std::to_string(std::chrono::duration<double>(Clock::now() - cache_start).count()) + " s");
-    for (auto& [name, v] : teacher_parts) targets_cache[name] = at::cat(v);
+    head_cache = std::make_unique<exec::Session>(cut::head(model, {cache_tensor}), ho);
+    // Data-parallel ranks cache their share of each epoch when it starts; one rank caches all now.
+    if (!dist) fill_cache(at::arange(d.size(), at::kLong));
     session = std::make_unique<exec::Session>(cut::tail(model, {cache_tensor}), so);
     feed = cache_tensor;
     r.used_cache = true;
@@ -282,7 +315,6 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     opt.load_state(state.initializers);
     const auto meta = nlohmann::json::parse(state.get_metadata(kCheckpointTag).value_or("{}"));
     start_epoch = meta.value("epochs_done", 0);
-    step = meta.value("step", 0);
     auto losses = state.initializers.find("losses");
     if (losses != state.initializers.end()) {
       const at::Tensor l = losses->second.contiguous();
@@ -290,13 +322,30 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     }
   }
 
+  if (dist) {
+    // Every rank starts from rank 0's adapter: its weights and its BatchNorm statistics.
+    std::vector<at::Tensor> replicated;
+    for (const auto& name : r.trained) replicated.push_back(params.at(name));
+    for (const auto& n : model.nodes) {
+      if (n.op_type != "BatchNormalization" || !train_nodes.count(n.name)) continue;
+      for (size_t i = 3; i < 5 && i < n.inputs.size(); ++i) {
+        auto it = session->initializers().find(n.inputs[i]);
+        if (it != session->initializers().end()) replicated.push_back(it->second);
+      }
+    }
+    o.group->broadcast(replicated);
+  }
+
   std::ofstream log;
-  if (!o.log_jsonl.empty()) {
+  if (!o.log_jsonl.empty() && rank == 0) {
     log.open(o.log_jsonl, o.resume.empty() ? std::ios::trunc : std::ios::app);
     if (!log) throw Error(o.log_jsonl + ": cannot open for writing");
   }
-  const int64_t per_epoch = (d.size() + o.batch - 1) / o.batch;
+  // A rank's share of an epoch: every image once, padded to a multiple of the world size.
+  const int64_t share = (d.size() + world - 1) / world;
+  const int64_t per_epoch = (share + o.batch - 1) / o.batch;
   const int64_t total = per_epoch * o.epochs;
+  step = start_epoch * per_epoch;  // checkpoints are taken at epoch ends (any world size)
   const bool tty = ::isatty(2);
   const auto t0 = Clock::now();
   int64_t images = 0;
@@ -304,14 +353,17 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     // Batches come from the prefetching loader, or straight from the feature cache.
     std::unique_ptr<data::Loader> loader;
     at::Tensor order;
-    if (features.defined()) {
-      order = data::epoch_order(d.size(), o.seed, epoch, /*shuffle=*/true);
+    if (features.defined() || head_cache) {
+      order = data::shard_order(data::epoch_order(d.size(), o.seed, epoch, /*shuffle=*/true), rank, world);
+      if (dist) fill_cache(order);  // rows in the order of this rank's share
     } else {
       data::LoaderOptions lo;
       lo.batch = o.batch;
       lo.seed = o.seed;
       lo.epoch = epoch;
       lo.augment = o.augment;
+      lo.rank = rank;
+      lo.world = world;
       loader = std::make_unique<data::Loader>(d, p, lo);
     }
     double epoch_loss = 0, epoch_correct = 0;
@@ -320,7 +372,8 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
       // Ops that draw random numbers in training mode (Dropout) use ATen's global generator:
       // seed it from the run's seed and the step, so a run — and a resumed run — is repeatable.
       at::manual_seed(o.seed * 7919 + static_cast<uint64_t>(step) + 1);
-      at::Tensor idx, x, y;
+      if (dist) o.group->progress(step);  // named if the others wait for it
+      at::Tensor idx, rows, x, y;
       if (loader) {
         data::Batch batch = loader->next().value();
         idx = batch.indices;
@@ -331,8 +384,10 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
           x = head_session->run({{input, x}}, {cache_tensor}).at(cache_tensor).clone();
         }
       } else {
-        idx = order.slice(0, b * o.batch, std::min((b + 1) * o.batch, d.size()));
-        x = features.index_select(0, idx);
+        idx = order.slice(0, b * o.batch, std::min((b + 1) * o.batch, order.numel()));
+        // The cache's rows: the dataset's, or (data-parallel) this epoch's share in order.
+        rows = dist ? at::arange(b * o.batch, b * o.batch + idx.numel(), at::kLong) : idx;
+        x = features.index_select(0, rows);
         y = d.labels.index_select(0, idx);
       }
       std::vector<std::string> wanted{logits};
@@ -341,7 +396,7 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
       at::Tensor z = out.at(logits).reshape({x.size(0), -1});
       exec::TensorMap target;
       if (!targets_cache.empty()) {
-        for (const auto& [name, t] : targets_cache) target[name] = t.index_select(0, idx);
+        for (const auto& [name, t] : targets_cache) target[name] = t.index_select(0, rows);
       } else if (teacher) {
         target = teach(d.images.index_select(0, idx));
       }
@@ -358,27 +413,58 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
         loss = loss + kd_loss(z, target.at(teacher_logits).reshape({x.size(0), -1}), o.temperature) * weights.at("kd");
       }
       loss.backward();
+      double lv = loss.item<double>();
+      double correct = z.argmax(1).eq(y).sum().item<double>();
+      int64_t seen = x.size(0);
+      CommStats comm;
+      if (dist) {
+        // One bucketed all-reduce: every gradient, then the step's loss, hits and images. The
+        // gradients become the mean over the ranks (each is its batch's mean).
+        std::vector<at::Tensor> reduced;
+        for (const auto& name : r.trained) {
+          at::Tensor& w = params.at(name);
+          if (!w.grad().defined()) w.mutable_grad() = at::zeros_like(w);
+          reduced.push_back(w.mutable_grad());
+        }
+        at::Tensor tally = at::tensor({lv * static_cast<double>(seen), correct, static_cast<double>(seen)}, at::kFloat);
+        reduced.push_back(tally);
+        o.group->all_reduce_sum(reduced);
+        {
+          at::NoGradGuard no_grad;
+          for (size_t i = 0; i + 1 < reduced.size(); ++i) reduced[i].div_(world);
+        }
+        seen = static_cast<int64_t>(std::llround(tally[2].item<double>()));
+        lv = tally[0].item<double>() / static_cast<double>(std::max<int64_t>(seen, 1));
+        correct = tally[1].item<double>();
+        comm = o.group->take_stats();
+        r.comm_bytes += comm.bytes;
+        r.comm_seconds += comm.seconds;
+      }
       const double lr = cosine_lr(o.optimizer.lr, step, total, o.warmup);
       const double grad_norm = opt.step(lr);
-      const double lv = loss.item<double>();
       if (!std::isfinite(lv)) {
         throw Error("the loss became " + std::to_string(lv) + " at step " + std::to_string(step) +
                     "; lower the learning rate (--lr) or clip gradients (--clip)");
       }
-      const double correct = z.argmax(1).eq(y).sum().item<double>();
       r.losses.push_back(lv);
-      images += x.size(0);
-      epoch_loss += lv * x.size(0);
+      images += seen;
+      epoch_loss += lv * seen;
       epoch_correct += correct;
-      epoch_seen += x.size(0);
+      epoch_seen += seen;
       const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
       const double ips = images / std::max(elapsed, 1e-9);
       if (log) {
-        log << nlohmann::json({{"epoch", epoch + 1}, {"step", step + 1}, {"loss", lv},
-                               {"accuracy", correct / x.size(0)}, {"lr", lr}, {"grad_norm", grad_norm},
-                               {"images_per_s", ips}, {"seconds", elapsed}}).dump() << "\n";
+        nlohmann::json line = {{"epoch", epoch + 1}, {"step", step + 1}, {"loss", lv},
+                               {"accuracy", correct / static_cast<double>(seen)}, {"lr", lr}, {"grad_norm", grad_norm},
+                               {"images_per_s", ips}, {"seconds", elapsed}};
+        if (dist) {
+          line["world"] = world;
+          line["comm_bytes"] = comm.bytes;  // this rank's all-reduces this step (SyncBatchNorm's too)
+          line["comm_seconds"] = comm.seconds;
+        }
+        log << line.dump() << "\n";
       }
-      if (o.progress && (tty || b + 1 == per_epoch || (b + 1) % std::max<int64_t>(per_epoch / 10, 1) == 0)) {
+      if (o.progress && rank == 0 && (tty || b + 1 == per_epoch || (b + 1) % std::max<int64_t>(per_epoch / 10, 1) == 0)) {
         const double eta = (total - step - 1) * (elapsed / std::max<int64_t>(step + 1 - start_epoch * per_epoch, 1));
         std::fprintf(stderr, "%sepoch %lld/%lld step %lld/%lld | %.0f img/s | loss %.4f | acc %.1f%% | lr %.4g | ETA %s%s",
                      tty ? "\r" : "", static_cast<long long>(epoch + 1), static_cast<long long>(o.epochs),
@@ -386,10 +472,11 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
                      100 * epoch_correct / epoch_seen, lr, duration(eta).c_str(), tty ? "   " : "\n");
       }
     }
-    if (o.progress && tty) std::fprintf(stderr, "\n");
-    if (!o.checkpoint.empty()) save_checkpoint(model, opt, o.checkpoint, epoch + 1, step, r.losses);
+    if (o.progress && rank == 0 && tty) std::fprintf(stderr, "\n");
+    if (!o.checkpoint.empty() && rank == 0) save_checkpoint(model, opt, o.checkpoint, epoch + 1, step, r.losses);
     if (o.on_epoch_end) o.on_epoch_end(epoch + 1);
   }
+  if (dist) o.group->barrier();  // every rank is done before rank 0 writes its results
   for (const auto& name : r.trained) model.initializers.at(name).requires_grad_(false);
   r.steps = step;
   r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -20,6 +20,10 @@
 #include "graft/train/optimizer.h"
 
 namespace graft::train {
+class ProcessGroup;
+}
+
+namespace graft::train {
 
 // The feature cache computed by the caller, for callers that train many hybrids on the same
 // images (graft search: one head pass per mobile cut, one teacher pass per server cut). Rows are
@@ -37,8 +41,10 @@ struct TrainOptions {
   // Loss: ce (labels), feature (MSE between the adapter's output and the server model's own
   // activation at the tail's cut), kd (distillation from the server model's logits at
   // `temperature`), or a weighted sum such as "ce:1,kd:0.5". feature and kd need a hybrid;
-  // the server model is its tail source (graft.cut), or `teacher` if given.
-  std::string loss = "ce";
+  // the server model is its tail source (graft.cut), or `teacher` if given. "auto" (the default):
+  // ce:1,kd:1,feature:1 for a stitched hybrid whose server model is at hand (`teacher`, a readable
+  // tail source, or `precomputed`), else ce. TrainResult::loss says which.
+  std::string loss = "auto";
   double temperature = 4.0;
   std::string teacher;
   // Reads the teacher (any model format the caller supports); empty: ir::load (ONNX).
@@ -59,6 +65,14 @@ struct TrainOptions {
   bool progress = true;           // progress bar on stderr
   // Called after each epoch (and its checkpoint) with the number of epochs done.
   std::function<void(int64_t)> on_epoch_end;
+  // Data-parallel training (distributed.h), when the group has more than one rank: rank 0's
+  // trainable weights and BatchNorm statistics are broadcast first; each epoch's shuffled order is
+  // the same on every rank and each takes its strided share, padded to equal length
+  // (DistributedSampler), so `batch` is per rank; gradients are averaged over the ranks (one
+  // bucketed all-reduce per step) and BatchNorm layers that train use the global batch's
+  // statistics (SyncBatchNorm). The feature cache holds the rank's share of the epoch only. Rank 0
+  // alone writes the log and checkpoints.
+  std::shared_ptr<ProcessGroup> group;
 };
 
 struct TrainResult {
@@ -67,6 +81,9 @@ struct TrainResult {
   double seconds = 0;
   double images_per_second = 0;
   bool used_cache = false;
+  std::string loss;                  // the loss trained with ("auto" resolved)
+  int64_t comm_bytes = 0;            // data-parallel: bytes all-reduced by this rank, and the time
+  double comm_seconds = 0;
   std::vector<std::string> trained;  // initializer names
 };
 
@@ -77,6 +94,9 @@ TrainResult fit(ir::Graph& model, const data::Dataset& data, const data::Preproc
 // The tensor holding a classifier's scores before any softmax (what cross-entropy and
 // distillation read): the input of a final Softmax/LogSoftmax, else the first graph output.
 std::string logits_of(const ir::Graph& model);
+
+// The loss "auto" stands for with `model` and `options` (see TrainOptions::loss).
+std::string auto_loss(const ir::Graph& model, const TrainOptions& options);
 
 // The initializers `selection` (adapter | all | REGEX) picks in `model`; Error if none.
 std::vector<std::string> select_trainable(const ir::Graph& model, const std::string& selection);

@@ -1,0 +1,76 @@
+// Data-parallel training across processes on torch.distributed's c10d, as PyTorch jobs run it:
+// the workers find each other through a TCPStore (rank 0's, or the launcher's) and reduce
+// gradients with ProcessGroupGloo. The launcher sets the environment: torchrun (RANK, WORLD_SIZE,
+// LOCAL_RANK, MASTER_ADDR, MASTER_PORT, TORCHELASTIC_*), Slurm (SLURM_PROCID, SLURM_NTASKS,
+// SLURM_LOCALID; MASTER_ADDR and MASTER_PORT from the job script), or the user by hand.
+//
+// No collective waits forever: every one, and the rendezvous, gives up after the timeout with an
+// Error naming the rank that did not take part (each rank records its progress in the store).
+// The c10d headers stay in distributed.cc.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace graft::train {
+
+struct DistEnv {
+  int rank = 0, world = 1, local_rank = 0;
+  std::string master_addr;
+  int master_port = 0;
+  bool agent_store = false;  // torchrun's static rendezvous: its agent hosts the store
+  int restart = 0;           // torchrun's restart count: keys of earlier attempts are not read
+  std::string source;        // "torchrun", "slurm" or "env", for messages
+};
+
+// The job's ranks from the environment: `mode` "env" (RANK/WORLD_SIZE…, torchrun's variables) or
+// "slurm" (SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID). nullopt when the world has one rank (no
+// WORLD_SIZE, or 1). Error naming the variable when one is missing or malformed.
+std::optional<DistEnv> dist_env(const std::string& mode = "env");
+
+// Bytes sent and time spent in collectives since the last take_stats().
+struct CommStats {
+  int64_t bytes = 0;
+  double seconds = 0;
+  int64_t calls = 0;
+};
+
+class ProcessGroup {
+ public:
+  // Rendezvous: rank 0 (or torchrun's agent) hosts the store at master_addr:master_port; every
+  // rank joins within `timeout_seconds`, else Error naming the ranks missing.
+  static std::shared_ptr<ProcessGroup> connect(const DistEnv& env, double timeout_seconds);
+  ~ProcessGroup();
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+
+  int rank() const;
+  int world() const;
+  // Every rank's tensors take rank 0's values (in place; float or double, contiguous or not).
+  void broadcast(const std::vector<at::Tensor>& tensors);
+  // Sums the tensors over the ranks, in place: packed into one float buffer per bucket of at most
+  // `bucket_bytes`, one all-reduce each.
+  void all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = int64_t{25} << 20);
+  // A sum over the ranks that autograd differentiates (backward sums the gradients over the
+  // ranks): what SyncBatchNorm's statistics take (exec::SessionOptions::replica_sum). The group
+  // must outlive it.
+  std::function<at::Tensor(const at::Tensor&)> replica_sum();
+  // Every rank has reached this point (what rank 0 waits for before its last writes are final).
+  void barrier();
+  // Records that this rank reached `step` (the store keeps it: on a timeout the ranks behind are
+  // named).
+  void progress(int64_t step);
+  CommStats take_stats();
+
+ private:
+  struct Impl;
+  explicit ProcessGroup(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace graft::train

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Data-parallel graft train on loopback (docs/DISTRIBUTED.md):
+#  1. equivalence: 2 ranks x batch 64 give the weights of 1 rank x batch 128, within 1e-5 relative,
+#     for an adapter without BatchNorm and one with (synchronised) BatchNorm;
+#  2. the same seed gives the same run (bit for bit);
+#  3. a rank that never joins, and a rank killed mid-training: the other stops within the timeout
+#     with one line naming it, and writes nothing;
+#  4. torchrun (Debian's python3-torch) launches 2 workers with the c10d rendezvous; the log
+#     records the world size and the communication per step.
+#   tests/integration/distributed.sh GRAFT MODELS_DIR
+set -euo pipefail
+graft=$1
+models=$2
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# The largest, over the adapter's tensors, of max |a - b| / max |a| (the difference relative to the
+# tensor's scale: elementwise ratios blow up at weights that are near zero by chance).
+compare() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, onnx, numpy as np
+from onnx import numpy_helper
+a = {t.name: numpy_helper.to_array(t) for t in onnx.load(sys.argv[1]).graph.initializer}
+b = {t.name: numpy_helper.to_array(t) for t in onnx.load(sys.argv[2]).graph.initializer}
+worst = 0.0
+for k, v in a.items():
+    if k.startswith(("a/", "b/")) or v.dtype.kind != "f":
+        continue
+    v = v.astype(np.float64)
+    d = np.max(np.abs(v - b[k])) / max(np.max(np.abs(v)), 1e-12)
+    worst = max(worst, float(d))
+print("%.3g" % worst)
+PY
+}
+
+# Two ranks by hand (the variables torchrun sets); extra arguments go to both.
+two_ranks() {  # two_ranks OUT [ARGS...]
+  local out=$1; shift
+  local port; port=$(free_port)
+  RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    "$graft" train "$@" --batch 64 -o "$out" --no-progress >"$work/r0.out" 2>"$work/r0.err" &
+  local p0=$!
+  RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    "$graft" train "$@" --batch 64 -o "$out.rank1" --no-progress >"$work/r1.out" 2>"$work/r1.err" &
+  local p1=$!
+  wait $p0 || { cat "$work/r0.err" >&2; fail "rank 0 failed"; }
+  wait $p1 || { cat "$work/r1.err" >&2; fail "rank 1 failed"; }
+  [ ! -e "$out.rank1" ] || fail "rank 1 wrote the model"
+}
+
+common=(--limit 512 --epochs 2 --seed 5)
+for adapter in "conv:k=1,c=520,bias" "conv:k=1,c=520;bn"; do
+  h="$work/h.onnx"
+  "$graft" stitch --head "$models/mobile.onnx@conv_dw_12_relu" --tail "$models/server.onnx@block8_2" \
+    --adapter "$adapter" -o "$h" >/dev/null
+  "$graft" train "$h" "${common[@]}" --batch 128 -o "$work/one.onnx" --no-progress >/dev/null 2>"$work/one.err" ||
+    { cat "$work/one.err" >&2; fail "one-process run"; }
+  two_ranks "$work/two.onnx" "$h" "${common[@]}" --log "$work/two.jsonl"
+  d=$(compare "$work/one.onnx" "$work/two.onnx")
+  echo "$adapter: 2 ranks x 64 vs 1 rank x 128, max relative difference $d"
+  /usr/bin/python3 -c "import sys; sys.exit(0 if $d <= 1e-5 else 1)" || fail "$adapter: weights differ by $d"
+  grep -q '"world":2' "$work/two.jsonl" || fail "the log does not record the world size"
+  grep -q '"comm_bytes":[1-9]' "$work/two.jsonl" || fail "the log does not record the bytes all-reduced"
+  [ "$(wc -l <"$work/two.jsonl")" -eq 8 ] || fail "expected 8 steps (2 epochs x 256 images per rank / 64)"
+done
+
+# The same seed, the same run.
+two_ranks "$work/again.onnx" "$h" "${common[@]}"
+d=$(compare "$work/two.onnx" "$work/again.onnx")
+[ "$d" = 0 ] || fail "two runs with the same seed differ by $d"
+echo "same seed: identical weights"
+
+# A rank that never joins.
+port=$(free_port)
+start=$(date +%s)
+if RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$graft" train "$h" "${common[@]}" \
+    --dist-timeout 3 -o "$work/lonely.onnx" --no-progress >/dev/null 2>"$work/lonely.err"; then
+  fail "rank 0 trained alone"
+fi
+[ "$(wc -l <"$work/lonely.err")" -eq 1 ] || { cat "$work/lonely.err" >&2; fail "not one line"; }
+grep -q "rank 1 did not join within 3 s" "$work/lonely.err" || { cat "$work/lonely.err" >&2; fail "rank 1 not named"; }
+[ $(( $(date +%s) - start )) -lt 60 ] || fail "took more than a minute to give up"
+[ ! -e "$work/lonely.onnx" ] || fail "wrote a model"
+echo "never joined: $(cat "$work/lonely.err")"
+
+# A rank killed mid-training: the survivor stops with one line naming it.
+port=$(free_port)
+long=(--limit 4096 --epochs 50 --seed 5 --dist-timeout 20 --no-progress --log "$work/killed.jsonl")
+RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$graft" train "$h" "${long[@]}" --batch 64 \
+  -o "$work/survivor.onnx" >/dev/null 2>"$work/survivor.err" &
+p0=$!; pids+=($p0)
+RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$graft" train "$h" "${long[@]}" --batch 64 \
+  -o "$work/victim.onnx" >/dev/null 2>&1 &
+p1=$!; pids+=($p1)
+for _ in $(seq 600); do [ -s "$work/killed.jsonl" ] && break; sleep 0.1; done
+[ -s "$work/killed.jsonl" ] || fail "training did not start"
+{ kill -9 $p1; wait $p1; } 2>/dev/null || true
+start=$(date +%s)
+if wait $p0; then fail "rank 0 finished without rank 1"; fi
+[ $(( $(date +%s) - start )) -le 40 ] || fail "rank 0 took more than the timeout to stop"
+# One error line (after the run's info lines), naming the rank that died.
+[ "$(grep -c '^graft: error:' "$work/survivor.err")" -eq 1 ] || { cat "$work/survivor.err" >&2; fail "not one error line"; }
+tail -n 1 "$work/survivor.err" | grep -q "rank 1 stopped" || { cat "$work/survivor.err" >&2; fail "rank 1 not named"; }
+[ ! -e "$work/survivor.onnx" ] || fail "wrote a model"
+echo "killed rank: $(tail -n 1 "$work/survivor.err")"
+
+# torchrun, as users launch PyTorch jobs. (Debian's torchrun 1.13 on Python 3.11 needs --tee and
+# --redirects as 1 or 2: docs/DISTRIBUTED.md.)
+port=$(free_port)
+OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 --rdzv_backend c10d --rdzv_endpoint "127.0.0.1:$port" \
+  --tee 2 --redirects 1 --log_dir "$work/torchrun_logs" --no_python \
+  "$graft" train "$h" "${common[@]}" --batch 64 -o "$work/torchrun.onnx" --log "$work/torchrun.jsonl" --no-progress \
+  >"$work/torchrun.out" 2>"$work/torchrun.err" || { cat "$work/torchrun.err" >&2; fail "torchrun"; }
+[ -s "$work/torchrun.onnx" ] || fail "torchrun's rank 0 wrote no model"
+grep -q '"world":2' "$work/torchrun.jsonl" || fail "torchrun: not 2 ranks"
+d=$(compare "$work/two.onnx" "$work/torchrun.onnx")
+[ "$d" = 0 ] || fail "torchrun's run differs from the hand-launched one by $d"
+echo "torchrun: 2 workers, the same weights as the hand-launched run"
+echo "ok"
