@@ -68,6 +68,21 @@ for adapter in "conv:k=1,c=520,bias" "conv:k=1,c=520;bn"; do
   [ "$(wc -l <"$work/two.jsonl")" -eq 8 ] || fail "expected 8 steps (2 epochs x 256 images per rank / 64)"
 done
 
+# Resuming with another world size: checkpoints of 2 epochs (1 rank x 128, 2 ranks x 64), each
+# resumed for a third epoch by the other world size, reach the weights of 1 rank resuming its own.
+ck=(--limit 512 --seed 5 --no-progress)
+"$graft" train "$h" "${ck[@]}" --epochs 2 --batch 128 --checkpoint "$work/ck1.onnx" -o "$work/ck1_out.onnx" >/dev/null 2>&1
+"$graft" train "$h" "${ck[@]}" --epochs 3 --batch 128 --resume "$work/ck1.onnx" -o "$work/ref3.onnx" >/dev/null 2>&1
+two_ranks "$work/ck2_out.onnx" "$h" --limit 512 --seed 5 --epochs 2 --checkpoint "$work/ck2.onnx"
+"$graft" train "$h" "${ck[@]}" --epochs 3 --batch 128 --resume "$work/ck2.onnx" -o "$work/from2.onnx" >/dev/null 2>"$work/r.err" ||
+  { cat "$work/r.err" >&2; fail "1 rank resuming 2 ranks' checkpoint"; }
+two_ranks "$work/from1.onnx" "$h" --limit 512 --seed 5 --epochs 3 --resume "$work/ck1.onnx"
+for f in from2 from1; do
+  d=$(compare "$work/ref3.onnx" "$work/$f.onnx")
+  echo "resumed with another world size ($f): max relative difference $d"
+  /usr/bin/python3 -c "import sys; sys.exit(0 if $d <= 1e-5 else 1)" || fail "resume $f: weights differ by $d"
+done
+
 # The same seed, the same run.
 two_ranks "$work/again.onnx" "$h" "${common[@]}"
 d=$(compare "$work/two.onnx" "$work/again.onnx")
