@@ -83,6 +83,28 @@ for f in from2 from1; do
   /usr/bin/python3 -c "import sys; sys.exit(0 if $d <= 1e-5 else 1)" || fail "resume $f: weights differ by $d"
 done
 
+# graft eval on 2 ranks: each scores half the test split; rank 0 reports the whole split's figures,
+# exactly what one process reports.
+"$graft" eval "$work/one.onnx" --limit 1000 --json >"$work/eval1.json" 2>/dev/null || fail "eval, one process"
+port=$(free_port)
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$graft" eval "$work/one.onnx" --limit 1000 --json \
+    >"$work/eval2.$r.json" 2>"$work/eval2.$r.err" &
+  pids+=($!)
+done
+wait "${pids[@]: -2:1}" || { cat "$work/eval2.0.err" >&2; fail "eval rank 0"; }
+wait "${pids[@]: -1:1}" || { cat "$work/eval2.1.err" >&2; fail "eval rank 1"; }
+[ ! -s "$work/eval2.1.json" ] || fail "eval rank 1 printed a result"
+/usr/bin/python3 - "$work/eval1.json" "$work/eval2.0.json" <<'PY' || fail "2-rank eval differs from one process"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+assert b["ranks"] == 2 and len(a["models"]) == len(b["models"]) == 3, (a.keys(), b.get("ranks"))
+for x, y in zip(a["models"], b["models"]):
+    for k in ("count", "top1", "top5", "confusion", "per_class", "model"):
+        assert x[k] == y[k], (x["model"], k, x[k], y[k])
+PY
+echo "eval on 2 ranks: the figures of one process (3 models: hybrid and both sources)"
+
 # The same seed, the same run.
 two_ranks "$work/again.onnx" "$h" "${common[@]}"
 d=$(compare "$work/two.onnx" "$work/again.onnx")
@@ -135,4 +157,31 @@ grep -q '"world":2' "$work/torchrun.jsonl" || fail "torchrun: not 2 ranks"
 d=$(compare "$work/two.onnx" "$work/torchrun.onnx")
 [ "$d" = 0 ] || fail "torchrun's run differs from the hand-launched one by $d"
 echo "torchrun: 2 workers, the same weights as the hand-launched run"
+
+# torchrun's elastic restart: a worker killed after the first epoch's checkpoint; torchrun
+# (--max_restarts 1) starts both again and they continue from the checkpoint, reaching the
+# weights of a run never interrupted.
+el=(--limit 8192 --epochs 4 --seed 5 --batch 64 --no-progress)
+port=$(free_port)
+OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 --rdzv_backend c10d --rdzv_endpoint "127.0.0.1:$port" \
+  --tee 2 --redirects 1 --log_dir "$work/el_logs0" --no_python \
+  "$graft" train "$h" "${el[@]}" --checkpoint "$work/el0.ckpt.onnx" -o "$work/el0.onnx" >/dev/null 2>&1 ||
+  fail "torchrun, uninterrupted"
+port=$(free_port)
+OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 --rdzv_backend c10d --rdzv_endpoint "127.0.0.1:$port" --max_restarts 1 \
+  --tee 2 --redirects 1 --log_dir "$work/el_logs" --no_python \
+  "$graft" train "$h" "${el[@]}" --checkpoint "$work/el.ckpt.onnx" -o "$work/el.onnx" \
+  >"$work/el.out" 2>"$work/el.err" &
+tr=$!; pids+=($tr)
+for _ in $(seq 1200); do [ -e "$work/el.ckpt.onnx" ] && break; sleep 0.05; done
+[ -e "$work/el.ckpt.onnx" ] || fail "no checkpoint after the first epoch"
+victim=$(pgrep -f -- "-o $work/el.onnx" | while read -r p; do
+  [ "$(tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -x 'RANK=1')" ] && echo "$p"; done | head -n 1)
+[ -n "$victim" ] || fail "rank 1's process not found"
+kill -9 "$victim" || fail "rank 1 ended before it could be killed"
+wait $tr || { cat "$work/el.err" >&2; fail "torchrun did not recover"; }
+grep -q "restart 1: resuming from" "$work/el.err" || { cat "$work/el.err" >&2; fail "the restarted workers did not resume"; }
+d=$(compare "$work/el0.onnx" "$work/el.onnx")
+echo "torchrun --max_restarts 1, rank 1 killed after epoch 1: max relative difference $d from a run never interrupted"
+/usr/bin/python3 -c "import sys; sys.exit(0 if $d <= 1e-6 else 1)" || fail "the restarted run differs by $d"
 echo "ok"

@@ -21,24 +21,31 @@ struct EvalArgs {
   std::string model, data = "fashion-mnist", split = "test";
   int64_t batch = 256, limit = 0;
   bool json = false, no_sources = false;
+  DistArgs dist;
 };
 
-nlohmann::json evaluate_file(const std::string& path, const data::Dataset& d, int64_t batch) {
+// With several ranks, each scores every world-th example and the counts are summed.
+nlohmann::json evaluate_file(const std::string& path, const data::Dataset& d, int64_t batch,
+                             train::ProcessGroup* group) {
   ir::Graph g = read_model(path);
   const auto p = data::Preprocess::from_metadata(g, path);
   exec::SessionOptions so;
   so.optimize = true;
   exec::Session s(std::move(g), so, path);
-  nlohmann::json j = train::to_json(train::evaluate(s, d, p, batch));
+  const data::Dataset mine = group ? train::eval_shard(d, group->rank(), group->world()) : d;
+  train::Evaluation e = train::evaluate(s, mine, p, batch);
+  if (group) e = train::all_reduce(e, *group);
+  nlohmann::json j = train::to_json(e);
   j["model"] = path;
   return j;
 }
 
 void run(const EvalArgs& a) {
+  const std::shared_ptr<train::ProcessGroup> group = connect_dist(a.dist);
   const data::Dataset d = data::head(data::open_dataset(a.data, a.split), a.limit);
   nlohmann::json j = {{"data", a.data}, {"split", a.split}, {"count", d.size()}, {"models", nlohmann::json::array()}};
   if (!d.classes.empty()) j["classes"] = d.classes;
-  j["models"].push_back(evaluate_file(a.model, d, a.batch));
+  j["models"].push_back(evaluate_file(a.model, d, a.batch, group.get()));
   j["models"][0]["role"] = "model";
   // A hybrid: its mobile (head) and server (tail) source models too, when their files are there.
   const ir::Graph meta = read_model(a.model, false);
@@ -54,10 +61,12 @@ void run(const EvalArgs& a) {
       if (sha256_file(src) != record[part].value("sha256", "")) {
         log::warn(src + " changed since the hybrid was stitched (sha256 differs)");
       }
-      j["models"].push_back(evaluate_file(src, d, a.batch));
+      j["models"].push_back(evaluate_file(src, d, a.batch, group.get()));
       j["models"].back()["role"] = std::string(part) == "head" ? "mobile (head source)" : "server (tail source)";
     }
   }
+  if (group && group->rank() != 0) return;  // rank 0 reports
+  if (group) j["ranks"] = group->world();
   if (a.json) {
     std::printf("%s\n", j.dump(1).c_str());
     return;
@@ -100,6 +109,7 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--limit", args->limit, "Only the first N examples")->check(CLI::PositiveNumber);
   app->add_flag("--no-sources", args->no_sources, "For a hybrid, do not evaluate its source models");
   app->add_flag("--json", args->json, "Machine-readable output");
+  add_dist_options(app, &args->dist);
   return {app, [args] { run(*args); }};
 }
 

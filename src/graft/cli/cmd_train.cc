@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "graft/cli/common.h"
@@ -22,39 +23,34 @@ struct TrainArgs {
   bool eval = false;
   train::TrainOptions o;
   bool no_cache = false, quiet = false;
-  std::string init, dist = "env";
-  double dist_timeout = 300;
+  std::string init;
+  DistArgs dist;
 };
 
 // The test split's top-1 and top-5; with several ranks each scores every world-th image and the
 // counts are summed.
 train::Evaluation evaluate_sharded(const ir::Graph& g, const TrainArgs& a, const data::Preprocess& p) {
-  data::Dataset test = data::open_dataset(a.data, "test");
+  const data::Dataset test = data::open_dataset(a.data, "test");
   const int rank = a.o.group ? a.o.group->rank() : 0, world = a.o.group ? a.o.group->world() : 1;
-  if (world > 1) {
-    const at::Tensor idx = at::arange(rank, test.size(), world, at::kLong);
-    test.images = test.images.index_select(0, idx);
-    test.labels = test.labels.index_select(0, idx);
-  }
   exec::Session s(g, {}, a.output);
-  train::Evaluation e = train::evaluate(s, test, p);
-  if (world > 1) {
-    const double n = static_cast<double>(e.count);
-    at::Tensor t = at::tensor({e.top1 * n, e.top5 * n, n}, at::kDouble);
-    a.o.group->all_reduce_sum({t});
-    e.count = static_cast<int64_t>(std::llround(t[2].item<double>()));
-    e.top1 = t[0].item<double>() / static_cast<double>(std::max<int64_t>(e.count, 1));
-    e.top5 = t[1].item<double>() / static_cast<double>(std::max<int64_t>(e.count, 1));
-  }
-  return e;
+  const train::Evaluation e = train::evaluate(s, train::eval_shard(test, rank, world), p);
+  return a.o.group ? train::all_reduce(e, *a.o.group) : e;
 }
 
 void run(TrainArgs a) {
   // Data-parallel when the launcher (torchrun, Slurm) or the user says there are several ranks.
-  if (a.dist != "none") {
-    if (const auto env = train::dist_env(a.dist)) {
-      a.o.group = train::ProcessGroup::connect(*env, a.dist_timeout);
+  if (a.dist.mode != "none") {
+    if (const auto env = train::dist_env(a.dist.mode)) {
+      a.o.group = train::ProcessGroup::connect(*env, a.dist.timeout);
       if (!a.init.empty()) throw Error("--init lsq with several ranks: initialise in a one-process run first");
+      // torchrun restarted the workers (--max_restarts): continue from the last checkpoint.
+      if (env->restart > 0 && a.o.resume.empty() && !a.o.checkpoint.empty() &&
+          std::filesystem::exists(a.o.checkpoint)) {
+        a.o.resume = a.o.checkpoint;
+        if (a.o.group->rank() == 0) {
+          std::fprintf(stderr, "graft: restart %d: resuming from %s\n", env->restart, a.o.checkpoint.c_str());
+        }
+      }
     }
   }
   const int rank = a.o.group ? a.o.group->rank() : 0, world = a.o.group ? a.o.group->world() : 1;
@@ -135,13 +131,7 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--log", args->o.log_jsonl, "Write one JSON line per step here");
   app->add_flag("--eval", args->eval, "Evaluate on the test split afterwards");
   app->add_flag("--no-progress", args->quiet, "No progress bar");
-  app->add_option("--dist", args->dist,
-                  "Data-parallel ranks from the environment: env (torchrun's RANK, WORLD_SIZE, MASTER_ADDR, "
-                  "MASTER_PORT; the default), slurm (SLURM_PROCID, SLURM_NTASKS), none")
-      ->check(CLI::IsMember({"env", "slurm", "none"}));
-  app->add_option("--dist-timeout", args->dist_timeout,
-                  "Seconds a rank waits for the others (joining, each collective) before stopping (default 300)")
-      ->check(CLI::PositiveNumber);
+  add_dist_options(app, &args->dist);
   return {app, [args] { run(*args); }};
 }
 

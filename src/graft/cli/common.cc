@@ -211,4 +211,20 @@ void print_table(const std::vector<std::string>& header,
   for (const auto& r : rows) line(r);
 }
 
+void add_dist_options(CLI::App* app, DistArgs* args) {
+  app->add_option("--dist", args->mode,
+                  "Data-parallel ranks from the environment: env (torchrun's RANK, WORLD_SIZE, MASTER_ADDR, "
+                  "MASTER_PORT; the default), slurm (SLURM_PROCID, SLURM_NTASKS), none")
+      ->check(CLI::IsMember({"env", "slurm", "none"}));
+  app->add_option("--dist-timeout", args->timeout,
+                  "Seconds a rank waits for the others (joining, each collective) before stopping (default 300)")
+      ->check(CLI::PositiveNumber);
+}
+
+std::shared_ptr<train::ProcessGroup> connect_dist(const DistArgs& args) {
+  if (args.mode == "none") return nullptr;
+  const auto env = train::dist_env(args.mode);
+  return env ? train::ProcessGroup::connect(*env, args.timeout) : nullptr;
+}
+
 }  // namespace graft::cli

@@ -6,11 +6,13 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "graft/core/stats.h"
+#include "graft/train/distributed.h"
 #include "graft/ir/graph.h"
 #include "graft/keras/keras.h"
 
@@ -90,5 +92,14 @@ std::string thousands(int64_t n);
 // Columns whose header starts with '>' are right-aligned (the '>' is not printed).
 void print_table(const std::vector<std::string>& header,
                  const std::vector<std::vector<std::string>>& rows);
+
+// Data-parallel ranks (`--dist`, `--dist-timeout`), for train and eval.
+struct DistArgs {
+  std::string mode = "env";
+  double timeout = 300;
+};
+void add_dist_options(CLI::App* app, DistArgs* args);
+// The process group the launcher (torchrun, Slurm) or the user set up, or nullptr for one process.
+std::shared_ptr<train::ProcessGroup> connect_dist(const DistArgs& args);
 
 }  // namespace graft::cli

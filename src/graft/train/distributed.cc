@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "graft/core/error.h"
+#include "graft/data/dataset.h"
+#include "graft/train/evaluate.h"
 
 namespace graft::train {
 namespace {
@@ -340,6 +342,40 @@ void ProcessGroup::progress(int64_t step) {
     throw Error("rank " + std::to_string(impl_->env.rank) + ": the store stopped answering (" + first_line(e) +
                 "): " + (impl_->env.agent_store ? "the launcher is gone" : "rank 0, which hosts it, is gone"));
   }
+}
+
+data::Dataset eval_shard(const data::Dataset& d, int rank, int world) {
+  if (world <= 1) return d;
+  data::Dataset out = d;
+  const at::Tensor idx = at::arange(rank, d.size(), world, at::kLong);
+  out.images = d.images.index_select(0, idx);
+  out.labels = d.labels.index_select(0, idx);
+  return out;
+}
+
+Evaluation all_reduce(const Evaluation& e, ProcessGroup& group) {
+  Evaluation out = e;
+  const double n = static_cast<double>(e.count);
+  at::Tensor tally = at::tensor({e.top1 * n, e.top5 * n, n}, at::kDouble);
+  std::vector<at::Tensor> parts{tally};
+  at::Tensor confusion;
+  if (e.confusion.defined()) {
+    confusion = e.confusion.to(at::kDouble);
+    parts.push_back(confusion);
+  }
+  group.all_reduce_sum(parts);  // float buffers: exact for counts below 2^24
+  out.count = static_cast<int64_t>(std::llround(tally[2].item<double>()));
+  out.top1 = std::llround(tally[0].item<double>()) / static_cast<double>(std::max<int64_t>(out.count, 1));
+  out.top5 = std::llround(tally[1].item<double>()) / static_cast<double>(std::max<int64_t>(out.count, 1));
+  if (confusion.defined()) {
+    out.confusion = confusion.round().to(at::kLong);
+    out.per_class.clear();
+    for (int64_t c = 0; c < out.confusion.size(0); ++c) {
+      const double total = out.confusion[c].sum().item<double>();
+      out.per_class.push_back(total > 0 ? out.confusion[c][c].item<double>() / total : 0.0);
+    }
+  }
+  return out;
 }
 
 CommStats ProcessGroup::take_stats() {

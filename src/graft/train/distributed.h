@@ -17,7 +17,13 @@
 #include <string>
 #include <vector>
 
+namespace graft::data {
+struct Dataset;
+}
+
 namespace graft::train {
+
+struct Evaluation;
 
 struct DistEnv {
   int rank = 0, world = 1, local_rank = 0;
@@ -72,5 +78,11 @@ class ProcessGroup {
   explicit ProcessGroup(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Data-parallel evaluation: a rank's share of a dataset (every world-th example from its rank;
+// no padding, so every example counts once), and the ranks' evaluations summed into the whole
+// dataset's (counts, top-1/top-5 hits, confusion matrix, per-class accuracy), on every rank.
+data::Dataset eval_shard(const data::Dataset& d, int rank, int world);
+Evaluation all_reduce(const Evaluation& e, ProcessGroup& group);
 
 }  // namespace graft::train
