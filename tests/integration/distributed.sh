@@ -6,7 +6,9 @@
 #  3. a rank that never joins, and a rank killed mid-training: the other stops within the timeout
 #     with one line naming it, and writes nothing;
 #  4. torchrun (Debian's python3-torch) launches 2 workers with the c10d rendezvous; the log
-#     records the world size and the communication per step.
+#     records the world size and the communication per step;
+#  5. graft eval and graft search on 2 ranks report what one process does; a search whose rank
+#     is killed stops naming it and resumes in one process to the uninterrupted result.
 #   tests/integration/distributed.sh GRAFT MODELS_DIR
 set -euo pipefail
 graft=$1
@@ -184,4 +186,56 @@ grep -q "restart 1: resuming from" "$work/el.err" || { cat "$work/el.err" >&2; f
 d=$(compare "$work/el0.onnx" "$work/el.onnx")
 echo "torchrun --max_restarts 1, rank 1 killed after epoch 1: max relative difference $d from a run never interrupted"
 /usr/bin/python3 -c "import sys; sys.exit(0 if $d <= 1e-6 else 1)" || fail "the restarted run differs by $d"
+# graft search on 2 ranks (torchrun): candidates round-robin, the result of one process with the
+# same threads per process — every held-out and test score, the front, the hybrid --write-best
+# writes.
+search=(--mobile "$models/mobile.onnx" --server "$models/server.onnx" --mobile-cuts conv_dw_6_relu,conv_dw_12_relu
+  --server-cuts block17_2_ac,mixed_7a --limit 1400 --holdout 300 --min-images 256 --max-images 768 --batch 64
+  --test-limit 300)
+"$graft" --threads 1 search "${search[@]}" -o "$work/s1.json" --write-best "$work/s1.onnx" >/dev/null 2>"$work/s1.err" ||
+  { cat "$work/s1.err" >&2; fail "search, one process"; }
+port=$(free_port)
+torchrun --nproc_per_node 2 --rdzv_backend c10d --rdzv_endpoint "127.0.0.1:$port" \
+  --tee 2 --redirects 1 --log_dir "$work/search_logs" --no_python \
+  "$graft" --threads 1 search "${search[@]}" -o "$work/s2.json" --write-best "$work/s2.onnx" \
+  >"$work/s2.out" 2>"$work/s2.err" || { cat "$work/s2.err" >&2; fail "search on 2 ranks"; }
+same_search() {  # same_search A.json B.json WORLD_OF_B
+  /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert b["ranks"] == int(sys.argv[3]) and b["complete"], (b["ranks"], b["complete"])
+assert a["front"] == b["front"] and a["baselines"] == b["baselines"], (a["front"], b["front"])
+assert len(a["candidates"]) == len(b["candidates"]) == 8
+for x, y in zip(a["candidates"], b["candidates"]):
+    ex = [(e["rung"], e["images"], e["holdout_top1"]) for e in x["evaluations"]]
+    ey = [(e["rung"], e["images"], e["holdout_top1"]) for e in y["evaluations"]]
+    assert ex == ey and x.get("test_top1") == y.get("test_top1"), (x["id"], ex, ey)
+PY
+}
+same_search "$work/s1.json" "$work/s2.json" 2 || fail "the 2-rank search differs from one process"
+cmp -s "$work/s1.onnx" "$work/s2.onnx" || fail "the 2-rank search wrote another best hybrid"
+grep -q "rank 1)" "$work/s2.err" || fail "no candidate was trained on rank 1"
+echo "search on 2 ranks: every score and the best hybrid of one process"
+
+# A search whose rank 1 is killed: rank 0 stops naming it and leaves its state, which one process
+# resumes to the uninterrupted result.
+port=$(free_port)
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$graft" --threads 1 search "${search[@]}" --no-test \
+    --dist-timeout 5 -o "$work/sk.json$([ $r = 1 ] && echo .rank1)" >/dev/null 2>"$work/sk.$r.err" &
+  pids+=($!)
+done
+p0=${pids[-2]}; p1=${pids[-1]}
+for _ in $(seq 1200); do [ -e "$work/sk.json" ] && break; sleep 0.01; done
+[ -e "$work/sk.json" ] || fail "the search recorded no evaluation"
+{ kill -9 $p1; wait $p1; } 2>/dev/null || true
+if wait $p0; then fail "rank 0 finished the search without rank 1"; fi
+[ "$(grep -c '^graft: error:' "$work/sk.0.err")" -eq 1 ] || { cat "$work/sk.0.err" >&2; fail "search: not one error line"; }
+tail -n 1 "$work/sk.0.err" | grep -q "rank 1 stopped" || { cat "$work/sk.0.err" >&2; fail "search: rank 1 not named"; }
+[ ! -e "$work/sk.json.rank1" ] || fail "rank 1 wrote the search's state"
+"$graft" --threads 1 search "${search[@]}" --no-test -o "$work/s1n.json" >/dev/null 2>&1 || fail "search --no-test"
+"$graft" --threads 1 search "${search[@]}" --no-test -o "$work/sk.json" --resume >/dev/null 2>"$work/skr.err" ||
+  { cat "$work/skr.err" >&2; fail "resuming the 2-rank search in one process"; }
+same_search "$work/s1n.json" "$work/sk.json" 1 || fail "the resumed search differs from one never interrupted"
+echo "search with a killed rank: $(tail -n 1 "$work/sk.0.err"); resumed in one process to the same result"
 echo "ok"

@@ -161,6 +161,33 @@ TEST(DistributedTest, TwoRanksBroadcastSumAndDifferentiate) {
   }
 }
 
+// all_gather: bytes of different lengths (one empty) from every rank, in rank order; and
+// wait_for_ranks waits for a rank that is busy for longer than the timeout while it is alive.
+TEST(DistributedTest, RanksGatherBytesAndWaitForABusyRank) {
+  const int port = free_port();
+  std::vector<std::string> errors(2);
+  std::vector<std::vector<std::string>> got(2);
+  auto worker = [&](int rank) {
+    try {
+      auto g = ProcessGroup::connect(rank_env(rank, 2, port), 3);
+      got[static_cast<size_t>(rank)] = g->all_gather(rank == 0 ? std::string("\0ab", 3) : std::string());
+      if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(4500));  // > the 3 s timeout
+      g->wait_for_ranks();
+      const auto again = g->all_gather(std::string(100000, static_cast<char>('a' + rank)));
+      EXPECT_EQ(again.at(0), std::string(100000, 'a'));
+      EXPECT_EQ(again.at(1), std::string(100000, 'b'));
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(rank)] = e.what();
+    }
+  };
+  std::thread t0(worker, 0), t1(worker, 1);
+  t0.join();
+  t1.join();
+  ASSERT_EQ(errors[0], "");
+  ASSERT_EQ(errors[1], "");
+  for (const auto& g : got) EXPECT_EQ(g, (std::vector<std::string>{std::string("\0ab", 3), ""}));
+}
+
 TEST(DistributedTest, ARankThatNeverJoinsIsNamed) {
   const auto t0 = std::chrono::steady_clock::now();
   try {

@@ -21,6 +21,7 @@ struct SearchArgs {
   std::string cache_memory;
   std::string mobile_cuts, server_cuts;
   search::Options o;
+  DistArgs dist;
   int64_t limit = 0, test_limit = 0, best_bytes = 0, best_macs = 0;
   bool no_test = false, json = false;
 };
@@ -110,12 +111,15 @@ void run(SearchArgs& a) {
     std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);
   };
+  const std::shared_ptr<train::ProcessGroup> group = connect_dist(a.dist);
+  a.o.group = group.get();
   const ir::Graph mobile_graph = read_model(a.mobile), server_graph = read_model(a.server);
   const search::Model mobile{&mobile_graph, a.mobile}, server{&server_graph, a.server};
   const data::Dataset train = data::head(data::open_dataset(a.data, "train"), a.limit);
   std::optional<data::Dataset> test;
   if (!a.no_test) test = data::head(data::open_dataset(a.data, "test"), a.test_limit);
   const search::Result r = search::run(mobile, server, train, test ? &*test : nullptr, a.o);
+  if (group && group->rank() != 0) return;  // rank 0 reports
 
   if (a.json) {
     std::printf("%s\n", r.to_json(search::settings_json(mobile, server, train, a.o)).dump().c_str());
@@ -184,6 +188,7 @@ Command add_search_command(CLI::App& root) {
   app->add_option("--best-max-split-bytes", args->best_bytes, "--write-best: the most accurate within N bytes/image");
   app->add_option("--best-max-device-macs", args->best_macs, "--write-best: the most accurate within N device MACs");
   app->add_flag("--json", args->json, "Print the result as JSON");
+  add_dist_options(app, &args->dist);
   return {app, [args] { run(*args); }};
 }
 

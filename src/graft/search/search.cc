@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,7 @@
 #include "graft/ir/shapes.h"
 #include "graft/ir/summary.h"
 #include "graft/stitch/stitch.h"
+#include "graft/train/distributed.h"
 #include "graft/train/evaluate.h"
 #include "graft/train/trainer.h"
 
@@ -208,6 +210,51 @@ struct Weights {
   std::map<std::string, at::Tensor> tensors;
 };
 
+// Results shared between ranks: a double as its bytes; an evaluation with an adapter's tensors as
+// a JSON header line and then the tensors' bytes.
+std::string encode_double(double v) { return std::string(reinterpret_cast<const char*>(&v), sizeof v); }
+double decode_double(const std::string& b) {
+  double v = 0;
+  if (b.size() != sizeof v) throw Error("search: a rank sent a malformed score");
+  std::memcpy(&v, b.data(), sizeof v);
+  return v;
+}
+
+std::string encode(const Evaluation& e, const Weights& w) {
+  nlohmann::json tensors = nlohmann::json::array();
+  std::string data;
+  for (const auto& [name, t] : w.tensors) {
+    const at::Tensor c = t.contiguous();
+    tensors.push_back({{"name", name}, {"type", static_cast<int>(c.scalar_type())}, {"sizes", c.sizes().vec()}});
+    data.append(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.nbytes()));
+  }
+  const nlohmann::json head = {{"rung", e.rung},       {"images", e.images}, {"accuracy", e.accuracy},
+                               {"seconds", e.seconds}, {"weights_rung", w.rung}, {"tensors", tensors}};
+  return head.dump() + "\n" + data;
+}
+
+void decode(const std::string& bytes, Evaluation& e, Weights& w) {
+  const size_t nl = bytes.find('\n');
+  const nlohmann::json head =
+      nl == std::string::npos ? nlohmann::json() : nlohmann::json::parse(bytes.substr(0, nl), nullptr, false);
+  if (!head.is_object()) throw Error("search: a rank sent a malformed evaluation");
+  e.rung = head.at("rung");
+  e.images = head.at("images");
+  e.accuracy = head.at("accuracy");
+  e.seconds = head.at("seconds");
+  w.rung = head.at("weights_rung");
+  size_t offset = nl + 1;
+  for (const auto& jt : head.at("tensors")) {
+    at::Tensor t = at::empty(jt.at("sizes").get<std::vector<int64_t>>(),
+                             at::TensorOptions().dtype(static_cast<at::ScalarType>(jt.at("type").get<int>())));
+    const size_t n = static_cast<size_t>(t.nbytes());
+    if (offset + n > bytes.size()) throw Error("search: a rank sent a truncated evaluation");
+    std::memcpy(t.data_ptr(), bytes.data() + offset, n);
+    offset += n;
+    w.tensors[jt.at("name").get<std::string>()] = t;
+  }
+}
+
 std::string json_settings_mismatch(const nlohmann::json& a, const nlohmann::json& b) {
   for (const auto& [k, v] : a.items()) {
     if (!b.contains(k) || b[k] != v) return k;
@@ -222,6 +269,12 @@ class Search {
  public:
   Search(const Model& mobile, const Model& server, const data::Dataset& train, const Options& o)
       : mobile_(mobile), server_(server), o_(o), started_(Clock::now()) {
+    if (o.group != nullptr) {
+      group_ = o.group;
+      rank_ = o.group->rank();
+      world_ = o.group->world();
+      r_.ranks = world_;
+    }
     if (o.min_images < 1) throw Error("--min-images must be positive");
     if (!(o.eta > 1)) throw Error("--eta must be greater than 1");
     if (o.batch < 1) throw Error("--batch must be positive");
@@ -247,13 +300,19 @@ class Search {
     double before = 0;
     if (o_.resume) before = load_state();
     say(std::to_string(r_.candidates.size()) + " candidates (" + std::to_string(r_.pairs_kept) + " of " +
-        std::to_string(r_.pairs_joinable) + " joinable cut pairs) in " + fixed(since(started_), 1) + " s");
+        std::to_string(r_.pairs_joinable) + " joinable cut pairs) in " + fixed(since(started_), 1) + " s" +
+        (world_ > 1 ? " on " + std::to_string(world_) + " ranks" : ""));
     auto elapsed = [&] { return before + since(t0); };
+    auto over_budget = [&] { return o_.budget_seconds > 0 && elapsed() >= o_.budget_seconds; };
     r_.train_images = pool_.size();
     r_.holdout_images = holdout_.size();
     if (!o_.resume || r_.mobile_holdout == 0) {
-      r_.mobile_holdout = accuracy(*mobile_.graph, mobile_.path, holdout_);
-      r_.server_holdout = accuracy(*server_.graph, server_.path, holdout_);
+      const std::vector<std::string> scores = *spread(2, [&](size_t j) {
+        const Model& m = j == 0 ? mobile_ : server_;
+        return encode_double(accuracy(*m.graph, m.path, holdout_));
+      });
+      r_.mobile_holdout = decode_double(scores[0]);
+      r_.server_holdout = decode_double(scores[1]);
     }
     say("held-out images: " + std::to_string(holdout_.size()) + "; mobile " + pct(r_.mobile_holdout) + ", server " +
         pct(r_.server_holdout) + "; training pool " + std::to_string(pool_.size()) + " images");
@@ -277,44 +336,57 @@ class Search {
         for (int id : g.ids) {
           if (static_cast<int>(r_.candidates[static_cast<size_t>(id)].evaluations.size()) <= k) todo.push_back(id);
         }
-        if (todo.empty()) {
-          done += static_cast<int>(g.ids.size());
-          continue;
-        }
-        if (o_.budget_seconds > 0 && elapsed() >= o_.budget_seconds) {
+        done += static_cast<int>(g.ids.size() - todo.size());  // resumed
+        if (todo.empty()) continue;
+        if (agree(over_budget())) {
           stopped = true;
           break;
         }
-        if (g.cached) {
-          prepare_caches(todo, st.rows, /*drop_others=*/true);
-        } else {
+        std::vector<int> mine;  // this rank's share of the group
+        for (size_t j = static_cast<size_t>(rank_); j < todo.size(); j += static_cast<size_t>(world_)) {
+          mine.push_back(todo[j]);
+        }
+        if (!g.cached) {
           caches_.clear();
           say("  " + r_.candidates[static_cast<size_t>(g.ids.front())].mobile_cut + " -> " +
               r_.candidates[static_cast<size_t>(g.ids.front())].server_cut +
               ": its caches exceed the bound; trains without (both models run on every batch)");
+        } else if (!mine.empty()) {
+          prepare_caches(mine, st.rows, /*drop_others=*/true);
         }
-        for (int id : g.ids) {
-          Candidate& c = r_.candidates[static_cast<size_t>(id)];
-          ++done;
-          if (static_cast<int>(c.evaluations.size()) > k) continue;  // resumed
-          if (o_.budget_seconds > 0 && elapsed() >= o_.budget_seconds) {
-            stopped = true;
-            break;
-          }
-          const auto t1 = Clock::now();
-          Trained t = advance(c, k, g.cached, /*drop=*/false);
-          Evaluation e;
-          e.rung = k;
-          e.images = t.seen;
-          e.accuracy = accuracy(t.hybrid, "candidate " + std::to_string(c.id), holdout_);
-          e.seconds = since(t1);
-          c.evaluations.push_back(e);
-          r_.seconds = elapsed();
-          save_state(false);
-          say("  [" + std::to_string(done) + "/" + std::to_string(in_rung.size()) + "] " + c.mobile_cut + " -> " +
-              c.server_cut + " " + c.family + ": " + pct(e.accuracy) + " held-out (" + fixed(e.seconds, 1) + " s)");
+        const bool finished = spread(
+            todo.size(),
+            [&](size_t j) {
+              const Candidate& c = r_.candidates[static_cast<size_t>(todo[j])];
+              const auto t1 = Clock::now();
+              Trained t = advance(c, k, g.cached, /*drop=*/false);
+              Evaluation e;
+              e.rung = k;
+              e.images = t.seen;
+              e.accuracy = accuracy(t.hybrid, "candidate " + std::to_string(c.id), holdout_);
+              e.seconds = since(t1);
+              return encode(e, weights_.at(c.id));
+            },
+            [&](size_t j, const std::string& result) {
+              Candidate& c = r_.candidates[static_cast<size_t>(todo[j])];
+              Evaluation e;
+              Weights w;
+              decode(result, e, w);
+              c.evaluations.push_back(e);
+              weights_[c.id] = std::move(w);
+              ++done;
+              r_.seconds = elapsed();
+              save_state(false);
+              say("  [" + std::to_string(done) + "/" + std::to_string(in_rung.size()) + "] " + c.mobile_cut +
+                  " -> " + c.server_cut + " " + c.family + ": " + pct(e.accuracy) + " held-out (" +
+                  fixed(e.seconds, 1) + " s" + (world_ > 1 ? ", rank " + std::to_string(j % world_) : "") + ")");
+            },
+            over_budget)
+                                  .has_value();
+        if (!finished) {
+          stopped = true;
+          break;
         }
-        if (stopped) break;
       }
       if (stopped) break;
       r_.rungs_done = k + 1;
@@ -326,23 +398,71 @@ class Search {
     r_.front = front();
     if (stopped) say("stopped by the budget after " + fixed(elapsed(), 0) + " s; --resume continues");
     if (test != nullptr) {
-      r_.mobile_test = accuracy(*mobile_.graph, mobile_.path, *test);
-      r_.server_test = accuracy(*server_.graph, server_.path, *test);
-      for (int id : r_.front) {
-        Candidate& c = r_.candidates[static_cast<size_t>(id)];
-        c.test_accuracy = accuracy(materialize(c), "candidate " + std::to_string(id), *test);
+      // The two models, then the front's points, round-robin over the ranks.
+      const std::vector<std::string> scores = *spread(2 + r_.front.size(), [&](size_t j) {
+        if (j < 2) {
+          const Model& m = j == 0 ? mobile_ : server_;
+          return encode_double(accuracy(*m.graph, m.path, *test));
+        }
+        const Candidate& c = r_.candidates[static_cast<size_t>(r_.front[j - 2])];
+        return encode_double(accuracy(materialize(c), "candidate " + std::to_string(c.id), *test));
+      });
+      r_.mobile_test = decode_double(scores[0]);
+      r_.server_test = decode_double(scores[1]);
+      for (size_t i = 0; i < r_.front.size(); ++i) {
+        r_.candidates[static_cast<size_t>(r_.front[i])].test_accuracy = decode_double(scores[2 + i]);
+      }
+    }
+    if (group_ != nullptr) {
+      // Each rank's peak: the most any one held.
+      for (const std::string& peak : share(encode_double(static_cast<double>(r_.cache_peak)))) {
+        r_.cache_peak = std::max(r_.cache_peak, static_cast<int64_t>(decode_double(peak)));
       }
     }
     if (!o_.write_best.empty()) {
       const Candidate* b = best(r_, o_.best_max_split_bytes, o_.best_max_device_macs);
       if (b == nullptr) throw Error("no front point within the limits to write to " + o_.write_best);
-      ir::save(materialize(*b), o_.write_best);
+      if (rank_ == 0) ir::save(materialize(*b), o_.write_best);
       r_.best_written = b->id;
       say("wrote " + o_.write_best + ": candidate " + std::to_string(b->id) + " (" + b->mobile_cut + " -> " +
           b->server_cut + ", " + b->adapter + "), " + pct(b->last()->accuracy) + " held-out");
     }
     r_.seconds = elapsed();
     save_state(r_.complete);
+    share("");  // the ranks end together, after rank 0's writes
+  }
+
+  // Jobs 0..n-1 round-robin over the ranks, `world` at a time (job j on rank j % world); after
+  // each round every rank hands the round's results, in order, to `take`. Returns every result on
+  // every rank, or nullopt when `stop`, asked before each round (rank 0's answer holds for all),
+  // ended it early. One rank: the jobs in order.
+  std::optional<std::vector<std::string>> spread(size_t n, const std::function<std::string(size_t)>& job,
+                                                 const std::function<void(size_t, const std::string&)>& take = nullptr,
+                                                 const std::function<bool()>& stop = nullptr) {
+    std::vector<std::string> out;
+    const size_t world = static_cast<size_t>(world_), rank = static_cast<size_t>(rank_);
+    for (size_t round = 0; round < n; round += world) {
+      if (stop && agree(stop())) return std::nullopt;
+      const size_t j = round + rank;
+      const std::string mine = j < n ? job(j) : std::string();
+      const std::vector<std::string> got = share(mine);
+      for (size_t r = 0; r < got.size() && round + r < n; ++r) {
+        if (take) take(round + r, got[r]);
+        out.push_back(got[r]);
+      }
+    }
+    return out;
+  }
+
+  // Rank 0's `mine` on every rank (decisions that must not differ between ranks).
+  bool agree(bool mine) { return share(mine ? "1" : "0").at(0) == "1"; }
+
+  // Every rank's bytes on every rank, in rank order, once all have come (a rank may train for
+  // long before it does: only a rank whose heartbeat stops is a timeout).
+  std::vector<std::string> share(const std::string& mine) {
+    if (group_ == nullptr) return {mine};
+    group_->wait_for_ranks();
+    return group_->all_gather(mine);
   }
 
   // The hybrid of candidate `c` with the adapter of its last evaluation: kept from the search, or
@@ -369,7 +489,7 @@ class Search {
 
  private:
   void say(const std::string& line) const {
-    if (o_.progress) o_.progress(line);
+    if (o_.progress && rank_ == 0) o_.progress(line);
   }
 
   void enumerate() {
@@ -668,8 +788,20 @@ class Search {
   double load_state() {
     const std::string& path = o_.state;
     if (path.empty()) throw Error("--resume needs the result file of the interrupted search (-o)");
-    if (!std::filesystem::exists(path)) throw Error(path + ": no search to resume (the file does not exist)");
-    const nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
+    // Rank 0 reads the file (the others may be on machines without it) and every rank gets its
+    // text, or the error.
+    std::string text;
+    if (rank_ == 0) {
+      try {
+        if (!std::filesystem::exists(path)) throw Error(path + ": no search to resume (the file does not exist)");
+        text = "+" + read_file(path);
+      } catch (const Error& e) {
+        text = std::string("-") + e.what();
+      }
+    }
+    text = share(text).at(0);
+    if (text.empty() || text[0] != '+') throw Error(text.empty() ? path + ": unreadable" : text.substr(1));
+    const nlohmann::json j = nlohmann::json::parse(text.substr(1), nullptr, false);
     if (!j.is_object() || j.value("version", 0) != kStateVersion || !j.contains("settings") ||
         !j.contains("candidates")) {
       throw Error(path + ": not a graft search result (version " + std::to_string(kStateVersion) + ")");
@@ -704,7 +836,7 @@ class Search {
   }
 
   void save_state(bool complete) {
-    if (o_.state.empty()) return;
+    if (o_.state.empty() || rank_ != 0) return;
     r_.complete = complete;
     write_file_atomic(o_.state, r_.to_json(settings_).dump(1) + "\n");
   }
@@ -712,6 +844,8 @@ class Search {
   const Model& mobile_;
   const Model& server_;
   const Options& o_;
+  train::ProcessGroup* group_ = nullptr;
+  int rank_ = 0, world_ = 1;
   Clock::time_point started_;
   nlohmann::json settings_;
   data::Dataset holdout_, pool_;
@@ -769,6 +903,7 @@ nlohmann::json Result::to_json(const nlohmann::json& settings) const {
           {"complete", complete},
           {"seconds", seconds},
           {"rungs_done", rungs_done},
+          {"ranks", ranks},
           {"cache_bytes_bound", cache_bound},
           {"cache_bytes_peak", cache_peak},
           {"best_written", best_written},
@@ -819,6 +954,7 @@ ir::Graph build(const Model& mobile, const Model& server, const data::Dataset& t
   Options o = options;
   o.resume = false;
   o.state.clear();
+  o.group = nullptr;
   Search s(mobile, server, train, o);
   const auto& cs = s.result().candidates;
   auto it = std::find_if(cs.begin(), cs.end(), [&](const Candidate& x) {

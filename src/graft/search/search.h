@@ -14,6 +14,8 @@
 // exceed `cache_memory`, its candidates are taken in groups whose caches fit (a candidate whose
 // own tensors do not fit trains without a cache, running both models on every batch).
 //
+// On several ranks (Options::group), a rung's candidates are trained round-robin, `world` at a time.
+//
 // The state is the result file itself, rewritten atomically after every evaluation; `resume`
 // continues a search from it (same models, data and settings), skipping what is done. Training
 // is deterministic for a seed and thread count, so a resumed search reaches the same result.
@@ -30,6 +32,10 @@
 
 #include "graft/data/dataset.h"
 #include "graft/ir/graph.h"
+
+namespace graft::train {
+class ProcessGroup;
+}
 
 namespace graft::search {
 
@@ -56,7 +62,13 @@ struct Options {
   // trained as its last evaluation; atomically) at the end of the search.
   std::string write_best;
   int64_t best_max_split_bytes = 0, best_max_device_macs = 0;
-  std::function<void(const std::string&)> progress;  // one line per event
+  std::function<void(const std::string&)> progress;  // one line per event (rank 0's only)
+  // Data-parallel ranks (graft/train/distributed.h): every rank runs the same search; a rung's
+  // candidates, the baselines and the front's test scores are taken round-robin, one per rank at
+  // a time, and every rank gets every result (scores and the adapter's tensors). Each rank holds
+  // only its own candidates' caches (cache_memory is per rank). Rank 0 alone writes `state` and
+  // `write_best`. The result is the one-process result with the same threads per process.
+  train::ProcessGroup* group = nullptr;
 };
 
 struct Model {
@@ -91,7 +103,8 @@ struct Result {
   std::optional<double> mobile_test, server_test;
   int64_t mobile_macs = 0, server_macs = 0, train_images = 0, holdout_images = 0;
   int rungs_done = 0;
-  int64_t cache_bound = 0, cache_peak = 0;  // bytes: the cache bound used and the most held
+  int64_t cache_bound = 0, cache_peak = 0;  // bytes: the cache bound used and the most held (per rank)
+  int ranks = 1;                   // processes that ran the search (Options::group)
   int best_written = -1;           // the candidate written to Options::write_best
   bool complete = false;           // false: stopped by the budget (resumable)
   double seconds = 0;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -59,6 +60,22 @@ std::string list(const std::vector<int>& ranks) {
   std::string out;
   for (int r : ranks) out += (out.empty() ? "" : ", ") + std::to_string(r);
   return out;
+}
+
+// The tensors' values flattened into one buffer of `type` (what a collective sends), and back.
+at::Tensor pack(const std::vector<at::Tensor>& tensors, at::ScalarType type) {
+  std::vector<at::Tensor> flat;
+  for (const auto& t : tensors) flat.push_back(t.detach().reshape(-1).to(type));
+  return at::cat(flat);
+}
+void unpack(const at::Tensor& buffer, const std::vector<at::Tensor>& tensors) {
+  at::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (const auto& t : tensors) {
+    const int64_t n = t.numel();
+    t.copy_(buffer.slice(0, offset, offset + n).view(t.sizes()));
+    offset += n;
+  }
 }
 
 // Sum over the ranks; backward sums the incoming gradients over the ranks too.
@@ -290,17 +307,9 @@ int ProcessGroup::world() const { return impl_->env.world; }
 
 void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors) {
   if (tensors.empty()) return;
-  std::vector<at::Tensor> flat;
-  for (const auto& t : tensors) flat.push_back(t.detach().reshape(-1).to(at::kDouble));
-  std::vector<at::Tensor> buffer{at::cat(flat)};
+  std::vector<at::Tensor> buffer{pack(tensors, at::kDouble)};
   impl_->run("broadcast", buffer[0].numel() * 8, [&] { return impl_->pg->broadcast(buffer); });
-  at::NoGradGuard no_grad;
-  int64_t offset = 0;
-  for (const auto& t : tensors) {
-    const int64_t n = t.numel();
-    t.copy_(buffer[0].slice(0, offset, offset + n).view(t.sizes()));
-    offset += n;
-  }
+  unpack(buffer[0], tensors);
 }
 
 void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
@@ -312,18 +321,58 @@ void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_
       bytes += tensors[i].numel() * 4;
       bucket.push_back(tensors[i++]);
     }
-    std::vector<at::Tensor> flat;
-    for (const auto& t : bucket) flat.push_back(t.detach().reshape(-1).to(at::kFloat));
-    std::vector<at::Tensor> buffer{at::cat(flat)};
+    std::vector<at::Tensor> buffer{pack(bucket, at::kFloat)};
     impl_->run("all-reduce", bytes, [&] { return impl_->pg->allreduce(buffer); });
-    at::NoGradGuard no_grad;
-    int64_t offset = 0;
-    for (const auto& t : bucket) {
-      const int64_t n = t.numel();
-      t.copy_(buffer[0].slice(0, offset, offset + n).view(t.sizes()));
-      offset += n;
-    }
+    unpack(buffer[0], bucket);
   }
+}
+
+void ProcessGroup::wait_for_ranks() {
+  c10d::Store& store = *impl_->store;
+  const int world = impl_->env.world, rank = impl_->env.rank;
+  std::vector<int64_t> beats(static_cast<size_t>(world), -1);
+  std::vector<Clock::time_point> changed(static_cast<size_t>(world), Clock::now());
+  try {
+    const int64_t mine = store.add("at/" + std::to_string(rank), 1);
+    for (int r = 0; r < world; ++r) {
+      const size_t i = static_cast<size_t>(r);
+      while (store.add("at/" + std::to_string(r), 0) < mine) {
+        const int64_t b = store.add("alive/" + std::to_string(r), 0);
+        if (b != beats[i]) {
+          beats[i] = b;
+          changed[i] = Clock::now();
+        } else if (Clock::now() - changed[i] > impl_->timeout) {
+          throw Error("rank " + std::to_string(rank) + ": rank " + std::to_string(r) + " stopped (no heartbeat for " +
+                      std::to_string(impl_->timeout.count() / 1000) + " s): died or stalled (--dist-timeout)");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error("rank " + std::to_string(rank) + ": the store stopped answering (" + first_line(e) + "): " +
+                (impl_->env.agent_store ? "the launcher is gone" : "rank 0, which hosts it, is gone"));
+  }
+}
+
+std::vector<std::string> ProcessGroup::all_gather(const std::string& mine) {
+  const int world = impl_->env.world, rank = impl_->env.rank;
+  std::vector<at::Tensor> lengths{at::zeros({world}, at::kLong)};
+  lengths[0][rank] = static_cast<int64_t>(mine.size());
+  impl_->run("all-reduce", 8 * world, [&] { return impl_->pg->allreduce(lengths); });
+  std::vector<std::string> out(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    const int64_t n = lengths[0][r].item<int64_t>();
+    if (n == 0) continue;
+    std::vector<at::Tensor> buffer{at::empty({n}, at::kByte)};
+    if (r == rank) std::memcpy(buffer[0].data_ptr(), mine.data(), static_cast<size_t>(n));
+    c10d::BroadcastOptions bo;
+    bo.rootRank = r;
+    impl_->run("broadcast", n, [&] { return impl_->pg->broadcast(buffer, bo); });
+    out[static_cast<size_t>(r)].assign(static_cast<const char*>(buffer[0].data_ptr()), static_cast<size_t>(n));
+  }
+  return out;
 }
 
 std::function<at::Tensor(const at::Tensor&)> ProcessGroup::replica_sum() {

@@ -66,6 +66,12 @@ class ProcessGroup {
   // ranks): what SyncBatchNorm's statistics take (exec::SessionOptions::replica_sum). The group
   // must outlive it.
   std::function<at::Tensor(const at::Tensor&)> replica_sum();
+  // Waits until every rank has called this as often as this rank has, for as long as they keep
+  // beating: ranks busy for long (a search's candidates) are not a timeout; a rank whose heartbeat
+  // stopped for the timeout is named.
+  void wait_for_ranks();
+  // Every rank's bytes on every rank, in rank order (the lengths may differ; empty is sent free).
+  std::vector<std::string> all_gather(const std::string& mine);
   // Every rank has reached this point (what rank 0 waits for before its last writes are final).
   void barrier();
   // Records that this rank reached `step` (the store keeps it: on a timeout the ranks behind are
