@@ -188,6 +188,49 @@ TEST(DistributedTest, RanksGatherBytesAndWaitForABusyRank) {
   for (const auto& g : got) EXPECT_EQ(g, (std::vector<std::string>{std::string("\0ab", 3), ""}));
 }
 
+// GradientReducer: gradients averaged over the ranks while backward runs, in several buckets (a
+// 16-byte limit: one parameter each), a parameter that gets no gradient counted as zeros, the
+// extra values summed; and again the next step, from clean buckets.
+TEST(DistributedTest, GradientsAreAveragedBucketByBucketDuringBackward) {
+  const int port = free_port();
+  std::vector<std::string> errors(2);
+  std::vector<std::vector<at::Tensor>> grads(2);
+  std::vector<at::Tensor> extras(2);
+  std::vector<int> buckets(2);
+  auto worker = [&](int rank) {
+    try {
+      auto g = ProcessGroup::connect(rank_env(rank, 2, port), 10);
+      std::vector<at::Tensor> p = {at::ones({2, 2}).requires_grad_(true), at::ones({3}).requires_grad_(true),
+                                   at::ones({2}).requires_grad_(true)};  // p[2] unused
+      GradientReducer reducer(*g, p, 2, 16);
+      buckets[static_cast<size_t>(rank)] = reducer.buckets();
+      for (int step = 0; step < 2; ++step) {
+        const float k = static_cast<float>((rank + 1) * (step + 1));  // rank 0: 1, 2; rank 1: 2, 4
+        reducer.set_extra(at::tensor({k, 10.0f}));
+        ((p[0] * k).sum() + (p[1] * p[1] * k).sum()).backward();
+        reducer.finish();
+      }
+      grads[static_cast<size_t>(rank)] = {p[0].grad().clone(), p[1].grad().clone(), p[2].grad().clone()};
+      extras[static_cast<size_t>(rank)] = reducer.extra();
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(rank)] = e.what();
+    }
+  };
+  std::thread t0(worker, 0), t1(worker, 1);
+  t0.join();
+  t1.join();
+  ASSERT_EQ(errors[0], "");
+  ASSERT_EQ(errors[1], "");
+  for (size_t r = 0; r < 2; ++r) {
+    EXPECT_EQ(buckets[r], 3);
+    // Step 2: k is 2 and 4, mean 3: d/dp0 = 3, d/dp1 = 2 * p1 * 3 = 6, p2 none: 0.
+    EXPECT_TRUE(at::equal(grads[r][0], at::full({2, 2}, 3.0f))) << grads[r][0];
+    EXPECT_TRUE(at::equal(grads[r][1], at::full({3}, 6.0f))) << grads[r][1];
+    EXPECT_TRUE(at::equal(grads[r][2], at::zeros({2}))) << grads[r][2];
+    EXPECT_TRUE(at::equal(extras[r], at::tensor({6.0f, 20.0f}))) << extras[r];
+  }
+}
+
 TEST(DistributedTest, ARankThatNeverJoinsIsNamed) {
   const auto t0 = std::chrono::steady_clock::now();
   try {

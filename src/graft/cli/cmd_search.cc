@@ -180,6 +180,7 @@ Command add_search_command(CLI::App& root) {
                   "Feature caches held at most: 8G, 512M (default a third of physical memory)");
   app->add_option("--batch", args->o.batch, "Batch size (default 128)");
   app->add_option("--lr", args->o.lr, "Learning rate, SGD with Nesterov momentum, cosine (default 0.05)");
+  app->add_option("--clip", args->o.clip, "Clip the gradient norm to this; 0: off (default 1)");
   app->add_option("--seed", args->o.seed, "Seed of the held-out split, adapters and shuffling (default 1)");
   app->add_option("--mobile-cuts", args->mobile_cuts, "Only these mobile cut points (layers or tensors, comma-separated)");
   app->add_option("--server-cuts", args->server_cuts, "Only these server cut points (layers or tensors, comma-separated)");

@@ -278,6 +278,7 @@ class Search {
     if (o.min_images < 1) throw Error("--min-images must be positive");
     if (!(o.eta > 1)) throw Error("--eta must be greater than 1");
     if (o.batch < 1) throw Error("--batch must be positive");
+    if (!(o.clip >= 0)) throw Error("--clip must be 0 (off) or positive");
     std::tie(holdout_, pool_) = split_holdout(train, o.holdout, o.seed);
     max_images_ = o.max_images > 0 ? o.max_images : 2 * pool_.size();
     if (max_images_ < o.min_images) {
@@ -767,6 +768,7 @@ class Search {
     to.batch = o_.batch;
     to.seed = o_.seed;
     to.optimizer.lr = o_.lr;
+    to.optimizer.clip_norm = o_.clip;
     to.optimizer.nesterov = true;
     const int64_t steps = st.epochs * ((st.rows + o_.batch - 1) / o_.batch);
     to.warmup = std::min<int64_t>(100, steps / 10);
@@ -935,6 +937,7 @@ nlohmann::json settings_json(const Model& mobile, const Model& server, const dat
           {"continue", !o.restart},
           {"batch", o.batch},
           {"lr", o.lr},
+          {"clip", o.clip},
           {"seed", o.seed},
           {"mobile_cuts", o.mobile_cuts},
           {"server_cuts", o.server_cuts},

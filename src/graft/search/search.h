@@ -50,6 +50,10 @@ struct Options {
   int64_t cache_memory = 0;     // bytes of feature caches at most; 0: a third of physical memory
   int64_t batch = 128;
   double lr = 0.05;
+  // The gradient norm is clipped to this (0: not clipped). A fresh adapter's first gradients,
+  // back through the frozen server, are hundreds of times larger than later ones; unclipped, the
+  // first steps throw it far off and a short rung scores near chance.
+  double clip = 1.0;
   uint64_t seed = 1;
   double budget_seconds = 0;    // 0: no limit; otherwise no evaluation starts after it
   std::string state;            // the result file, rewritten after every evaluation

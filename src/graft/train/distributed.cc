@@ -216,19 +216,34 @@ struct ProcessGroup::Impl {
   }
 
   void run(const char* what, int64_t bytes, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
-    const auto t0 = Clock::now();
+    finish(what, bytes, launch(what, start), Clock::now());
+  }
+
+  c10::intrusive_ptr<c10d::Work> launch(const char* what,
+                                        const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
     try {
-      c10::intrusive_ptr<c10d::Work> w = start();
+      return start();
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+  }
+
+  void finish(const char* what, int64_t bytes, const c10::intrusive_ptr<c10d::Work>& w, Clock::time_point t0) {
+    try {
       if (!w->wait(timeout)) throw Error(std::string(what) + " did not complete");
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
-      throw Error("rank " + std::to_string(env.rank) + ": " + what + " failed (" + first_line(e) + "): " + behind() +
-                  " (--dist-timeout " + std::to_string(timeout.count() / 1000) + " s)");
+      fail(what, e);
     }
     stats.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     stats.bytes += bytes;
     stats.calls += 1;
+  }
+
+  [[noreturn]] void fail(const char* what, const std::exception& e) {
+    throw Error("rank " + std::to_string(env.rank) + ": " + what + " failed (" + first_line(e) + "): " + behind() +
+                " (--dist-timeout " + std::to_string(timeout.count() / 1000) + " s)");
   }
 };
 
@@ -326,6 +341,135 @@ void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_
     unpack(buffer[0], bucket);
   }
 }
+
+std::function<void()> ProcessGroup::start_all_reduce_sum(const std::vector<at::Tensor>& tensors) {
+  auto buffer = std::make_shared<std::vector<at::Tensor>>(std::vector<at::Tensor>{pack(tensors, at::kFloat)});
+  const int64_t bytes = buffer->at(0).numel() * 4;
+  c10::intrusive_ptr<c10d::Work> w = impl_->launch("all-reduce", [&] { return impl_->pg->allreduce(*buffer); });
+  // The wait is what the step spends on it: the time counted from the call that waits.
+  return [this, w, buffer, tensors, bytes] {
+    impl_->finish("all-reduce", bytes, w, Clock::now());
+    unpack(buffer->at(0), tensors);
+  };
+}
+
+struct GradientReducer::Impl {
+  ProcessGroup* group = nullptr;
+  std::vector<at::Tensor> params;
+  struct Bucket {
+    std::vector<size_t> members;  // indices into params
+    at::Tensor buffer;            // float: the members' gradients, then (last bucket) the extra
+    std::vector<int64_t> offset;  // per member
+    int64_t extra_offset = -1;
+    int pending = 0;              // gradients (and the extra) still to come this step
+    std::function<void()> wait;   // set once started
+  };
+  std::vector<Bucket> buckets;
+  std::vector<std::pair<size_t, size_t>> where;  // param -> (bucket, member)
+  std::vector<bool> arrived;
+  std::vector<unsigned> hooks;
+  int64_t extra = 0;
+  at::Tensor extra_sum;
+  int world = 1;
+
+  void reset() {
+    for (auto& b : buckets) {
+      b.buffer.zero_();
+      b.pending = static_cast<int>(b.members.size()) + (b.extra_offset >= 0 ? 1 : 0);
+      b.wait = nullptr;
+    }
+    std::fill(arrived.begin(), arrived.end(), false);
+  }
+  void arrive(Bucket& b) {
+    if (--b.pending == 0) b.wait = group->start_all_reduce_sum({b.buffer});
+  }
+  void take(size_t i, const at::Tensor& g) {
+    if (arrived[i]) return;  // a second gradient for one leaf is not expected: the first stands
+    arrived[i] = true;
+    auto [bi, mi] = where[i];
+    Bucket& b = buckets[bi];
+    const int64_t n = params[i].numel();
+    {
+      at::NoGradGuard no_grad;
+      b.buffer.slice(0, b.offset[mi], b.offset[mi] + n).copy_(g.detach().reshape(-1));
+    }
+    arrive(b);
+  }
+};
+
+GradientReducer::GradientReducer(ProcessGroup& group, std::vector<at::Tensor> params, int64_t extra,
+                                 int64_t bucket_bytes)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.group = &group;
+  m.world = group.world();
+  m.params = std::move(params);
+  m.extra = extra;
+  m.where.resize(m.params.size());
+  m.arrived.assign(m.params.size(), false);
+  // Reverse order: backward reaches the last layers first.
+  int64_t bytes = 0;
+  for (size_t k = m.params.size(); k-- > 0;) {
+    const int64_t n = m.params[k].numel();
+    if (m.buckets.empty() || (bytes + n * 4 > bucket_bytes && !m.buckets.back().members.empty())) {
+      m.buckets.emplace_back();
+      bytes = 0;
+    }
+    Impl::Bucket& b = m.buckets.back();
+    m.where[k] = {m.buckets.size() - 1, b.members.size()};
+    b.offset.push_back(bytes / 4);
+    b.members.push_back(k);
+    bytes += n * 4;
+  }
+  if (m.buckets.empty()) m.buckets.emplace_back();
+  for (auto& b : m.buckets) {
+    int64_t n = 0;
+    for (size_t k : b.members) n += m.params[k].numel();
+    if (&b == &m.buckets.back()) {
+      b.extra_offset = n;
+      n += extra;
+    }
+    b.buffer = at::zeros({n}, at::kFloat);
+  }
+  m.reset();
+  for (size_t k = 0; k < m.params.size(); ++k) {
+    Impl* self = impl_.get();
+    m.hooks.push_back(m.params[k].register_hook([self, k](const at::Tensor& g) { self->take(k, g); }));
+  }
+}
+
+GradientReducer::~GradientReducer() {
+  for (size_t k = 0; k < impl_->hooks.size(); ++k) impl_->params[k].remove_hook(impl_->hooks[k]);
+}
+
+void GradientReducer::set_extra(const at::Tensor& values) {
+  Impl::Bucket& b = impl_->buckets.back();
+  if (values.numel() != impl_->extra) throw Error("GradientReducer: extra values of the wrong size");
+  b.buffer.slice(0, b.extra_offset, b.extra_offset + impl_->extra).copy_(values.reshape(-1));
+  impl_->arrive(b);
+}
+
+void GradientReducer::finish() {
+  Impl& m = *impl_;
+  for (auto& b : m.buckets) {
+    if (!b.wait) b.wait = m.group->start_all_reduce_sum({b.buffer});  // zeros for what never came
+  }
+  for (auto& b : m.buckets) b.wait();
+  at::NoGradGuard no_grad;
+  for (auto& b : m.buckets) {
+    for (size_t mi = 0; mi < b.members.size(); ++mi) {
+      at::Tensor& p = m.params[b.members[mi]];
+      p.mutable_grad() = b.buffer.slice(0, b.offset[mi], b.offset[mi] + p.numel()).view(p.sizes()) / m.world;
+    }
+  }
+  const Impl::Bucket& last = m.buckets.back();
+  m.extra_sum = last.buffer.slice(0, last.extra_offset, last.extra_offset + m.extra).clone();
+  m.reset();  // ready for the next step
+}
+
+at::Tensor GradientReducer::extra() const { return impl_->extra_sum; }
+
+int GradientReducer::buckets() const { return static_cast<int>(impl_->buckets.size()); }
 
 void ProcessGroup::wait_for_ranks() {
   c10d::Store& store = *impl_->store;

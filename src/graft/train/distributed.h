@@ -72,6 +72,9 @@ class ProcessGroup {
   void wait_for_ranks();
   // Every rank's bytes on every rank, in rank order (the lengths may differ; empty is sent free).
   std::vector<std::string> all_gather(const std::string& mine);
+  // Starts summing `tensors` over the ranks (one float buffer) and returns at once; the returned
+  // call waits for the sums and writes them back (what overlaps a backward pass).
+  std::function<void()> start_all_reduce_sum(const std::vector<at::Tensor>& tensors);
   // Every rank has reached this point (what rank 0 waits for before its last writes are final).
   void barrier();
   // Records that this rank reached `step` (the store keeps it: on a timeout the ranks behind are
@@ -82,6 +85,30 @@ class ProcessGroup {
  private:
   struct Impl;
   explicit ProcessGroup(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Gradients summed over the ranks while backward runs, as DistributedDataParallel does: a hook on
+// each parameter takes its gradient as autograd computes it, into buckets of at most
+// `bucket_bytes` (the parameters in reverse order, the order backward reaches them); a bucket's
+// all-reduce starts as soon as its last gradient is in, while backward goes on. `extra` floats
+// (a step's loss and counts, set before backward) travel in the last bucket. finish(), after
+// backward, starts what is left (a parameter that got no gradient counts as zeros), waits, and
+// leaves every parameter's .grad the mean over the ranks and extra() the sum.
+class GradientReducer {
+ public:
+  GradientReducer(ProcessGroup& group, std::vector<at::Tensor> params, int64_t extra,
+                  int64_t bucket_bytes = int64_t{4} << 20);
+  ~GradientReducer();
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+  void set_extra(const at::Tensor& values);  // before backward
+  void finish();
+  at::Tensor extra() const;  // after finish(): the ranks' extra values summed
+  int buckets() const;
+
+ private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -336,6 +336,13 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
     o.group->broadcast(replicated);
   }
 
+  std::unique_ptr<GradientReducer> reducer;
+  if (dist) {
+    std::vector<at::Tensor> ps;
+    for (const auto& name : r.trained) ps.push_back(params.at(name));
+    reducer = std::make_unique<GradientReducer>(*o.group, ps, 3);
+  }
+
   std::ofstream log;
   if (!o.log_jsonl.empty() && rank == 0) {
     log.open(o.log_jsonl, o.resume.empty() ? std::ios::trunc : std::ios::app);
@@ -412,27 +419,20 @@ TrainResult fit(ir::Graph& model, const data::Dataset& d, const data::Preprocess
       if (want_kd) {
         loss = loss + kd_loss(z, target.at(teacher_logits).reshape({x.size(0), -1}), o.temperature) * weights.at("kd");
       }
-      loss.backward();
       double lv = loss.item<double>();
       double correct = z.argmax(1).eq(y).sum().item<double>();
       int64_t seen = x.size(0);
+      // Data-parallel: the step's loss, hits and images go with the gradients, whose buckets are
+      // all-reduced while backward runs; each gradient becomes the mean over the ranks (each is
+      // its batch's mean).
+      if (reducer) {
+        reducer->set_extra(at::tensor({lv * static_cast<double>(seen), correct, static_cast<double>(seen)}, at::kFloat));
+      }
+      loss.backward();
       CommStats comm;
       if (dist) {
-        // One bucketed all-reduce: every gradient, then the step's loss, hits and images. The
-        // gradients become the mean over the ranks (each is its batch's mean).
-        std::vector<at::Tensor> reduced;
-        for (const auto& name : r.trained) {
-          at::Tensor& w = params.at(name);
-          if (!w.grad().defined()) w.mutable_grad() = at::zeros_like(w);
-          reduced.push_back(w.mutable_grad());
-        }
-        at::Tensor tally = at::tensor({lv * static_cast<double>(seen), correct, static_cast<double>(seen)}, at::kFloat);
-        reduced.push_back(tally);
-        o.group->all_reduce_sum(reduced);
-        {
-          at::NoGradGuard no_grad;
-          for (size_t i = 0; i + 1 < reduced.size(); ++i) reduced[i].div_(world);
-        }
+        reducer->finish();
+        const at::Tensor tally = reducer->extra();
         seen = static_cast<int64_t>(std::llround(tally[2].item<double>()));
         lv = tally[0].item<double>() / static_cast<double>(std::max<int64_t>(seen, 1));
         correct = tally[1].item<double>();
