@@ -178,7 +178,7 @@ Command add_search_command(CLI::App& root) {
                 "Promoted candidates train again from scratch (default: they continue from their weights)");
   app->add_option("--cache-memory", args->cache_memory,
                   "Feature caches held at most: 8G, 512M (default a third of physical memory)");
-  app->add_option("--batch", args->o.batch, "Batch size (default 128)");
+  app->add_option("--batch", args->o.batch, "Batch size (default 32)");
   app->add_option("--lr", args->o.lr, "Learning rate, SGD with Nesterov momentum, cosine (default 0.05)");
   app->add_option("--clip", args->o.clip, "Clip the gradient norm to this; 0: off (default 1)");
   app->add_option("--seed", args->o.seed, "Seed of the held-out split, adapters and shuffling (default 1)");

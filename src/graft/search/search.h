@@ -48,7 +48,7 @@ struct Options {
   double eta = 3;               // rung growth and the fraction 1/eta promoted
   bool restart = false;         // survivors train from scratch each rung instead of continuing
   int64_t cache_memory = 0;     // bytes of feature caches at most; 0: a third of physical memory
-  int64_t batch = 128;
+  int64_t batch = 32;           // small: a rung of 2,048 images is 64 steps, not 16
   double lr = 0.05;
   // The gradient norm is clipped to this (0: not clipped). A fresh adapter's first gradients,
   // back through the frozen server, are hundreds of times larger than later ones; unclipped, the
