@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
 #include <thread>
 
 #include "graft/core/error.h"
@@ -120,30 +121,14 @@ DistEnv rank_env(int rank, int world, int port) {
   return e;
 }
 
-TEST(DistributedTest, TwoRanksBroadcastSumAndDifferentiate) {
+// Runs `body(rank, port)` on two threads as ranks 0 and 1 of one world; fails the test with what
+// a rank threw.
+void two_ranks(const std::function<void(int rank, int port)>& body) {
   const int port = free_port();
   std::vector<std::string> errors(2);
-  std::vector<at::Tensor> got(2), grads(2), big(2);
   auto worker = [&](int rank) {
     try {
-      auto g = ProcessGroup::connect(rank_env(rank, 2, port), 30);
-      // Broadcast: rank 0's values everywhere.
-      at::Tensor w = at::full({3, 2}, static_cast<float>(rank + 1));
-      g->broadcast({w});
-      got[static_cast<size_t>(rank)] = w;
-      // All-reduce in several buckets (a 4-byte bucket limit: one tensor per bucket).
-      at::Tensor a = at::full({5}, static_cast<float>(rank + 1)), b = at::full({2, 2}, 10.0f * (rank + 1));
-      g->all_reduce_sum({a, b}, 4);
-      big[static_cast<size_t>(rank)] = at::cat({a, b.reshape(-1)});
-      // The differentiable sum: d/dx_r of sum_r' <replica_sum(x_r'), v_r'> is v_0 + v_1.
-      at::Tensor x = at::full({4}, static_cast<float>(rank)).requires_grad_(true);
-      at::Tensor v = at::arange(4, at::kFloat) * (rank + 1);
-      at::Tensor s = g->replica_sum()(x);
-      (s * v).sum().backward();
-      grads[static_cast<size_t>(rank)] = x.grad().clone();
-      EXPECT_TRUE(at::allclose(s.detach(), at::full({4}, 1.0f)));  // 0 + 1
-      g->barrier();
-      EXPECT_GT(g->take_stats().bytes, 0);
+      body(rank, port);
     } catch (const std::exception& e) {
       errors[static_cast<size_t>(rank)] = e.what();
     }
@@ -153,6 +138,31 @@ TEST(DistributedTest, TwoRanksBroadcastSumAndDifferentiate) {
   t1.join();
   ASSERT_EQ(errors[0], "");
   ASSERT_EQ(errors[1], "");
+}
+
+TEST(DistributedTest, TwoRanksBroadcastSumAndDifferentiate) {
+  std::vector<at::Tensor> got(2), grads(2), big(2);
+  two_ranks([&](int rank, int port) {
+    auto g = ProcessGroup::connect(rank_env(rank, 2, port), 30);
+    // Broadcast: rank 0's values everywhere.
+    at::Tensor w = at::full({3, 2}, static_cast<float>(rank + 1));
+    g->broadcast({w});
+    got[static_cast<size_t>(rank)] = w;
+    // All-reduce in several buckets (a 4-byte bucket limit: one tensor per bucket).
+    at::Tensor a = at::full({5}, static_cast<float>(rank + 1)), b = at::full({2, 2}, 10.0f * (rank + 1));
+    g->all_reduce_sum({a, b}, 4);
+    big[static_cast<size_t>(rank)] = at::cat({a, b.reshape(-1)});
+    // The differentiable sum: d/dx_r of sum_r' <replica_sum(x_r'), v_r'> is v_0 + v_1.
+    at::Tensor x = at::full({4}, static_cast<float>(rank)).requires_grad_(true);
+    at::Tensor v = at::arange(4, at::kFloat) * (rank + 1);
+    at::Tensor s = g->replica_sum()(x);
+    (s * v).sum().backward();
+    grads[static_cast<size_t>(rank)] = x.grad().clone();
+    EXPECT_TRUE(at::allclose(s.detach(), at::full({4}, 1.0f)));  // 0 + 1
+    g->barrier();
+    EXPECT_GT(g->take_stats().bytes, 0);
+  });
+  if (HasFatalFailure()) return;
   for (int r = 0; r < 2; ++r) {
     EXPECT_TRUE(at::equal(got[static_cast<size_t>(r)], at::full({3, 2}, 1.0f)));
     EXPECT_TRUE(at::equal(big[static_cast<size_t>(r)],
@@ -164,27 +174,17 @@ TEST(DistributedTest, TwoRanksBroadcastSumAndDifferentiate) {
 // all_gather: bytes of different lengths (one empty) from every rank, in rank order; and
 // wait_for_ranks waits for a rank that is busy for longer than the timeout while it is alive.
 TEST(DistributedTest, RanksGatherBytesAndWaitForABusyRank) {
-  const int port = free_port();
-  std::vector<std::string> errors(2);
   std::vector<std::vector<std::string>> got(2);
-  auto worker = [&](int rank) {
-    try {
-      auto g = ProcessGroup::connect(rank_env(rank, 2, port), 3);
-      got[static_cast<size_t>(rank)] = g->all_gather(rank == 0 ? std::string("\0ab", 3) : std::string());
-      if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(4500));  // > the 3 s timeout
-      g->wait_for_ranks();
-      const auto again = g->all_gather(std::string(100000, static_cast<char>('a' + rank)));
-      EXPECT_EQ(again.at(0), std::string(100000, 'a'));
-      EXPECT_EQ(again.at(1), std::string(100000, 'b'));
-    } catch (const std::exception& e) {
-      errors[static_cast<size_t>(rank)] = e.what();
-    }
-  };
-  std::thread t0(worker, 0), t1(worker, 1);
-  t0.join();
-  t1.join();
-  ASSERT_EQ(errors[0], "");
-  ASSERT_EQ(errors[1], "");
+  two_ranks([&](int rank, int port) {
+    auto g = ProcessGroup::connect(rank_env(rank, 2, port), 3);
+    got[static_cast<size_t>(rank)] = g->all_gather(rank == 0 ? std::string("\0ab", 3) : std::string());
+    if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(4500));  // > the 3 s timeout
+    g->wait_for_ranks();
+    const auto again = g->all_gather(std::string(100000, static_cast<char>('a' + rank)));
+    EXPECT_EQ(again.at(0), std::string(100000, 'a'));
+    EXPECT_EQ(again.at(1), std::string(100000, 'b'));
+  });
+  if (HasFatalFailure()) return;
   for (const auto& g : got) EXPECT_EQ(g, (std::vector<std::string>{std::string("\0ab", 3), ""}));
 }
 
@@ -192,35 +192,25 @@ TEST(DistributedTest, RanksGatherBytesAndWaitForABusyRank) {
 // 16-byte limit: one parameter each), a parameter that gets no gradient counted as zeros, the
 // extra values summed; and again the next step, from clean buckets.
 TEST(DistributedTest, GradientsAreAveragedBucketByBucketDuringBackward) {
-  const int port = free_port();
-  std::vector<std::string> errors(2);
   std::vector<std::vector<at::Tensor>> grads(2);
   std::vector<at::Tensor> extras(2);
   std::vector<int> buckets(2);
-  auto worker = [&](int rank) {
-    try {
-      auto g = ProcessGroup::connect(rank_env(rank, 2, port), 10);
-      std::vector<at::Tensor> p = {at::ones({2, 2}).requires_grad_(true), at::ones({3}).requires_grad_(true),
-                                   at::ones({2}).requires_grad_(true)};  // p[2] unused
-      GradientReducer reducer(*g, p, 2, 16);
-      buckets[static_cast<size_t>(rank)] = reducer.buckets();
-      for (int step = 0; step < 2; ++step) {
-        const float k = static_cast<float>((rank + 1) * (step + 1));  // rank 0: 1, 2; rank 1: 2, 4
-        reducer.set_extra(at::tensor({k, 10.0f}));
-        ((p[0] * k).sum() + (p[1] * p[1] * k).sum()).backward();
-        reducer.finish();
-      }
-      grads[static_cast<size_t>(rank)] = {p[0].grad().clone(), p[1].grad().clone(), p[2].grad().clone()};
-      extras[static_cast<size_t>(rank)] = reducer.extra();
-    } catch (const std::exception& e) {
-      errors[static_cast<size_t>(rank)] = e.what();
+  two_ranks([&](int rank, int port) {
+    auto g = ProcessGroup::connect(rank_env(rank, 2, port), 10);
+    std::vector<at::Tensor> p = {at::ones({2, 2}).requires_grad_(true), at::ones({3}).requires_grad_(true),
+                                 at::ones({2}).requires_grad_(true)};  // p[2] unused
+    GradientReducer reducer(*g, p, 2, 16);
+    buckets[static_cast<size_t>(rank)] = reducer.buckets();
+    for (int step = 0; step < 2; ++step) {
+      const float k = static_cast<float>((rank + 1) * (step + 1));  // rank 0: 1, 2; rank 1: 2, 4
+      reducer.set_extra(at::tensor({k, 10.0f}));
+      ((p[0] * k).sum() + (p[1] * p[1] * k).sum()).backward();
+      reducer.finish();
     }
-  };
-  std::thread t0(worker, 0), t1(worker, 1);
-  t0.join();
-  t1.join();
-  ASSERT_EQ(errors[0], "");
-  ASSERT_EQ(errors[1], "");
+    grads[static_cast<size_t>(rank)] = {p[0].grad().clone(), p[1].grad().clone(), p[2].grad().clone()};
+    extras[static_cast<size_t>(rank)] = reducer.extra();
+  });
+  if (HasFatalFailure()) return;
   for (size_t r = 0; r < 2; ++r) {
     EXPECT_EQ(buckets[r], 3);
     // Step 2: k is 2 and 4, mean 3: d/dp0 = 3, d/dp1 = 2 * p1 * 3 = 6, p2 none: 0.
