@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graft/cli/common.h"
+#include "graft/train/distributed.h"
 #include "graft/core/error.h"
 #include "graft/core/log.h"
 #include "graft/core/sha256.h"

@@ -39,17 +39,15 @@ train::Evaluation evaluate_sharded(const ir::Graph& g, const TrainArgs& a, const
 
 void run(TrainArgs a) {
   // Data-parallel when the launcher (torchrun, Slurm) or the user says there are several ranks.
-  if (a.dist.mode != "none") {
-    if (const auto env = train::dist_env(a.dist.mode)) {
-      a.o.group = train::ProcessGroup::connect(*env, a.dist.timeout);
-      if (!a.init.empty()) throw Error("--init lsq with several ranks: initialise in a one-process run first");
-      // torchrun restarted the workers (--max_restarts): continue from the last checkpoint.
-      if (env->restart > 0 && a.o.resume.empty() && !a.o.checkpoint.empty() &&
-          std::filesystem::exists(a.o.checkpoint)) {
-        a.o.resume = a.o.checkpoint;
-        if (a.o.group->rank() == 0) {
-          std::fprintf(stderr, "graft: restart %d: resuming from %s\n", env->restart, a.o.checkpoint.c_str());
-        }
+  a.o.group = connect_dist(a.dist);
+  if (a.o.group) {
+    if (!a.init.empty()) throw Error("--init lsq with several ranks: initialise in a one-process run first");
+    // torchrun restarted the workers (--max_restarts): continue from the last checkpoint.
+    const int restart = a.o.group->restart();
+    if (restart > 0 && a.o.resume.empty() && !a.o.checkpoint.empty() && std::filesystem::exists(a.o.checkpoint)) {
+      a.o.resume = a.o.checkpoint;
+      if (a.o.group->rank() == 0) {
+        std::fprintf(stderr, "graft: restart %d: resuming from %s\n", restart, a.o.checkpoint.c_str());
       }
     }
   }

@@ -1,5 +1,7 @@
 #include "graft/cli/common.h"
 
+#include "graft/train/distributed.h"
+
 #include <ATen/ATen.h>
 
 #include <algorithm>

@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "graft/core/stats.h"
-#include "graft/train/distributed.h"
 #include "graft/ir/graph.h"
 #include "graft/keras/keras.h"
 
@@ -93,7 +92,15 @@ std::string thousands(int64_t n);
 void print_table(const std::vector<std::string>& header,
                  const std::vector<std::vector<std::string>>& rows);
 
-// Data-parallel ranks (`--dist`, `--dist-timeout`), for train and eval.
+}  // namespace graft::cli
+
+namespace graft::train {
+class ProcessGroup;  // graft/train/distributed.h: kept out of this widely included header
+}
+
+namespace graft::cli {
+
+// Data-parallel ranks (`--dist`, `--dist-timeout`), for train, eval and search.
 struct DistArgs {
   std::string mode = "env";
   double timeout = 300;

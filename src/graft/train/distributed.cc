@@ -319,6 +319,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env, double t
 
 int ProcessGroup::rank() const { return impl_->env.rank; }
 int ProcessGroup::world() const { return impl_->env.world; }
+int ProcessGroup::restart() const { return impl_->env.restart; }
 
 void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors) {
   if (tensors.empty()) return;
@@ -384,7 +385,8 @@ struct GradientReducer::Impl {
     if (--b.pending == 0) b.wait = group->start_all_reduce_sum({b.buffer});
   }
   void take(size_t i, const at::Tensor& g) {
-    if (arrived[i]) return;  // a second gradient for one leaf is not expected: the first stands
+    // Autograd hands a leaf its summed gradient once per backward; a second would be lost.
+    if (arrived[i]) throw Error("GradientReducer: a second gradient for one parameter in a step");
     arrived[i] = true;
     auto [bi, mi] = where[i];
     Bucket& b = buckets[bi];
@@ -550,13 +552,8 @@ Evaluation all_reduce(const Evaluation& e, ProcessGroup& group) {
   Evaluation out = e;
   const double n = static_cast<double>(e.count);
   at::Tensor tally = at::tensor({e.top1 * n, e.top5 * n, n}, at::kDouble);
-  std::vector<at::Tensor> parts{tally};
-  at::Tensor confusion;
-  if (e.confusion.defined()) {
-    confusion = e.confusion.to(at::kDouble);
-    parts.push_back(confusion);
-  }
-  group.all_reduce_sum(parts);  // float buffers: exact for counts below 2^24
+  const at::Tensor confusion = e.confusion.defined() ? e.confusion.to(at::kDouble) : at::Tensor();
+  group.all_reduce_sum(confusion.defined() ? std::vector<at::Tensor>{tally, confusion} : std::vector<at::Tensor>{tally});  // float buffers: exact for counts below 2^24
   out.count = static_cast<int64_t>(std::llround(tally[2].item<double>()));
   out.top1 = std::llround(tally[0].item<double>()) / static_cast<double>(std::max<int64_t>(out.count, 1));
   out.top5 = std::llround(tally[1].item<double>()) / static_cast<double>(std::max<int64_t>(out.count, 1));

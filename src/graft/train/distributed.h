@@ -57,6 +57,7 @@ class ProcessGroup {
 
   int rank() const;
   int world() const;
+  int restart() const;  // torchrun's restart count (TORCHELASTIC_RESTART_COUNT)
   // Every rank's tensors take rank 0's values (in place; float or double, contiguous or not).
   void broadcast(const std::vector<at::Tensor>& tensors);
   // Sums the tensors over the ranks, in place: packed into one float buffer per bucket of at most
