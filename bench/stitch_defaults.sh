@@ -4,7 +4,7 @@
 # split. Prints one row per pair against both models and exits 1 if a pair is not above the mobile
 # model, or is more than 1.5 points under the server model (docs/SEARCH.md, "Defaults").
 #   bench/stitch_defaults.sh [OUT_DIR] [MOBILE_CUT:SERVER_CUT ...]
-#   (defaults: build/stitch_defaults and five pairs of different spatial ratios, none the demo's)
+#   (defaults: build/stitch_defaults and seven pairs of six spatial ratios, none the demo's; ~25 min)
 # Extra arguments for every `graft train` can be given in GRAFT_TRAIN_ARGS (e.g. "--limit 6000").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,8 @@ shift || true
 pairs=("$@")
 if [ ${#pairs[@]} -eq 0 ]; then
   pairs=(conv1_relu:activation conv_dw_2_relu:activation_2 conv_dw_4_relu:activation_3
-         conv_dw_6_relu:block35_2_ac conv_dw_12_relu:block8_2)
+         conv_dw_6_relu:block35_2_ac conv_dw_12_relu:block8_2 conv_dw_2_relu:activation_3
+         conv1_relu:activation_3)
 fi
 graft=${GRAFT:-build/graft}
 mobile=models/mobile.onnx

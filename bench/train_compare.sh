@@ -34,7 +34,7 @@ graft_train() {  # label, extra flags
   local log="$out/train_$1.log.jsonl" t0 t1
   t0=$(date +%s.%N)
   $g --threads 2 train "$out/train_hybrid.onnx" -o "$out/train_hybrid_trained.onnx" --limit "$images" \
-    --batch 64 --lr 0.01 --momentum 0.9 --no-progress --log "$log" "${@:2}" >/dev/null 2>&1
+    --batch 64 --lr 0.01 --momentum 0.9 --clip 0 --no-progress --log "$log" "${@:2}" >/dev/null 2>&1
   t1=$(date +%s.%N)
   /usr/bin/python3 - "$log" "$1" "$t0" "$t1" "$warmup" >> "$results" <<'PY'
 import json, sys

@@ -2,6 +2,7 @@
 
 #include "graft/adapt/adapter.h"
 #include "graft/core/error.h"
+#include "../common/graph_builder.h"
 
 namespace graft::adapt {
 namespace {
@@ -90,12 +91,44 @@ TEST(DesignTest, FinalActivationFollowsTheTarget) {
   EXPECT_EQ(linear.front().layers.back().kind, Layer::Kind::kBatchNorm);
 }
 
-TEST(DesignTest, UpsamplingUsesTransposedConvOrResize) {
+TEST(DesignTest, TargetActivationLooksThroughPoolingAndZeroPadding) {
+  // relu -> MaxPool -> Pad(0) is as non-negative as the ReLU; a Pad with 1 or a Conv is not.
+  testing::Builder b;
+  b.input("x", {1, 8, 16, 16});
+  b.node("Relu", {"x"}, {"r"});
+  b.node("MaxPool", {"r"}, {"pooled"}).attributes.set(ir::Attribute::of_ints("kernel_shape", {2, 2}));
+  b.g.nodes.back().attributes.set(ir::Attribute::of_ints("strides", {2, 2}));
+  b.init("pads", at::tensor(std::vector<int64_t>{0, 0, 1, 1, 0, 0, 1, 1}));
+  b.init("zero", at::zeros({}, at::kFloat));
+  b.init("one", at::ones({}, at::kFloat));
+  b.node("Pad", {"pooled", "pads", "zero"}, {"padded0"});
+  b.node("Pad", {"pooled", "pads", "one"}, {"padded1"});
+  b.init("w", at::zeros({8, 8, 1, 1}));
+  b.node("Conv", {"x", "w"}, {"conv"});
+  b.node("AveragePool", {"conv"}, {"conv_pooled"}).attributes.set(ir::Attribute::of_ints("kernel_shape", {2, 2}));
+  const ir::Graph g = b.done({"padded0", "padded1", "conv_pooled"});
+  EXPECT_EQ(target_of(g, "pooled").activation, Activation::kRelu);
+  const Target padded = target_of(g, "padded0");
+  EXPECT_EQ(padded.activation, Activation::kRelu);
+  EXPECT_NE(padded.why.find("through Pad, MaxPool"), std::string::npos) << padded.why;
+  EXPECT_EQ(target_of(g, "padded1").activation, Activation::kNone);
+  const Target conv = target_of(g, "conv_pooled");
+  EXPECT_EQ(conv.activation, Activation::kNone);
+  EXPECT_NE(conv.why.find("Conv (through AveragePool)"), std::string::npos) << conv.why;
+}
+
+TEST(DesignTest, UpsamplingPrefersResizeThenTransposedConv) {
+  // The family's best (graft stitch's default) resizes and convolves; the transposed
+  // convolution is the second candidate. Both reach the target shape.
   const auto list = design({64, 7, 7}, target(32, 14, 14), "conv");
-  ASSERT_FALSE(list.empty());
-  EXPECT_TRUE(std::any_of(list.begin(), list.end(), [](const Adapter& a) {
-    return a.layers.front().kind == Layer::Kind::kConvTranspose;
-  }));
+  ASSERT_GE(list.size(), 2u);
+  EXPECT_EQ(list[0].spec(), "resize:h=14,w=14;conv:k=3,s=1,p=1,c=32;bn;relu");
+  EXPECT_EQ(list[1].layers.front().kind, Layer::Kind::kConvTranspose);
+  for (const Adapter& a : list) EXPECT_EQ(a.out, (Shape3{32, 14, 14})) << a.spec();
+  // No duplicate of the Resize candidate further down.
+  EXPECT_EQ(std::count_if(list.begin(), list.end(),
+                          [](const Adapter& a) { return a.layers.front().kind == Layer::Kind::kResize; }),
+            1);
 }
 
 TEST(DesignTest, UpsamplingBottleneckSplitsAtTheSourceSize) {

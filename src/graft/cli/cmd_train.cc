@@ -25,6 +25,10 @@ struct TrainArgs {
   bool no_cache = false, quiet = false;
   std::string init;
   DistArgs dist;
+  // The gradient norm is clipped to 1 unless --clip says otherwise: a freshly stitched adapter's
+  // first gradients, back through the frozen server, have norms in the hundreds (docs/SEARCH.md),
+  // and unclipped they throw the adapter far off in the first steps.
+  TrainArgs() { o.optimizer.clip_norm = 1; }
 };
 
 // The test split's top-1 and top-5; with several ranks each scores every world-th image and the
@@ -119,7 +123,8 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--momentum", args->o.optimizer.momentum, "SGD momentum (default 0.9)");
   app->add_flag("--nesterov", args->o.optimizer.nesterov, "Nesterov momentum");
   app->add_option("--weight-decay", args->o.optimizer.weight_decay, "Weight decay (decoupled for adamw)");
-  app->add_option("--clip", args->o.optimizer.clip_norm, "Clip the gradient norm to this");
+  app->add_option("--clip", args->o.optimizer.clip_norm, "Clip the gradient norm to this; 0: off (default 1)")
+      ->check(CLI::NonNegativeNumber);
   app->add_option("--warmup", args->o.warmup, "Linear warm-up steps");
   app->add_option("--seed", args->o.seed, "Seed of shuffling and augmentation");
   app->add_flag("--augment", args->o.augment, "Random crop (padding 4) and horizontal flip");
