@@ -275,6 +275,41 @@ TEST_F(CliTest, DemoOnTheBundledPair) {
   EXPECT_NE(r.err.find("not a cut point"), std::string::npos) << r.err;
 }
 
+// graft train clips the gradient norm to 1 unless told otherwise: the default run is step for
+// step the --clip 1 run, and not the --clip 0 one (whose first gradients are larger than 1).
+TEST_F(CliTest, TrainClipsTheGradientNormToOneByDefault) {
+  const std::string h = file("clip_hybrid.onnx");
+  ASSERT_EQ(graft("stitch --head " GRAFT_MODELS "/mobile.onnx@conv_dw_12_relu --tail " GRAFT_MODELS
+                  "/server.onnx@block8_2 --adapter conv:k=1,c=520,bias -o " + h).code, 0);
+  auto losses = [&](const std::string& name, const std::string& extra, std::vector<double>* norms) {
+    const std::string log = file(name + ".jsonl");
+    const Result r = graft("--threads 1 train " + h + " --limit 256 --batch 32 --seed 3 --no-progress --log " + log +
+                           " -o " + file(name + ".onnx") + extra);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::vector<double> out;
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line);
+      out.push_back(j.at("loss").get<double>());
+      if (norms) norms->push_back(j.at("grad_norm").get<double>());
+    }
+    return out;
+  };
+  std::vector<double> norms;
+  const std::vector<double> by_default = losses("clip_default", "", &norms);
+  const std::vector<double> one = losses("clip_one", " --clip 1", nullptr);
+  const std::vector<double> off = losses("clip_off", " --clip 0", nullptr);
+  ASSERT_EQ(by_default.size(), 8u);
+  ASSERT_GT(norms.front(), 1.0) << "the first gradient must be large enough for clipping to matter";
+  EXPECT_EQ(by_default, one);
+  ASSERT_EQ(off.size(), by_default.size());
+  EXPECT_EQ(off.front(), by_default.front());  // the first step's loss is computed before any update
+  EXPECT_NE(off.back(), by_default.back());
+  const Result bad = graft("train " + h + " --clip -1 -o " + file("clip_bad.onnx"));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--clip"), std::string::npos) << bad.err;
+}
+
 TEST_F(CliTest, BenchReportsLatencyPercentilesAndRss) {
   ASSERT_EQ(graft("zoo mobilenet_v1 --alpha 0.25 --input 32 --classes 10 -o " + file("b.onnx")).code, 0);
   Result r = graft("bench " + file("b.onnx") + " --batch 2 --threads 1 --runs 5 --warmup 1 --json");
