@@ -282,9 +282,10 @@ Target target_of(const ir::Graph& g, const std::string& tensor) {
   }
   // Pooling, a zero Pad and Identity keep their input's range: a max-pooled ReLU output is as
   // non-negative as the ReLU's. Look through them to the op that sets the range.
-  std::string via;
+  std::string via, cur = tensor;
   for (int hops = 0; producer && hops < 8; ++hops) {
     const std::string& op = producer->op_type;
+    if (producer->outputs.empty() || producer->outputs[0] != cur) break;  // MaxPool's Indices, say
     bool keeps = op == "MaxPool" || op == "AveragePool" || op == "Identity";
     if (op == "Pad") {
       const std::string mode = producer->attributes.get_string("mode", "constant");
@@ -296,6 +297,7 @@ Target target_of(const ir::Graph& g, const std::string& tensor) {
     const ir::Value& in = g.value(producer->inputs[0]);
     if (in.producer < 0) break;
     via += (via.empty() ? " (through " : ", ") + op;
+    cur = producer->inputs[0];
     producer = &g.nodes[static_cast<size_t>(in.producer)];
   }
   if (!via.empty()) via += ")";
