@@ -221,6 +221,32 @@ TEST(DistributedTest, GradientsAreAveragedBucketByBucketDuringBackward) {
   }
 }
 
+// Autograd hands each parameter one gradient per backward; a second backward before finish()
+// would silently drop or double-count, so it is an error, and the step can still be finished.
+TEST(DistributedTest, ASecondGradientInOneStepIsAnError) {
+  std::vector<std::string> second(2);
+  std::vector<at::Tensor> grads(2);
+  two_ranks([&](int rank, int port) {
+    auto g = ProcessGroup::connect(rank_env(rank, 2, port), 10);
+    std::vector<at::Tensor> p = {at::ones({2}).requires_grad_(true)};
+    GradientReducer reducer(*g, p, 0, 16);
+    reducer.set_extra(at::empty({0}));
+    (p[0] * 2).sum().backward();
+    try {
+      (p[0] * 3).sum().backward();
+    } catch (const std::exception& e) {
+      second[static_cast<size_t>(rank)] = e.what();
+    }
+    reducer.finish();
+    grads[static_cast<size_t>(rank)] = p[0].grad().clone();
+  });
+  if (HasFatalFailure()) return;
+  for (size_t r = 0; r < 2; ++r) {
+    EXPECT_NE(second[r].find("a second gradient for one parameter"), std::string::npos) << second[r];
+    EXPECT_TRUE(at::equal(grads[r], at::full({2}, 2.0f))) << grads[r];  // the first backward's
+  }
+}
+
 TEST(DistributedTest, ARankThatNeverJoinsIsNamed) {
   const auto t0 = std::chrono::steady_clock::now();
   try {

@@ -7,12 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "graft/cli/common.h"
-#include "graft/train/distributed.h"
 #include "graft/core/error.h"
 #include "graft/core/log.h"
 #include "graft/core/sha256.h"
 #include "graft/ir/metadata.h"
 #include "graft/ir/onnx_io.h"
+#include "graft/train/distributed.h"
 #include "graft/train/evaluate.h"
 
 namespace graft::cli {

@@ -9,10 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "graft/cli/common.h"
-#include "graft/train/distributed.h"
 #include "graft/core/error.h"
 #include "graft/core/file.h"
 #include "graft/search/search.h"
+#include "graft/train/distributed.h"
 
 namespace graft::cli {
 namespace {

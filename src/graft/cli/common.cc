@@ -1,7 +1,5 @@
 #include "graft/cli/common.h"
 
-#include "graft/train/distributed.h"
-
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -13,6 +11,7 @@
 #include "graft/ir/onnx_io.h"
 #include "graft/exec/session.h"
 #include "graft/ir/shapes.h"
+#include "graft/train/distributed.h"
 
 namespace graft::cli {
 

@@ -553,7 +553,9 @@ Evaluation all_reduce(const Evaluation& e, ProcessGroup& group) {
   const double n = static_cast<double>(e.count);
   at::Tensor tally = at::tensor({e.top1 * n, e.top5 * n, n}, at::kDouble);
   const at::Tensor confusion = e.confusion.defined() ? e.confusion.to(at::kDouble) : at::Tensor();
-  group.all_reduce_sum(confusion.defined() ? std::vector<at::Tensor>{tally, confusion} : std::vector<at::Tensor>{tally});  // float buffers: exact for counts below 2^24
+  // Float buffers: exact for counts below 2^24.
+  group.all_reduce_sum(confusion.defined() ? std::vector<at::Tensor>{tally, confusion}
+                                           : std::vector<at::Tensor>{tally});
   out.count = static_cast<int64_t>(std::llround(tally[2].item<double>()));
   out.top1 = std::llround(tally[0].item<double>()) / static_cast<double>(std::max<int64_t>(out.count, 1));
   out.top5 = std::llround(tally[1].item<double>()) / static_cast<double>(std::max<int64_t>(out.count, 1));
