@@ -171,6 +171,11 @@ TEST(CutTest, EveryCutPointOfEveryInteropModel) {
     EXPECT_GE(points.size(), 3u);
     for (const auto& p : points) {
       SCOPED_TRACE(p.tensor);
+      // A user names the layer, as `graft cuts` lists it: its node cuts at the one tensor.
+      const ir::Node& producer = g.nodes[static_cast<size_t>(p.node)];
+      if (producer.outputs.size() == 1 && !producer.name.empty() && g.find_node(producer.name) == p.node) {
+        EXPECT_EQ(resolve_cut(g, producer.name), std::vector<std::string>{p.tensor});
+      }
       ir::Graph h = head(g, {p.tensor}), t = tail(g, {p.tensor});
       EXPECT_EQ(h.nodes.size() + t.nodes.size(), g.nodes.size());
       for (ir::Graph* part : {&h, &t}) {

@@ -125,10 +125,19 @@ int resolve_layer(const ir::Graph& g, const std::string& layer) {
 }
 
 std::vector<std::string> frontier(const ir::Graph& g, int node) {
+  // Tensors that depend on no graph input (Constant nodes, an exporter's Identity aliases of
+  // shared initializers, arithmetic on them) are weights, not activations: the tail carries them
+  // itself, so they do not cross the cut.
+  std::set<std::string> varying(g.inputs.begin(), g.inputs.end());
   std::vector<std::string> out;
   for (int i = 0; i <= node && i < static_cast<int>(g.nodes.size()); ++i) {
-    for (const auto& t : g.nodes[static_cast<size_t>(i)].outputs) {
+    const ir::Node& n = g.nodes[static_cast<size_t>(i)];
+    if (std::none_of(n.inputs.begin(), n.inputs.end(), [&](const std::string& in) { return varying.count(in) > 0; })) {
+      continue;
+    }
+    for (const auto& t : n.outputs) {
       if (t.empty()) continue;
+      varying.insert(t);
       const ir::Value& v = g.value(t);
       const bool used_later = !v.consumers.empty() && v.consumers.back() > node;
       if (used_later || v.is_graph_output) out.push_back(t);

@@ -142,14 +142,20 @@ ir::Graph tail(const ir::Graph& g, const std::vector<std::string>& cut, const So
                   "input; give the model's input shape (--input-shape)");
     }
   }
-  // A Constant node the head also needs becomes an initializer of the tail, so that each node
-  // of the source lands in exactly one half.
+  // A Constant node the head also needs becomes an initializer of the tail, and so does an
+  // Identity of an initializer (PyTorch's exporter aliases initializers it deduplicated that
+  // way), so that each node of the source lands in exactly one half.
   const std::vector<bool> in_head = ancestors(g, cut);
   std::vector<std::pair<std::string, at::Tensor>> frozen;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (keep[i] && in_head[i] && g.nodes[i].op_type == "Constant" && g.nodes[i].inputs.empty()) {
+    const ir::Node& n = g.nodes[i];
+    if (!keep[i] || !in_head[i] || !n.domain.empty() || n.outputs.empty()) continue;
+    if (n.op_type == "Constant" && n.inputs.empty()) {
       keep[i] = false;
-      frozen.emplace_back(g.nodes[i].outputs.at(0), constant_value(g.nodes[i]));
+      frozen.emplace_back(n.outputs.at(0), constant_value(n));
+    } else if (n.op_type == "Identity" && n.inputs.size() == 1 && g.initializers.count(n.inputs[0])) {
+      keep[i] = false;
+      frozen.emplace_back(n.outputs.at(0), g.initializers.at(n.inputs[0]));
     }
   }
   ir::Graph t = subgraph(g, keep, cut, g.outputs, "tail", source, cut);
