@@ -804,6 +804,58 @@ TEST(OneDnnTest, DenseNetShuffleNetAndSqueezeExcitationPieces) {
   expect_all_fast(expect_same(g, {{"x", at::randn({2, 24, 10, 10})}}), "pieces");
 }
 
+// A dense block (DenseNet): layer k concatenates the block's input and every layer's output
+// before it. The Concats share one buffer: each piece is copied into it once (the Concat steps
+// are named by the piece they copy), the pre-activation BatchNormalizations read the channel
+// prefixes in place with graft's own strided loop, and the full-width one (the transition's)
+// stays a oneDNN step. Other readers of a prefix (a Conv, a Relu, the requested output) get
+// the same values as the reference.
+TEST(OneDnnTest, DenseBlockConcatsShareOneBuffer) {
+  at::manual_seed(25);
+  Builder b;
+  b.input("x", {-1, 16, 12, 12});
+  const auto bn = [&](const std::string& in, int64_t c, const std::string& out) {
+    b.node("BatchNormalization", {in, b.init(out + "_g", at::rand({c}) + 0.5), b.init(out + "_b", at::randn({c})),
+                                  b.init(out + "_m", at::randn({c})), b.init(out + "_v", at::rand({c}) + 0.5)},
+           {out});
+  };
+  std::vector<std::string> pieces{"x"};
+  int64_t channels = 16;
+  for (int k = 1; k <= 4; ++k) {
+    const std::string cat = "cat" + std::to_string(k), id = std::to_string(k);
+    b.node("Concat", pieces, {cat}).attributes.set(ir::Attribute::of_int("axis", 1));
+    bn(cat, channels, "bn" + id);
+    b.node("Relu", {"bn" + id}, {"r" + id});
+    if (k == 4) break;
+    b.node("Conv", {"r" + id, b.init("wa" + id, at::randn({16, channels, 1, 1}) * 0.2)}, {"a" + id});
+    b.node("Relu", {"a" + id}, {"ar" + id});
+    b.node("Conv", {"ar" + id, b.init("wb" + id, at::randn({8, 16, 3, 3}) * 0.2)}, {"n" + id})
+        .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+    pieces.push_back("n" + id);
+    channels += 8;
+  }
+  b.node("Conv", {"r4", b.init("wt", at::randn({16, 40, 1, 1}) * 0.2)}, {"t"});
+  b.node("Conv", {"cat3", b.init("ws", at::randn({16, 32, 1, 1}) * 0.2)}, {"side"});
+  b.node("Relu", {"cat2"}, {"cat2r"});
+  const ir::Graph g = b.done({"t", "side", "cat2r", "cat3"});
+  for (const int64_t batch : {1, 2}) {
+    const TensorMap in{{"x", at::randn({batch, 16, 12, 12})}};
+    expect_all_fast(expect_same(g, in), "batch " + std::to_string(batch));
+    std::vector<std::string> copied;
+    int strided = 0, normalisations = 0;
+    for (const auto& st : profiled_steps(g, in)) {
+      if (st.op == "Concat") copied.push_back(st.node);
+      if (st.op == "BatchNormalization") {
+        normalisations++;
+        strided += st.kernel == "graft:scale_shift_relu";
+      }
+    }
+    EXPECT_EQ(copied, (std::vector<std::string>{"x", "n1", "n2", "n3"})) << "each piece copied once";
+    EXPECT_EQ(normalisations, 4);
+    EXPECT_EQ(strided, 3) << "the three prefixes narrower than the buffer";
+  }
+}
+
 // Squeeze-excitation's Mul over a large map folded into the projection after it: the weights
 // scaled per sample (one small Mul step per sample instead of one over the whole map), with and
 // without a residual sum after the projection, at batch 1 and 2; a Mul whose output another node

@@ -1,11 +1,126 @@
-// Channel Concat.
+// Channel Concat, and the shared buffer of a dense block's Concats.
 #include <ATen/ATen.h>
+
+#include <algorithm>
+#include <map>
 
 #include "graft/exec/onednn/impl.h"
 
 namespace graft::exec::onednn {
 
+void Program::Impl::plan_concat_groups(const std::vector<bool>& needed) {
+  // Channel Concats of 4-D values by first input.
+  std::map<std::string, std::vector<size_t>> by_first;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const ir::Node& n = graph.nodes[i];
+    if (!needed[i] || !n.domain.empty() || n.op_type != "Concat" || n.inputs.empty() || n.outputs.size() != 1) continue;
+    const auto rank = [&](const std::string& name) -> size_t {
+      auto it = graph.values.find(name);
+      return it == graph.values.end() || !it->second.shape ? 0 : it->second.shape->size();
+    };
+    int64_t axis = n.attributes.get_int("axis", 1);
+    if (rank(n.outputs[0]) != 4 || (axis != 1 && axis != -3)) continue;
+    by_first[n.inputs[0]].push_back(i);
+  }
+  for (const auto& [first, members] : by_first) {
+    if (members.size() < 2) continue;
+    size_t longest = members.front();
+    for (size_t i : members) {
+      if (graph.nodes[i].inputs.size() > graph.nodes[longest].inputs.size()) longest = i;
+    }
+    const std::vector<std::string>& pieces = graph.nodes[longest].inputs;
+    bool prefixes = true;
+    for (size_t i : members) {
+      const auto& in = graph.nodes[i].inputs;
+      prefixes = prefixes && std::equal(in.begin(), in.end(), pieces.begin());
+    }
+    ConcatGroup group;
+    group.pieces = pieces;
+    for (const auto& piece : pieces) {
+      auto it = graph.values.find(piece);
+      const bool known = !piece.empty() && initializer(piece) == nullptr && it != graph.values.end() &&
+                         it->second.shape && it->second.shape->size() == 4 && (*it->second.shape)[1].known();
+      if (!known) {
+        prefixes = false;
+        break;
+      }
+      group.channels.push_back((*it->second.shape)[1].value);
+    }
+    if (!prefixes) continue;
+    group.members_left = members.size();
+    for (size_t i : members) concat_group_of[i] = concat_groups.size();
+    concat_groups.push_back(std::move(group));
+  }
+}
+
+bool Program::Impl::grouped_concat(size_t index) {
+  auto found = concat_group_of.find(index);
+  if (found == concat_group_of.end()) return false;
+  ConcatGroup& group = concat_groups[found->second];
+  if (group.broken) return false;
+  const auto broken = [&] {
+    group.broken = true;
+    if (group.buffer >= 0) pinned.erase(group.buffer);  // its views keep it while they live
+    return false;
+  };
+  const ir::Node& n = graph.nodes[index];
+  // The pieces this Concat needs, each as planned: float, 4-D, the first piece's N, H, W.
+  for (size_t k = group.copied; k < n.inputs.size(); ++k) {
+    const std::string& in = n.inputs[k];
+    if (!is_f32(in, 4)) return broken();
+    const std::vector<int64_t>& x = values.at(in).info.sizes;
+    if (group.batch_and_size.empty()) group.batch_and_size = {x[0], x[2], x[3]};
+    if (x[1] != group.channels[k] || std::vector<int64_t>{x[0], x[2], x[3]} != group.batch_and_size) {
+      return broken();
+    }
+  }
+  const std::vector<int64_t>& nhw = group.batch_and_size;
+  int64_t total = 0;
+  for (int64_t c : group.channels) total += c;
+  const memory::desc whole(to_dims({nhw[0], total, nhw[1], nhw[2]}), DataType::f32, Tag::nhwc);
+  int64_t offset = 0;
+  for (size_t k = 0; k < group.copied; ++k) offset += group.channels[k];
+  std::vector<dnnl::reorder::primitive_desc> pds;
+  try {
+    for (size_t k = group.copied; k < n.inputs.size(); ++k) {
+      const memory::desc part = whole.submemory_desc(to_dims({nhw[0], group.channels[k], nhw[1], nhw[2]}),
+                                                     {0, offset, 0, 0});
+      pds.emplace_back(cpu_engine(), values.at(n.inputs[k]).md, cpu_engine(), part, scratchpad_attr());
+      offset += group.channels[k];
+    }
+  } catch (const dnnl::error&) {
+    return broken();
+  }
+  if (group.buffer < 0) {
+    group.buffer = new_buffer(whole);
+    pinned.insert(group.buffer);
+  }
+  for (size_t k = group.copied; k < n.inputs.size(); ++k) {
+    Step s;
+    s.prim = dnnl::reorder(pds[k - group.copied]);
+    s.name = n.inputs[k];
+    s.op = "Concat";
+    bind(s, DNNL_ARG_FROM, n.inputs[k], values.at(n.inputs[k]).md);
+    s.args[DNNL_ARG_TO] = memory(pds[k - group.copied].dst_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+    attach(s.args[DNNL_ARG_TO], group.buffer);
+    s.writes.push_back(group.buffer);
+    push(std::move(s));
+  }
+  group.copied = std::max(group.copied, n.inputs.size());
+  int64_t width = 0;
+  for (size_t k = 0; k < n.inputs.size(); ++k) width += group.channels[k];
+  const memory::desc prefix =
+      width == total ? whole : whole.submemory_desc(to_dims({nhw[0], width, nhw[1], nhw[2]}), {0, 0, 0, 0});
+  define(n.outputs[0], prefix, group.buffer);
+  values.at(n.outputs[0]).view = true;
+  // While compiling, the buffer lives as long as a value in it does, once no Concat of the
+  // group is left to make a view of it.
+  if (--group.members_left == 0) pinned.erase(group.buffer);
+  return true;
+}
+
 bool Program::Impl::concat(size_t index) {
+  if (grouped_concat(index)) return true;
   const ir::Node& n = graph.nodes[index];
   int64_t axis = n.attributes.get_int("axis", 1);
   if (axis < 0) axis += 4;
@@ -15,8 +130,8 @@ bool Program::Impl::concat(size_t index) {
   for (const auto& in : n.inputs) {
     if (in.empty() || initializer(in) != nullptr || !is_f32(in, 4)) return false;
     const Value& v = values.at(in);
-    srcs.push_back(v.md);
-    const bool nhwc = v.md == memory::desc(to_dims(v.info.sizes), DataType::f32, Tag::nhwc);
+    srcs.push_back(layout(in));
+    const bool nhwc = srcs.back() == memory::desc(to_dims(v.info.sizes), DataType::f32, Tag::nhwc);
     any_nhwc = any_nhwc || nhwc;
     all_nhwc = all_nhwc && nhwc;
   }

@@ -190,7 +190,7 @@ bool Program::Impl::conv(size_t index) {
 
 int Program::Impl::sum_destination(size_t index, const std::string& z, const memory::desc& md) {
   const Value& zv = values.at(z);
-  if (zv.in_arena && zv.md == md && last_use_here(z, index) && z != graph.nodes[index].inputs[0] &&
+  if (zv.in_arena && !zv.view && zv.md == md && last_use_here(z, index) && z != graph.nodes[index].inputs[0] &&
       !shared(zv.buffer, z)) {
     return zv.buffer;  // the sum accumulates into the residual's own buffer
   }

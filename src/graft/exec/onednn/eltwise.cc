@@ -46,7 +46,7 @@ bool Program::Impl::eltwise(size_t index) {
   if (!is_f32(n.inputs[0])) return false;
   const auto act = node_activation(n);
   if (!act) return false;
-  const memory::desc md = values.at(n.inputs[0]).md;
+  const memory::desc md = layout(n.inputs[0]);
   const auto make = [&](dnnl::algorithm algorithm, float alpha, float beta) {
     dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, algorithm, md, alpha, beta);
     return dnnl::eltwise_forward::primitive_desc(d, scratchpad_attr(), cpu_engine());
@@ -110,7 +110,7 @@ bool Program::Impl::binary(size_t index) {
                               : n.op_type == "Sub" ? dnnl::algorithm::binary_sub
                               : n.op_type == "Mul" ? dnnl::algorithm::binary_mul
                                                    : dnnl::algorithm::binary_div;
-  const memory::desc a_md = values.at(a).md;
+  const memory::desc a_md = layout(a);
   const memory::desc b_md = b_sizes == y ? a_md : broadcast_desc(a_md, y, b_sizes);
   std::optional<dnnl::binary::primitive_desc> pd;
   try {
@@ -138,7 +138,7 @@ bool Program::Impl::softmax(size_t index) {
   const int64_t axis = n.attributes.get_int("axis", graph.opset() < 13 ? 1 : -1);
   if (axis != 1 && axis != -1) return false;
   return unary<dnnl::softmax_forward>(n, [&] {
-    dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, values.at(n.inputs[0]).md, 1);
+    dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, layout(n.inputs[0]), 1);
     return dnnl::softmax_forward::primitive_desc(d, scratchpad_attr(), cpu_engine());
   });
 }

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -108,6 +109,9 @@ struct Program::Impl {
   };
   struct Step {
     bool primitive = true;
+    // A step of graft's own (a loop oneDNN has no fast kernel for), run instead of `prim`; it
+    // reads and writes through `args`, whose memory objects the arena points at their buffers.
+    std::function<void(const Step&)> native;
     std::string name, op, kernel;  // for profiles
     // Before the primitive: fill `fill_bytes` bytes at argument `fill_arg`'s buffer with
     // `fill_value` (a Pad's border; the primitive then copies the input inside it).
@@ -132,6 +136,9 @@ struct Program::Impl {
     int slot = -1;    // otherwise
     memory::desc md;  // layout (for slots: plain, when the value is float)
     ValueInfo info;
+    // A channel prefix of a wider nhwc buffer that other values share (a dense block's concat,
+    // see ConcatGroup): its channels are strided, and it is never written in place.
+    bool view = false;
     std::vector<std::pair<memory::desc, int>> copies;  // reordered copies: layout -> buffer
   };
   struct Output {
@@ -195,6 +202,10 @@ struct Program::Impl {
   // Runs one step; `tensors`: the run's tensors by slot; `address`: an arena buffer's memory.
   template <typename Address>
   void execute(Step& s, std::vector<at::Tensor>& tensors, Address address) {
+    if (s.native) {
+      s.native(s);
+      return;
+    }
     if (s.primitive) {
       for (auto& [mem, slot] : s.slot_args) mem.set_data_handle(tensors[static_cast<size_t>(slot)].data_ptr());
       if (s.fill_bytes > 0) {
@@ -450,6 +461,33 @@ struct Program::Impl {
 
   bool concat(size_t index);
 
+  // DenseNet's dense block: layer k concatenates the block's input and the k-1 layers' outputs
+  // before it, so each of its Concats copies again everything the one before copied (58
+  // Concats in DenseNet-121, the largest 56x56x256). Concats whose input lists are prefixes of
+  // the longest one (same first input) form a group: one nhwc buffer holds the longest's
+  // channels, each input is copied into its channel slice once, and each Concat is the channel
+  // prefix of that buffer (a view: no step of its own). A BatchNormalization reading such a
+  // view runs graft's own strided scale-shift loop (oneDNN 2.6 runs a binary or convolution
+  // reading strided channels on its reference kernel); any other reader gets a dense copy.
+  struct ConcatGroup {
+    std::vector<std::string> pieces;    // the longest Concat's inputs
+    std::vector<int64_t> channels;      // each piece's channel count, from the graph's shapes
+    int buffer = -1;                    // the shared buffer, once the first Concat made it
+    std::vector<int64_t> batch_and_size;  // N, H, W of the pieces (the first piece's)
+    size_t copied = 0;                  // pieces copied into the buffer so far
+    size_t members_left = 0;            // Concats of the group not yet compiled
+    bool broken = false;                // a piece was not as planned: Concats run as usual
+  };
+  std::vector<ConcatGroup> concat_groups;
+  std::unordered_map<size_t, size_t> concat_group_of;  // Concat node -> its group
+  std::set<int> pinned;  // while compiling: group buffers that must outlive their views
+  void plan_concat_groups(const std::vector<bool>& needed);
+  bool grouped_concat(size_t index);
+
+  // The layout a primitive reading value `name` should be made for: its own, except for a
+  // strided channel-prefix view, whose dense nhwc form (bind() then makes the copy).
+  memory::desc layout(const std::string& name) const;
+
   // Pushes `s`, writing value `name` (layout `md`) into a new buffer, which it returns.
   int emit_output(Step& s, const std::string& name, const memory::desc& md);
 
@@ -483,6 +521,8 @@ struct Program::Impl {
   bool slice(size_t index);
   bool transpose(size_t index);
   bool batch_norm(size_t index);
+  bool strided_scale_shift(size_t index, const at::Tensor& scale, const at::Tensor& shift,
+                           const std::optional<std::pair<std::string, size_t>>& relu);
   bool layer_norm(size_t index);
 
   // Any node, by its reference kernel on plain tensors.

@@ -62,7 +62,7 @@ bool Program::Impl::pool(size_t index) {
       }
     }
   }
-  const memory::desc src_md = values.at(n.inputs[0]).md;
+  const memory::desc src_md = layout(n.inputs[0]);
   std::optional<dnnl::pooling_forward::primitive_desc> pd;
   try {
     const auto make_pd = [&](Tag dst_tag) {
@@ -122,7 +122,7 @@ bool Program::Impl::resize(size_t index) {
   if (transform != "half_pixel" && !(transform == "pytorch_half_pixel" && y[2] > 1 && y[3] > 1)) return false;
   return unary<dnnl::resampling_forward>(n, [&] {
     dnnl::resampling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_linear,
-                                     values.at(n.inputs[0]).md,
+                                     layout(n.inputs[0]),
                                      memory::desc(to_dims(y), DataType::f32, Tag::any));
     return dnnl::resampling_forward::primitive_desc(d, scratchpad_attr(), cpu_engine());
   });

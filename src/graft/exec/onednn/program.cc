@@ -33,9 +33,13 @@ void Program::Impl::push(Step step) {
     step.name = n.name.empty() ? n.outputs.front() : n.name;
     step.op = (n.domain.empty() ? "" : n.domain + ".") + n.op_type;
   }
-  step.kernel = step.primitive ? impl_name(step.prim) : "aten";
-  if (step.kernel.rfind("ref", 0) == 0) stats.reference_kernel_ops[step.op]++;
-  if (step.primitive) use_scratchpad(step.prim, step.args);
+  if (step.native) {
+    if (step.kernel.empty()) step.kernel = "graft";
+  } else {
+    step.kernel = step.primitive ? impl_name(step.prim) : "aten";
+    if (step.kernel.rfind("ref", 0) == 0) stats.reference_kernel_ops[step.op]++;
+    if (step.primitive) use_scratchpad(step.prim, step.args);
+  }
   for (int b : step.writes) {
     if (buffers[static_cast<size_t>(b)].first < 0) buffers[static_cast<size_t>(b)].first = index;
     buffers[static_cast<size_t>(b)].last = std::max(buffers[static_cast<size_t>(b)].last, index);
@@ -133,6 +137,12 @@ void Program::Impl::reorder_into(const std::string& name, const memory::desc& wa
   r.op = "Reorder";
   stats.reorders++;
   push(std::move(r));
+}
+
+memory::desc Program::Impl::layout(const std::string& name) const {
+  const Value& v = values.at(name);
+  if (!v.view) return v.md;
+  return memory::desc(to_dims(v.info.sizes), DataType::f32, Tag::nhwc);
 }
 
 void Program::Impl::define(const std::string& name, const memory::desc& md, int buffer) {
@@ -316,7 +326,7 @@ void Program::Impl::forget_dead_inputs(size_t index) {
         live = live || (other.in_arena && other.buffer == b);
         for (const auto& [md, c] : other.copies) live = live || c == b;
       }
-      if (!live) scratch[static_cast<size_t>(b)] = at::Tensor();
+      if (!live && !pinned.count(b)) scratch[static_cast<size_t>(b)] = at::Tensor();
     }
   }
 }
@@ -444,6 +454,7 @@ Program::Program(const ir::Graph& g, const std::vector<ops::Kernel>& kernels,
       if (!in.empty()) p.readers[in].push_back(i);
     }
   }
+  p.plan_concat_groups(needed);
   for (const auto& name : g.inputs) {
     Impl::Value v;
     v.slot = p.new_slot();

@@ -1,0 +1,16 @@
+// graft's own kernels for the few loops oneDNN 2.6 runs only on its reference implementation
+// (internal to exec/onednn). Plain loops over float buffers, threaded with OpenMP (the same
+// runtime oneDNN and ATen use here); no ATen or oneDNN types, so this compiles apart from them.
+#pragma once
+
+#include <cstdint>
+
+namespace graft::exec::onednn {
+
+// y[p, c] = x[p * x_stride + c] * scale[c] + shift[c] (then max(., 0) when `relu`), for
+// `pixels` pixels of `channels` channels: an nhwc tensor whose pixels may be rows of a wider
+// buffer (x_stride >= channels), written dense.
+void scale_shift(const float* x, int64_t x_stride, float* y, int64_t pixels, int64_t channels,
+                 const float* scale, const float* shift, bool relu);
+
+}  // namespace graft::exec::onednn
