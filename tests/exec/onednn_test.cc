@@ -513,9 +513,9 @@ TEST(OneDnnTest, DepthwiseConvolutionsFusedIntoThePointwiseOnesBefore) {
       EXPECT_EQ(fused, std::vector<std::string>{pw2 + "+" + dw2});
     } else {
       EXPECT_EQ(fused, (std::vector<std::string>{pw1 + "+" + dw1, pw2 + "+" + dw2}));
-      // The stem reads the plain input and writes nChw16c; nothing is reordered before the
-      // last convolution's input (to NHWC).
-      EXPECT_EQ(reorders, 1);
+      // The stem reads the plain input and writes nChw16c, and the last (pointwise)
+      // convolution reads nChw16c too: nothing is reordered.
+      EXPECT_EQ(reorders, 0);
     }
   }
 }
@@ -802,6 +802,51 @@ TEST(OneDnnTest, DenseNetShuffleNetAndSqueezeExcitationPieces) {
   b.node("Mul", {"cg", "gate"}, {"y"});
   const ir::Graph g = b.done({"y", "shuffled"});
   expect_all_fast(expect_same(g, {{"x", at::randn({2, 24, 10, 10})}}), "pieces");
+}
+
+// EfficientNetV2's fused MBConv blocks: a 3x3 convolution with SiLU, then a 1x1 projection
+// summing the block's input. oneDNN's Winograd kernels take no SiLU post-op: the 3x3 runs
+// Winograd and then SiLU as an in-place step; the projection reads the Winograd output in its
+// blocked layout (no reorder of it), and where its sum feeds the next Winograd convolution it
+// writes that layout too.
+TEST(OneDnnTest, WinogradThenTheActivationItCannotFuse) {
+  at::manual_seed(26);
+  Builder b;
+  b.input("x", {-1, 48, 24, 24});
+  std::string in = "x";
+  for (const std::string id : {"1", "2"}) {
+    b.node("Conv", {in, b.init("w" + id, at::randn({192, 48, 3, 3}) * 0.05), b.init("b" + id, at::randn({192}) * 0.1)},
+           {"c" + id})
+        .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+    b.node("Sigmoid", {"c" + id}, {"g" + id});
+    b.node("Mul", {"c" + id, "g" + id}, {"s" + id});
+    b.node("Conv", {"s" + id, b.init("p" + id, at::randn({48, 192, 1, 1}) * 0.05)}, {"q" + id});
+    b.node("Add", {"q" + id, in}, {"a" + id});
+    in = "a" + id;
+  }
+  const ir::Graph g = b.done({"a2"});
+  for (const int64_t batch : {1, 2}) {
+    const TensorMap x{{"x", at::randn({batch, 48, 24, 24})}};
+    expect_all_fast(expect_same(g, x), "batch " + std::to_string(batch));
+    if (dnnl::get_effective_cpu_isa() < dnnl::cpu_isa::avx512_core) continue;  // no Winograd kernels
+    const std::vector<StepTime> steps = profiled_steps(g, x);
+    int winograd = 0;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      if (steps[i].kernel.find("wino") == std::string::npos) continue;
+      ++winograd;
+      ASSERT_LT(i + 1, steps.size());
+      EXPECT_EQ(steps[i + 1].node, steps[i].node) << "the SiLU step after the Winograd one";
+      EXPECT_EQ(steps[i + 1].kernel.find("wino"), std::string::npos);
+    }
+    EXPECT_EQ(winograd, 2);
+    for (const auto& st : steps) {
+      if (st.op == "Reorder") {
+        EXPECT_NE(st.node, "s1") << "the projection reads the Winograd output as it is";
+        EXPECT_NE(st.node, "s2") << "the projection reads the Winograd output as it is";
+        EXPECT_NE(st.node, "a1") << "the first block's sum is written in the next Winograd's layout";
+      }
+    }
+  }
 }
 
 // A dense block (DenseNet): layer k concatenates the block's input and every layer's output

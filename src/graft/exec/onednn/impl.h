@@ -371,6 +371,9 @@ struct Program::Impl {
   // reorder.
   bool feeds_dw_fusion(const std::string& name, const std::vector<int64_t>& x) const;
 
+  // Whether some convolution reading value `name` (sizes `x`) runs Winograd.
+  bool read_by_winograd(const std::string& name, const std::vector<int64_t>& x) const;
+
   // Whether value `name` (sizes `x`) is read only by a convolution that runs Winograd.
   bool feeds_winograd(const std::string& name, const std::vector<int64_t>& x) const;
 
