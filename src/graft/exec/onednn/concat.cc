@@ -13,7 +13,10 @@ void Program::Impl::plan_concat_groups(const std::vector<bool>& needed) {
   std::map<std::string, std::vector<size_t>> by_first;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const ir::Node& n = graph.nodes[i];
-    if (!needed[i] || !n.domain.empty() || n.op_type != "Concat" || n.inputs.empty() || n.outputs.size() != 1) continue;
+    if (!needed[i] || !n.domain.empty() || n.op_type != "Concat" || n.inputs.empty() ||
+        n.outputs.size() != 1) {
+      continue;
+    }
     const auto rank = [&](const std::string& name) -> size_t {
       auto it = graph.values.find(name);
       return it == graph.values.end() || !it->second.shape ? 0 : it->second.shape->size();
@@ -38,8 +41,9 @@ void Program::Impl::plan_concat_groups(const std::vector<bool>& needed) {
     group.pieces = pieces;
     for (const auto& piece : pieces) {
       auto it = graph.values.find(piece);
-      const bool known = !piece.empty() && initializer(piece) == nullptr && it != graph.values.end() &&
-                         it->second.shape && it->second.shape->size() == 4 && (*it->second.shape)[1].known();
+      const bool known = !piece.empty() && initializer(piece) == nullptr &&
+                         it != graph.values.end() && it->second.shape &&
+                         it->second.shape->size() == 4 && (*it->second.shape)[1].known();
       if (!known) {
         prefixes = false;
         break;

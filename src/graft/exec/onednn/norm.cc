@@ -19,7 +19,8 @@ at::Tensor vector_of(const at::Tensor* t, int64_t count) {
 // channels (a channel prefix of a wider buffer, starting at its first channel); 0 otherwise.
 int64_t pixel_stride(const memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
-  if (d.ndims != 4 || d.format_kind != dnnl_blocked || d.format_desc.blocking.inner_nblks != 0 || d.offset0 != 0) {
+  if (d.ndims != 4 || d.format_kind != dnnl_blocked || d.format_desc.blocking.inner_nblks != 0 ||
+      d.offset0 != 0) {
     return 0;
   }
   const auto* st = d.format_desc.blocking.strides;
