@@ -904,6 +904,43 @@ TEST(OneDnnTest, DenseBlockConcatsShareOneBuffer) {
   }
 }
 
+// The same block as Keras writes it, x = Concatenate([x, new]) layer by layer: the chain of
+// Concats flattened into one list of pieces shares one buffer too.
+TEST(OneDnnTest, ChainedConcatsShareOneBuffer) {
+  at::manual_seed(27);
+  Builder b;
+  b.input("x", {-1, 16, 12, 12});
+  std::string features = "x";
+  int64_t channels = 16;
+  for (int k = 1; k <= 3; ++k) {
+    const std::string id = std::to_string(k);
+    b.node("BatchNormalization",
+           {features, b.init("g" + id, at::rand({channels}) + 0.5), b.init("bb" + id, at::randn({channels})),
+            b.init("m" + id, at::randn({channels})), b.init("v" + id, at::rand({channels}) + 0.5)},
+           {"bn" + id});
+    b.node("Relu", {"bn" + id}, {"r" + id});
+    b.node("Conv", {"r" + id, b.init("w" + id, at::randn({8, channels, 3, 3}) * 0.2)}, {"n" + id})
+        .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+    b.node("Concat", {features, "n" + id}, {"cat" + id}).attributes.set(ir::Attribute::of_int("axis", 1));
+    features = "cat" + id;
+    channels += 8;
+  }
+  b.node("Conv", {"cat3", b.init("wt", at::randn({16, 40, 1, 1}) * 0.2)}, {"t"});
+  const ir::Graph g = b.done({"t", "cat1"});
+  for (const int64_t batch : {1, 2}) {
+    const TensorMap in{{"x", at::randn({batch, 16, 12, 12})}};
+    expect_all_fast(expect_same(g, in), "batch " + std::to_string(batch));
+    std::vector<std::string> copied;
+    int strided = 0;
+    for (const auto& st : profiled_steps(g, in)) {
+      if (st.op == "Concat") copied.push_back(st.node);
+      strided += st.op == "BatchNormalization" && st.kernel == "graft:scale_shift_relu";
+    }
+    EXPECT_EQ(copied, (std::vector<std::string>{"x", "n1", "n2", "n3"})) << "each piece copied once";
+    EXPECT_EQ(strided, 2) << "layers 2 and 3 read prefixes of the 40-channel buffer";
+  }
+}
+
 // Squeeze-excitation's Mul over a large map folded into the projection after it: the weights
 // scaled per sample (one small Mul step per sample instead of one over the whole map), with and
 // without a residual sum after the projection, at batch 1 and 2; a Mul whose output another node

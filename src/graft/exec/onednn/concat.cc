@@ -9,8 +9,11 @@
 namespace graft::exec::onednn {
 
 void Program::Impl::plan_concat_groups(const std::vector<bool>& needed) {
-  // Channel Concats of 4-D values by first input.
+  // Channel Concats of 4-D values by first input, each Concat's inputs flattened through a
+  // first input that is itself such a Concat (Keras's DenseNet writes x = Concatenate([x, new])
+  // where PyTorch's concatenates the whole list each time: the same prefixes).
   std::map<std::string, std::vector<size_t>> by_first;
+  std::unordered_map<std::string, size_t> concat_making;  // output -> Concat node
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const ir::Node& n = graph.nodes[i];
     if (!needed[i] || !n.domain.empty() || n.op_type != "Concat" || n.inputs.empty() ||
@@ -23,18 +26,27 @@ void Program::Impl::plan_concat_groups(const std::vector<bool>& needed) {
     };
     int64_t axis = n.attributes.get_int("axis", 1);
     if (rank(n.outputs[0]) != 4 || (axis != 1 && axis != -3)) continue;
-    by_first[n.inputs[0]].push_back(i);
+    std::vector<std::string> flat;
+    if (auto inner = concat_making.find(n.inputs[0]); inner != concat_making.end()) {
+      flat = concat_inputs.at(inner->second);
+      flat.insert(flat.end(), n.inputs.begin() + 1, n.inputs.end());
+    } else {
+      flat = n.inputs;
+    }
+    concat_making[n.outputs[0]] = i;
+    by_first[flat.front()].push_back(i);
+    concat_inputs[i] = std::move(flat);
   }
   for (const auto& [first, members] : by_first) {
     if (members.size() < 2) continue;
     size_t longest = members.front();
     for (size_t i : members) {
-      if (graph.nodes[i].inputs.size() > graph.nodes[longest].inputs.size()) longest = i;
+      if (concat_inputs.at(i).size() > concat_inputs.at(longest).size()) longest = i;
     }
-    const std::vector<std::string>& pieces = graph.nodes[longest].inputs;
+    const std::vector<std::string>& pieces = concat_inputs.at(longest);
     bool prefixes = true;
     for (size_t i : members) {
-      const auto& in = graph.nodes[i].inputs;
+      const auto& in = concat_inputs.at(i);
       prefixes = prefixes && std::equal(in.begin(), in.end(), pieces.begin());
     }
     ConcatGroup group;
@@ -68,9 +80,10 @@ bool Program::Impl::grouped_concat(size_t index) {
     return false;
   };
   const ir::Node& n = graph.nodes[index];
+  const std::vector<std::string>& inputs = concat_inputs.at(index);  // flattened
   // The pieces this Concat needs, each as planned: float, 4-D, the first piece's N, H, W.
-  for (size_t k = group.copied; k < n.inputs.size(); ++k) {
-    const std::string& in = n.inputs[k];
+  for (size_t k = group.copied; k < inputs.size(); ++k) {
+    const std::string& in = inputs[k];
     if (!is_f32(in, 4)) return broken();
     const std::vector<int64_t>& x = values.at(in).info.sizes;
     if (group.batch_and_size.empty()) group.batch_and_size = {x[0], x[2], x[3]};
@@ -86,10 +99,10 @@ bool Program::Impl::grouped_concat(size_t index) {
   for (size_t k = 0; k < group.copied; ++k) offset += group.channels[k];
   std::vector<dnnl::reorder::primitive_desc> pds;
   try {
-    for (size_t k = group.copied; k < n.inputs.size(); ++k) {
+    for (size_t k = group.copied; k < inputs.size(); ++k) {
       const memory::desc part = whole.submemory_desc(to_dims({nhw[0], group.channels[k], nhw[1], nhw[2]}),
                                                      {0, offset, 0, 0});
-      pds.emplace_back(cpu_engine(), values.at(n.inputs[k]).md, cpu_engine(), part, scratchpad_attr());
+      pds.emplace_back(cpu_engine(), values.at(inputs[k]).md, cpu_engine(), part, scratchpad_attr());
       offset += group.channels[k];
     }
   } catch (const dnnl::error&) {
@@ -99,20 +112,20 @@ bool Program::Impl::grouped_concat(size_t index) {
     group.buffer = new_buffer(whole);
     pinned.insert(group.buffer);
   }
-  for (size_t k = group.copied; k < n.inputs.size(); ++k) {
+  for (size_t k = group.copied; k < inputs.size(); ++k) {
     Step s;
     s.prim = dnnl::reorder(pds[k - group.copied]);
-    s.name = n.inputs[k];
+    s.name = inputs[k];
     s.op = "Concat";
-    bind(s, DNNL_ARG_FROM, n.inputs[k], values.at(n.inputs[k]).md);
+    bind(s, DNNL_ARG_FROM, inputs[k], values.at(inputs[k]).md);
     s.args[DNNL_ARG_TO] = memory(pds[k - group.copied].dst_desc(), cpu_engine(), DNNL_MEMORY_NONE);
     attach(s.args[DNNL_ARG_TO], group.buffer);
     s.writes.push_back(group.buffer);
     push(std::move(s));
   }
-  group.copied = std::max(group.copied, n.inputs.size());
+  group.copied = std::max(group.copied, inputs.size());
   int64_t width = 0;
-  for (size_t k = 0; k < n.inputs.size(); ++k) width += group.channels[k];
+  for (size_t k = 0; k < inputs.size(); ++k) width += group.channels[k];
   const memory::desc prefix =
       width == total ? whole : whole.submemory_desc(to_dims({nhw[0], width, nhw[1], nhw[2]}), {0, 0, 0, 0});
   define(n.outputs[0], prefix, group.buffer);

@@ -473,7 +473,7 @@ struct Program::Impl {
   // view runs graft's own strided scale-shift loop (oneDNN 2.6 runs a binary or convolution
   // reading strided channels on its reference kernel); any other reader gets a dense copy.
   struct ConcatGroup {
-    std::vector<std::string> pieces;    // the longest Concat's inputs
+    std::vector<std::string> pieces;    // the longest Concat's inputs (flattened)
     std::vector<int64_t> channels;      // each piece's channel count, from the graph's shapes
     int buffer = -1;                    // the shared buffer, once the first Concat made it
     std::vector<int64_t> batch_and_size;  // N, H, W of the pieces (the first piece's)
@@ -483,6 +483,8 @@ struct Program::Impl {
   };
   std::vector<ConcatGroup> concat_groups;
   std::unordered_map<size_t, size_t> concat_group_of;  // Concat node -> its group
+  // Each candidate Concat's inputs, flattened through a first input made by another Concat.
+  std::unordered_map<size_t, std::vector<std::string>> concat_inputs;
   std::set<int> pinned;  // while compiling: group buffers that must outlive their views
   void plan_concat_groups(const std::vector<bool>& needed);
   bool grouped_concat(size_t index);
