@@ -14,17 +14,17 @@ void Program::Impl::plan_concat_groups(const std::vector<bool>& needed) {
   // where PyTorch's concatenates the whole list each time: the same prefixes).
   std::map<std::string, std::vector<size_t>> by_first;
   std::unordered_map<std::string, size_t> concat_making;  // output -> Concat node
+  const auto rank = [&](const std::string& name) -> size_t {
+    auto it = graph.values.find(name);
+    return it == graph.values.end() || !it->second.shape ? 0 : it->second.shape->size();
+  };
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const ir::Node& n = graph.nodes[i];
     if (!needed[i] || !n.domain.empty() || n.op_type != "Concat" || n.inputs.empty() ||
         n.outputs.size() != 1) {
       continue;
     }
-    const auto rank = [&](const std::string& name) -> size_t {
-      auto it = graph.values.find(name);
-      return it == graph.values.end() || !it->second.shape ? 0 : it->second.shape->size();
-    };
-    int64_t axis = n.attributes.get_int("axis", 1);
+    const int64_t axis = n.attributes.get_int("axis", 1);
     if (rank(n.outputs[0]) != 4 || (axis != 1 && axis != -3)) continue;
     std::vector<std::string> flat;
     if (auto inner = concat_making.find(n.inputs[0]); inner != concat_making.end()) {
@@ -50,7 +50,6 @@ void Program::Impl::plan_concat_groups(const std::vector<bool>& needed) {
       prefixes = prefixes && std::equal(in.begin(), in.end(), pieces.begin());
     }
     ConcatGroup group;
-    group.pieces = pieces;
     for (const auto& piece : pieces) {
       auto it = graph.values.find(piece);
       const bool known = !piece.empty() && initializer(piece) == nullptr &&

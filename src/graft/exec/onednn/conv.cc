@@ -228,16 +228,7 @@ bool Program::Impl::conv(size_t index) {
   s.writes.push_back(dst);
   if (!g.z.empty()) s.reads.push_back(dst);
   push(std::move(s));
-  if (after) {
-    Step a;
-    a.prim = dnnl::eltwise_forward(*after);
-    a.args[DNNL_ARG_SRC] = memory(dst_md, cpu_engine(), DNNL_MEMORY_NONE);
-    a.args[DNNL_ARG_DST] = a.args[DNNL_ARG_SRC];
-    attach(a.args[DNNL_ARG_SRC], dst);
-    a.reads.push_back(dst);
-    a.writes.push_back(dst);
-    push(std::move(a));
-  }
+  if (after) eltwise_in_place(*after, dst);
   define(n.outputs[0], dst_md, dst);
   return true;
 }

@@ -55,15 +55,7 @@ bool Program::Impl::eltwise(size_t index) {
   if (act->hard_sigmoid) {
     // oneDNN 2.6 has no hard sigmoid, and its JIT eltwise kernels take no post-ops (the clip as a
     // post-op runs the reference kernel): the clip is a second, in-place step.
-    const Value& y = values.at(n.outputs[0]);
-    Step s;
-    s.prim = dnnl::eltwise_forward(make(dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f));
-    s.args[DNNL_ARG_SRC] = memory(y.md, cpu_engine(), DNNL_MEMORY_NONE);
-    s.args[DNNL_ARG_DST] = s.args[DNNL_ARG_SRC];
-    attach(s.args[DNNL_ARG_SRC], y.buffer);
-    s.reads.push_back(y.buffer);
-    s.writes.push_back(y.buffer);
-    push(std::move(s));
+    eltwise_in_place(make(dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f), values.at(n.outputs[0]).buffer);
   }
   return true;
 }

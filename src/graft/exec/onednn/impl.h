@@ -278,6 +278,10 @@ struct Program::Impl {
   // the value lives in another one.
   void bind(Step& step, int arg, const std::string& name, const memory::desc& want, bool read = true);
 
+  // A step applying eltwise `pd` to arena buffer `buffer` in place (an activation oneDNN would
+  // not take as a post-op).
+  void eltwise_in_place(const dnnl::eltwise_forward::primitive_desc& pd, int buffer);
+
   // A reorder step writing value `name` into `buffer` in layout `want`.
   void reorder_into(const std::string& name, const memory::desc& want, int buffer);
 
@@ -473,7 +477,6 @@ struct Program::Impl {
   // view runs graft's own strided scale-shift loop (oneDNN 2.6 runs a binary or convolution
   // reading strided channels on its reference kernel); any other reader gets a dense copy.
   struct ConcatGroup {
-    std::vector<std::string> pieces;    // the longest Concat's inputs (flattened)
     std::vector<int64_t> channels;      // each piece's channel count, from the graph's shapes
     int buffer = -1;                    // the shared buffer, once the first Concat made it
     std::vector<int64_t> batch_and_size;  // N, H, W of the pieces (the first piece's)

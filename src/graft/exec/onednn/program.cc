@@ -28,9 +28,9 @@ void Program::Impl::attach(const memory& mem, int buffer, size_t offset) {
 
 void Program::Impl::push(Step step) {
   const int index = static_cast<int>(steps.size());
-  if (step.op.empty()) {
+  if (step.op.empty()) {  // the node's step; a name given (a fused "+Relu") is kept
     const ir::Node& n = graph.nodes[current_node];
-    step.name = n.name.empty() ? n.outputs.front() : n.name;
+    if (step.name.empty()) step.name = n.name.empty() ? n.outputs.front() : n.name;
     step.op = (n.domain.empty() ? "" : n.domain + ".") + n.op_type;
   }
   if (step.native) {
@@ -137,6 +137,17 @@ void Program::Impl::reorder_into(const std::string& name, const memory::desc& wa
   r.op = "Reorder";
   stats.reorders++;
   push(std::move(r));
+}
+
+void Program::Impl::eltwise_in_place(const dnnl::eltwise_forward::primitive_desc& pd, int buffer) {
+  Step s;
+  s.prim = dnnl::eltwise_forward(pd);
+  s.args[DNNL_ARG_SRC] = memory(pd.src_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+  s.args[DNNL_ARG_DST] = s.args[DNNL_ARG_SRC];
+  attach(s.args[DNNL_ARG_SRC], buffer);
+  s.reads.push_back(buffer);
+  s.writes.push_back(buffer);
+  push(std::move(s));
 }
 
 memory::desc Program::Impl::layout(const std::string& name) const {
