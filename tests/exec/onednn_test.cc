@@ -553,6 +553,34 @@ TEST(OneDnnTest, ThinWinogradOnlyWithThousandsOfTilesAndTheStemWritesItsLayout) 
   }
 }
 
+TEST(OneDnnTest, WinogradAtBatchOneOnLargeEvenSidedMaps) {
+  // At batch 1 a 14x14 map has 16 4x4 output tiles, under the 32 that Winograd otherwise
+  // needs; a 256 -> 256 3x3 there (231 MFLOP, ResNet's third stage) still runs Winograd, but not
+  // the same convolution on a 15x15 map (oneDNN would pick F(4x4,3x3)) nor a 128 -> 128 one.
+  at::manual_seed(23);
+  const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  struct Case {
+    int64_t channels, side;
+    bool winograd;
+  };
+  for (const Case c : {Case{256, 14, true}, Case{256, 15, false}, Case{128, 14, false}}) {
+    Builder b;
+    b.input("x", {1, c.channels, c.side, c.side});
+    b.node("Conv", {"x", b.init("w", at::randn({c.channels, c.channels, 3, 3}) * 0.02), b.init("b", at::randn({c.channels}))},
+           {"a"})
+        .attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+    b.node("Relu", {"a"}, {"y"});
+    const ir::Graph g = b.done({"y"});
+    const TensorMap in{{"x", at::randn({1, c.channels, c.side, c.side})}};
+    const EngineStats s = expect_same(g, in);
+    EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+    if (!avx512) continue;  // oneDNN has Winograd kernels for AVX-512 only
+    int winograd = 0;
+    for (const auto& st : profiled_steps(g, in)) winograd += st.kernel.find("wino") != std::string::npos;
+    EXPECT_EQ(winograd, c.winograd ? 1 : 0) << c.channels << " channels at " << c.side << "x" << c.side;
+  }
+}
+
 TEST(OneDnnTest, RunsOnAnotherThreadThanTheOneThatCompiled) {
   // A server compiles on one thread and runs on its workers: every primitive's scratchpad
   // must be the program's, not the compiling thread's (Winograd convolutions crashed).

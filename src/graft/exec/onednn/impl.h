@@ -320,7 +320,7 @@ struct Program::Impl {
     // fewer multiplications than direct ones, but it works in blocked layouts (usually a reorder
     // either side) and its transformed weights are up to 4x larger, each used once per 4x4
     // output tile. So only where it pays: enough tiles (N * ceil(H/4) * ceil(W/4) >= 32; at
-    // batch 1, 28x28 and larger) that the weights are not merely streamed from memory (the
+    // batch 1, 28x28 and larger; see below for 14x14) that the weights are not merely streamed from memory (the
     // hybrid's adapter, 256 -> 1088 at 17x17, 25 tiles: 4.7 ms against 3.7 direct), and enough
     // channels (in x out / (in + out) >= 24: transforms grow with in + out, products with
     // in x out). Thinner ones (>= 16) pay only with thousands of tiles, where oneDNN picks
@@ -335,7 +335,15 @@ struct Program::Impl {
       // transform outweighs the saving, and the blocked output needs reorders into the NHWC
       // concat after it (DenseNet-121 at batch 8: 196 -> 169 ms without).
       if (y[1] <= 32 && x[1] >= 4 * y[1]) return false;
-      return ((channel_ratio >= 24 && tiles >= 32) || (channel_ratio >= 16 && tiles >= 2048)) && group == 1 &&
+      // Fewer tiles pay where oneDNN's F(2x2,3x3) covers the map exactly (even sides) and the
+      // convolution is large: ResNet's and VGG's 14x14 stages at batch 1 (256 -> 256, 231 MFLOP:
+      // 0.38 against 0.50 ms with the weights cold in a probe; ResNet-18 -8 %, VGG-11 -9 %,
+      // Wide-ResNet-50 -6 %, ResNet-50 -1.5 % in interleaved runs). Not 8x8 (Inception v3's
+      // 448 -> 384: +12 % with the reorders around it) nor odd sides (17x17: oneDNN picks
+      // F(4x4,3x3), whose 4x larger weights lose).
+      const double macs = static_cast<double>(y[0] * y[2] * y[3]) * static_cast<double>(x[1] * y[1]) * 9;
+      const bool few_tiles_pay = y[2] % 2 == 0 && y[3] % 2 == 0 && y[2] >= 14 && y[3] >= 14 && macs >= 75e6;
+      return ((channel_ratio >= 24 && (tiles >= 32 || few_tiles_pay)) || (channel_ratio >= 16 && tiles >= 2048)) && group == 1 &&
              kernel == std::vector<int64_t>{3, 3} && strides == std::vector<int64_t>{1, 1} &&
              dilations == std::vector<int64_t>{1, 1};
     }
