@@ -2,6 +2,7 @@
 // between its nodes, and whole models give the reference executor's outputs within 1e-4
 // relative; the engine statistics say which nodes oneDNN ran.
 #include "graft/exec/onednn/program.h"
+#include "graft/exec/onednn/native.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -21,6 +22,8 @@ namespace graft::exec {
 namespace {
 
 using testing::Builder;
+using onednn::fast_silu;
+using onednn::silu_in_place;
 
 SessionOptions fast_options() {
   SessionOptions o;
@@ -874,6 +877,74 @@ TEST(OneDnnTest, WinogradThenTheActivationItCannotFuse) {
         EXPECT_NE(st.node, "a1") << "the first block's sum is written in the next Winograd's layout";
       }
     }
+  }
+}
+
+TEST(NativeTest, SiluMatchesDoublePrecision) {
+  // Every length up to 40 (the AVX-512 kernel's 16-float body and masked tail), one past a
+  // 4 KiB chunk, and one large enough to run threaded; values from -100 to 100.
+  for (const int64_t n : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{40}, int64_t{1025}, int64_t{100003}}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = static_cast<float>(-100.0 + 200.0 * static_cast<double>(i * 7919 % n) / static_cast<double>(n));
+    std::vector<float> y = x;
+    silu_in_place(y.data(), n);
+    double worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double v = x[i], want = v / (1.0 + std::exp(-v));
+      worst = std::max(worst, std::abs(y[i] - want) / std::max(std::abs(want), 1.0));
+    }
+    EXPECT_LE(worst, 1e-6) << n << " values (fast kernel: " << fast_silu() << ")";
+  }
+  std::vector<float> special{std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(), 0.f, -0.f};
+  silu_in_place(special.data(), static_cast<int64_t>(special.size()));
+  EXPECT_TRUE(std::isnan(special[0]));
+  EXPECT_EQ(special[1], std::numeric_limits<float>::infinity());
+  EXPECT_EQ(special[2], 0.f);
+  EXPECT_EQ(special[3], 0.f);
+}
+
+// SiLU after a convolution with a large output (EfficientNet's expansions and depthwise
+// convolutions) runs as graft's own in-place step after it, not as oneDNN's post-op (twice as
+// slow); after a small one (squeeze-excitation's 1x1 convolutions on 1x1 maps) it stays fused.
+TEST(OneDnnTest, SiluAfterLargeConvolutionsIsAStepOfItsOwn) {
+  at::manual_seed(27);
+  Builder b;
+  b.input("x", {-1, 16, 40, 40});
+  auto silu = [&](const std::string& in, const std::string& out) {
+    b.node("Sigmoid", {in}, {out + "_g"});
+    b.node("Mul", {in, out + "_g"}, {out});
+  };
+  b.node("Conv", {"x", b.init("we", at::randn({96, 16, 1, 1}) * 0.3), b.init("be", at::randn({96}))}, {"e"});
+  silu("e", "es");  // 96 x 40 x 40: large
+  b.node("Conv", {"es", b.init("wd", at::randn({96, 1, 3, 3}) * 0.3)}, {"d"}).attributes = [] {
+    ir::Attributes a;
+    a.set(ir::Attribute::of_int("group", 96));
+    a.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+    a.set(ir::Attribute::of_ints("strides", {2, 2}));
+    return a;
+  }();
+  silu("d", "ds");  // 96 x 20 x 20: large
+  b.node("GlobalAveragePool", {"ds"}, {"p"});
+  b.node("Conv", {"p", b.init("wr", at::randn({8, 96, 1, 1}) * 0.3), b.init("br", at::randn({8}))}, {"r"});
+  silu("r", "rs");  // 8 x 1 x 1: small
+  b.node("Conv", {"rs", b.init("wx", at::randn({96, 8, 1, 1}) * 0.3)}, {"g"});
+  b.node("Sigmoid", {"g"}, {"gs"});
+  b.node("Mul", {"ds", "gs"}, {"y"});
+  const ir::Graph g = b.done({"y"});
+  for (const int64_t batch : {1, 3}) {
+    const TensorMap x{{"x", at::randn({batch, 16, 40, 40}) * 2}};
+    expect_all_fast(expect_same(g, x), "batch " + std::to_string(batch));
+    std::vector<std::string> after;
+    for (const auto& st : profiled_steps(g, x)) {
+      if (st.kernel == "graft:silu") after.push_back(st.node);
+    }
+    if (!fast_silu()) {
+      EXPECT_TRUE(after.empty());
+      continue;
+    }
+    ASSERT_EQ(after.size(), 2u) << "batch " << batch;
+    EXPECT_EQ(after[0], g.nodes[0].name) << "the expansion's SiLU";
+    EXPECT_EQ(after[1], g.nodes[3].name) << "the depthwise convolution's SiLU";
   }
 }
 

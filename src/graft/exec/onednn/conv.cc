@@ -163,7 +163,8 @@ bool Program::Impl::conv(size_t index) {
   const memory::desc b_md({oc}, DataType::f32, Tag::x);
   dnnl::post_ops po;
   if (!g.z.empty()) po.append_sum(1.f);
-  if (g.act) append_activation(po, *g.act);
+  const bool silu_after = g.act && native_silu_pays(*g.act, g.y);
+  if (g.act && !silu_after) append_activation(po, *g.act);
   dnnl::primitive_attr attr = scratchpad_attr();
   attr.set_post_ops(po);
   std::optional<dnnl::convolution_forward::primitive_desc> pd;
@@ -229,6 +230,7 @@ bool Program::Impl::conv(size_t index) {
   if (!g.z.empty()) s.reads.push_back(dst);
   push(std::move(s));
   if (after) eltwise_in_place(*after, dst);
+  if (silu_after) silu_in_place(dst, dst_md);
   define(n.outputs[0], dst_md, dst);
   return true;
 }
