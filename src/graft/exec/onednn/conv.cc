@@ -230,7 +230,7 @@ bool Program::Impl::conv(size_t index) {
   if (!g.z.empty()) s.reads.push_back(dst);
   push(std::move(s));
   if (after) eltwise_in_place(*after, dst);
-  if (silu_after) silu_in_place(dst, dst_md);
+  if (silu_after) silu_step(dst, dst_md);
   define(n.outputs[0], dst_md, dst);
   return true;
 }

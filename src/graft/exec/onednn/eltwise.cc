@@ -48,7 +48,7 @@ bool Program::Impl::native_silu_pays(const Activation& act, const std::vector<in
          fast_silu();
 }
 
-void Program::Impl::silu_in_place(int buffer, const memory::desc& md) {
+void Program::Impl::silu_step(int buffer, const memory::desc& md) {
   Step s;
   s.kernel = "graft:silu";
   s.args[DNNL_ARG_DST] = memory(md, cpu_engine(), DNNL_MEMORY_NONE);
@@ -57,7 +57,7 @@ void Program::Impl::silu_in_place(int buffer, const memory::desc& md) {
   s.writes.push_back(buffer);
   const auto n = static_cast<int64_t>(md.get_size() / sizeof(float));  // blocked padding included
   s.native = [n](const Step& step) {
-    onednn::silu_in_place(static_cast<float*>(step.args.at(DNNL_ARG_DST).get_data_handle()), n);
+    silu_in_place(static_cast<float*>(step.args.at(DNNL_ARG_DST).get_data_handle()), n);
   };
   push(std::move(s));
 }

@@ -320,8 +320,8 @@ struct Program::Impl {
     // fewer multiplications than direct ones, but it works in blocked layouts (usually a reorder
     // either side) and its transformed weights are up to 4x larger, each used once per 4x4
     // output tile. So only where it pays: enough tiles (N * ceil(H/4) * ceil(W/4) >= 32; at
-    // batch 1, 28x28 and larger; see below for 14x14) that the weights are not merely streamed from memory (the
-    // hybrid's adapter, 256 -> 1088 at 17x17, 25 tiles: 4.7 ms against 3.7 direct), and enough
+    // batch 1, 28x28 and larger; 14x14 below) that the weights are not merely streamed from
+    // memory (the hybrid's adapter, 256 -> 1088 at 17x17, 25 tiles: 4.7 ms against 3.7 direct), and enough
     // channels (in x out / (in + out) >= 24: transforms grow with in + out, products with
     // in x out). Thinner ones (>= 16) pay only with thousands of tiles, where oneDNN picks
     // F(4x4,3x3): InceptionResNetV2's 32 -> 32 and 32 -> 48 at 35x35, batch 32: 1.3 and 1.6 ms
@@ -408,8 +408,6 @@ struct Program::Impl {
   // Convolution `index` (geometry `g`, 1x1) on `x` scaled per sample and channel by `in`,
   // batch by batch-1 primitive; false (nothing changed) when oneDNN declines.
   bool conv_scaled(size_t index, const ConvGeometry& g, const ScaledInput& in);
-  // The buffer a convolution of node `index` writing layout `md` sums into: residual `z`'s own
-  // when this is its last use (and no other value shares it), else a copy of it.
   // SiLU (swish with alpha 1) on a value of `sizes` as graft's own step after its producer
   // rather than as oneDNN's post-op (native.h): twice as fast, worth a step of its own from
   // kNativeSiluMinimum values (EfficientNet-B3's 24 -> 144 expansion at 150x150: 1.10 ms with
@@ -417,7 +415,9 @@ struct Program::Impl {
   static constexpr int64_t kNativeSiluMinimum = 16384;
   static bool native_silu_pays(const Activation& act, const std::vector<int64_t>& sizes);
   // An in-place SiLU step over arena buffer `buffer` (layout `md`).
-  void silu_in_place(int buffer, const memory::desc& md);
+  void silu_step(int buffer, const memory::desc& md);
+  // The buffer a convolution of node `index` writing layout `md` sums into: residual `z`'s own
+  // when this is its last use (and no other value shares it), else a copy of it.
   int sum_destination(size_t index, const std::string& z, const memory::desc& md);
 
   // Pointwise convolution `index` (geometry `pw`) with its depthwise partner as a post-op, both
