@@ -187,7 +187,7 @@ bool Program::Impl::conv(size_t index) {
     } catch (const dnnl::error&) {
       pd.reset();
     }
-    if (!pd && g.act && !g.act->hard_sigmoid) {
+    if (!pd && g.act && !g.act->hard_sigmoid && !silu_after) {
       // (A fresh attribute: oneDNN 2.6 ignores setting an empty post-op list.)
       attr = scratchpad_attr();
       if (!g.z.empty()) {

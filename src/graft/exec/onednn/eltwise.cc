@@ -44,22 +44,18 @@ std::optional<std::pair<std::string, size_t>> Program::Impl::activation_after(co
 
 bool Program::Impl::native_silu_pays(const Activation& act, const std::vector<int64_t>& sizes) {
   const int64_t values = std::accumulate(sizes.begin(), sizes.end(), int64_t{1}, std::multiplies<>());
-  return act.algorithm == dnnl::algorithm::eltwise_swish && act.alpha == 1.f && values >= kNativeSiluMinimum &&
-         fast_silu();
+  return act.algorithm == dnnl::algorithm::eltwise_swish && act.alpha == 1.f &&
+         values >= kNativeSiluMinimum && fast_silu();
 }
 
 void Program::Impl::silu_step(int buffer, const memory::desc& md) {
   Step s;
   s.kernel = "graft:silu";
-  s.args[DNNL_ARG_DST] = memory(md, cpu_engine(), DNNL_MEMORY_NONE);
-  attach(s.args[DNNL_ARG_DST], buffer);
-  s.reads.push_back(buffer);
-  s.writes.push_back(buffer);
   const auto n = static_cast<int64_t>(md.get_size() / sizeof(float));  // blocked padding included
   s.native = [n](const Step& step) {
     silu_in_place(static_cast<float*>(step.args.at(DNNL_ARG_DST).get_data_handle()), n);
   };
-  push(std::move(s));
+  push_in_place(std::move(s), buffer, md);
 }
 
 bool Program::Impl::eltwise(size_t index) {

@@ -278,6 +278,9 @@ struct Program::Impl {
   // the value lives in another one.
   void bind(Step& step, int arg, const std::string& name, const memory::desc& want, bool read = true);
 
+  // Pushes `s` (a primitive or native step) to read and write arena buffer `buffer` (layout
+  // `md`) in place, as its SRC and DST.
+  void push_in_place(Step s, int buffer, const memory::desc& md);
   // A step applying eltwise `pd` to arena buffer `buffer` in place (an activation oneDNN would
   // not take as a post-op).
   void eltwise_in_place(const dnnl::eltwise_forward::primitive_desc& pd, int buffer);
@@ -321,8 +324,8 @@ struct Program::Impl {
     // either side) and its transformed weights are up to 4x larger, each used once per 4x4
     // output tile. So only where it pays: enough tiles (N * ceil(H/4) * ceil(W/4) >= 32; at
     // batch 1, 28x28 and larger; 14x14 below) that the weights are not merely streamed from
-    // memory (the hybrid's adapter, 256 -> 1088 at 17x17, 25 tiles: 4.7 ms against 3.7 direct), and enough
-    // channels (in x out / (in + out) >= 24: transforms grow with in + out, products with
+    // memory (the hybrid's adapter, 256 -> 1088 at 17x17, 25 tiles: 4.7 ms against 3.7
+    // direct), and enough channels (in x out / (in + out) >= 24: transforms grow with in + out, products with
     // in x out). Thinner ones (>= 16) pay only with thousands of tiles, where oneDNN picks
     // F(4x4,3x3): InceptionResNetV2's 32 -> 32 and 32 -> 48 at 35x35, batch 32: 1.3 and 1.6 ms
     // against 1.9 and 2.7 direct; Inception v3 at batch 32: -6 %; at batch 1, with F(2x2,3x3),
@@ -343,8 +346,8 @@ struct Program::Impl {
       // F(4x4,3x3), whose 4x larger weights lose).
       const double macs = static_cast<double>(y[0] * y[2] * y[3]) * static_cast<double>(x[1] * y[1]) * 9;
       const bool few_tiles_pay = y[2] % 2 == 0 && y[3] % 2 == 0 && y[2] >= 14 && y[3] >= 14 && macs >= 75e6;
-      return ((channel_ratio >= 24 && (tiles >= 32 || few_tiles_pay)) || (channel_ratio >= 16 && tiles >= 2048)) && group == 1 &&
-             kernel == std::vector<int64_t>{3, 3} && strides == std::vector<int64_t>{1, 1} &&
+      return ((channel_ratio >= 24 && (tiles >= 32 || few_tiles_pay)) || (channel_ratio >= 16 && tiles >= 2048)) &&
+             group == 1 && kernel == std::vector<int64_t>{3, 3} && strides == std::vector<int64_t>{1, 1} &&
              dilations == std::vector<int64_t>{1, 1};
     }
   };

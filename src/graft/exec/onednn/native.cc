@@ -30,10 +30,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void scale_shift_ro
 // a NaN input gives NaN. Measured against double-precision x / (1 + exp(-x)) over [-20, 20]:
 // 1.2e-7 relative, 1.3e-6 absolute at most.
 __attribute__((target("avx512f"))) inline __m512 silu16(__m512 x) {
-  const __m512 nx = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), _mm512_set1_ps(-87.3f)),
-                                  _mm512_set1_ps(88.3f));
-  const __m512 n =
-      _mm512_roundscale_ps(_mm512_mul_ps(nx, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 nx = _mm512_min_ps(
+      _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(nx, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), nx);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
   __m512 p = _mm512_set1_ps(1.9875691500e-4f);

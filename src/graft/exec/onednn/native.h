@@ -1,6 +1,7 @@
 // graft's own kernels for the few loops oneDNN 2.6 runs only on its reference implementation
-// or slowly (internal to exec/onednn). Plain loops over float buffers, threaded with OpenMP (the same
-// runtime oneDNN and ATen use here); no ATen or oneDNN types, so this compiles apart from them.
+// or slowly (internal to exec/onednn). Loops over float buffers, threaded with OpenMP (the
+// same runtime oneDNN and ATen use here); no ATen or oneDNN types, so this compiles apart from
+// them.
 #pragma once
 
 #include <cstdint>

@@ -139,15 +139,19 @@ void Program::Impl::reorder_into(const std::string& name, const memory::desc& wa
   push(std::move(r));
 }
 
-void Program::Impl::eltwise_in_place(const dnnl::eltwise_forward::primitive_desc& pd, int buffer) {
-  Step s;
-  s.prim = dnnl::eltwise_forward(pd);
-  s.args[DNNL_ARG_SRC] = memory(pd.src_desc(), cpu_engine(), DNNL_MEMORY_NONE);
+void Program::Impl::push_in_place(Step s, int buffer, const memory::desc& md) {
+  s.args[DNNL_ARG_SRC] = memory(md, cpu_engine(), DNNL_MEMORY_NONE);
   s.args[DNNL_ARG_DST] = s.args[DNNL_ARG_SRC];
   attach(s.args[DNNL_ARG_SRC], buffer);
   s.reads.push_back(buffer);
   s.writes.push_back(buffer);
   push(std::move(s));
+}
+
+void Program::Impl::eltwise_in_place(const dnnl::eltwise_forward::primitive_desc& pd, int buffer) {
+  Step s;
+  s.prim = dnnl::eltwise_forward(pd);
+  push_in_place(std::move(s), buffer, pd.src_desc());
 }
 
 memory::desc Program::Impl::layout(const std::string& name) const {
