@@ -460,12 +460,12 @@ TEST(OneDnnTest, WinogradConvolutionsAndTheConcatAfterThem) {
 }
 
 // MobileNet's separable blocks at a size where the depthwise convolutions become post-ops of
-// the pointwise ones before them (intermediates of >= 32 MiB): a stem reading the plain RGB
-// input, a depthwise block, then two pointwise+depthwise pairs: stride 1 with (1, 1) pads and
-// no bias, stride 2 with Keras's (0, 1) pads. `also`: more graph outputs.
+// the pointwise ones before them (intermediates of >= 16 MiB; 8 MiB a batch image): a stem
+// reading the plain RGB input, a depthwise block, then two pointwise+depthwise pairs: stride 1
+// with (1, 1) pads and no bias, stride 2 with Keras's (0, 1) pads. `also`: more graph outputs.
 ir::Graph separable_graph(const std::vector<std::string>& also = {}) {
   Builder b;
-  b.input("x", {4, 3, 256, 256});
+  b.input("x", {-1, 3, 256, 256});
   auto conv = [&](const std::string& in, const std::string& out, at::Tensor w, int64_t group,
                   int64_t stride, std::vector<int64_t> pads, bool bias) {
     std::vector<std::string> ins{in, b.init(out + "_w", w * 0.3)};
@@ -479,11 +479,11 @@ ir::Graph separable_graph(const std::vector<std::string>& also = {}) {
   };
   conv("x", "stem", at::randn({16, 3, 3, 3}), 1, 1, {1, 1, 1, 1}, true);
   conv("stem", "dw0", at::randn({16, 1, 3, 3}), 16, 1, {1, 1, 1, 1}, true);
-  conv("dw0", "pw1", at::randn({32, 16, 1, 1}), 1, 1, {0, 0, 0, 0}, true);  // 32 MiB out
+  conv("dw0", "pw1", at::randn({32, 16, 1, 1}), 1, 1, {0, 0, 0, 0}, true);  // 8 MiB an image
   conv("pw1", "dw1", at::randn({32, 1, 3, 3}), 32, 1, {1, 1, 1, 1}, false);
-  conv("dw1", "pw2", at::randn({32, 32, 1, 1}), 1, 1, {0, 0, 0, 0}, true);  // 32 MiB out
+  conv("dw1", "pw2", at::randn({32, 32, 1, 1}), 1, 1, {0, 0, 0, 0}, true);  // 8 MiB an image
   conv("pw2", "dw2", at::randn({32, 1, 3, 3}), 32, 2, {0, 0, 1, 1}, true);   // Keras pads
-  conv("dw2", "y", at::randn({16, 32, 1, 1}), 1, 1, {0, 0, 0, 0}, true);     // 8 MiB out
+  conv("dw2", "y", at::randn({16, 32, 1, 1}), 1, 1, {0, 0, 0, 0}, true);     // 1 MiB an image
   std::vector<std::string> outputs{"y"};
   outputs.insert(outputs.end(), also.begin(), also.end());
   return b.done(outputs);
@@ -520,6 +520,22 @@ TEST(OneDnnTest, DepthwiseConvolutionsFusedIntoThePointwiseOnesBefore) {
       // convolution reads nChw16c too: nothing is reordered.
       EXPECT_EQ(reorders, 0);
     }
+  }
+}
+
+TEST(OneDnnTest, DepthwiseFusionFromSixteenMebibyteIntermediates) {
+  // The same blocks: at batch 2 both pairs' intermediates are 16 MiB (fused), at batch 1 8 MiB
+  // (two steps each, the intermediate written out).
+  at::manual_seed(18);
+  const ir::Graph g = separable_graph();
+  for (const int64_t batch : {1, 2}) {
+    const TensorMap in{{"x", at::rand({batch, 3, 256, 256})}};
+    const EngineStats s = expect_same(g, in);
+    EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+    int fused = 0;
+    for (const auto& st : profiled_steps(g, in)) fused += st.op == "Conv+DepthwiseConv" ? 1 : 0;
+    if (dnnl::get_effective_cpu_isa() < dnnl::cpu_isa::avx512_core) continue;
+    EXPECT_EQ(fused, batch == 2 ? 2 : 0) << "batch " << batch;
   }
 }
 

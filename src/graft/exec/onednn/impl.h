@@ -367,10 +367,11 @@ struct Program::Impl {
   // (MobileNet's separable blocks) can compute both in one oneDNN primitive that keeps the
   // intermediate in cache, row band by row band, instead of writing it out and reading it back.
   // oneDNN 2.6 fuses only in the blocked nChw16c layout (in NHWC it runs the two one after the
-  // other), and only pays where the intermediate would not stay in cache anyway: at >= 32 MiB
-  // (MobileNetV1's first three blocks at batch 32: 23.7 ms against 28.1; at batch 1 fusion was
-  // slower).
-  static constexpr int64_t kDwFusionBytes = int64_t{32} << 20;
+  // other), and only pays where the intermediate would not stay in cache anyway: at >= 16 MiB,
+  // half this machine's 32 MiB L3, which the pair's input and output share (MobileNetV1's first
+  // three blocks at batch 32: 23.7 ms against 28.1; MNASNet's 16 -> 48 at 112x112, 19 MB at
+  // batch 8: -6 to -9 % for the model, MobileNetV3-large -4 %; at batch 1 fusion was slower).
+  static constexpr int64_t kDwFusionBytes = int64_t{16} << 20;
 
   struct DwPartner {
     size_t node;
