@@ -539,6 +539,58 @@ TEST(OneDnnTest, DepthwiseFusionFromSixteenMebibyteIntermediates) {
   }
 }
 
+// A ResNet bottleneck at batch `batch`: 1x1, 3x3 (Winograd, nChw16c out), 1x1 to 256 channels
+// plus a downsampled residual, Relu.
+ir::Graph bottleneck_graph(int64_t batch) {
+  Builder b;
+  b.input("x", {batch, 64, 56, 56});
+  auto conv = [&](const std::string& in, const std::string& out, at::Tensor w, int64_t pad) {
+    auto& n = b.node("Conv", {in, b.init(out + "_w", w * 0.1), b.init(out + "_b", at::randn({w.size(0)}) * 0.1)},
+                     {out});
+    n.attributes.set(ir::Attribute::of_ints("pads", {pad, pad, pad, pad}));
+  };
+  conv("x", "c1", at::randn({64, 64, 1, 1}), 0);
+  b.node("Relu", {"c1"}, {"r1"});
+  conv("r1", "c2", at::randn({64, 64, 3, 3}), 1);
+  b.node("Relu", {"c2"}, {"r2"});
+  conv("r2", "c3", at::randn({256, 64, 1, 1}), 0);
+  conv("x", "down", at::randn({256, 64, 1, 1}), 0);
+  b.node("Add", {"c3", "down"}, {"sum"});
+  b.node("Relu", {"sum"}, {"y"});
+  return b.done({"y"});
+}
+
+TEST(OneDnnTest, LargeResidualSumsRunBlockedAfterWinograd) {
+  // The bottleneck's output is 3.2 MiB an image: at batch 2 (6.4 MiB) the last convolution sums
+  // in nChw16c, reading the Winograd output as it is, and the downsample writes its residual in
+  // nChw16c; at batch 1 it sums in NHWC after a reorder.
+  at::manual_seed(19);
+  for (const int64_t batch : {1, 2}) {
+    const ir::Graph g = bottleneck_graph(batch);
+    const TensorMap in{{"x", at::rand({batch, 64, 56, 56})}};
+    const EngineStats s = expect_same(g, in);
+    EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+    if (dnnl::get_effective_cpu_isa() < dnnl::cpu_isa::avx512_core) continue;  // Winograd needs it
+    std::string sum_kernel, down_kernel, winograd_kernel;
+    int winograd_out_reorders = 0;  // steps reordering the Winograd output ("r2")
+    for (const auto& st : profiled_steps(g, in)) {
+      if (st.op == "Reorder" && st.node == "r2") ++winograd_out_reorders;
+      if (st.node == g.nodes[2].name) winograd_kernel = st.kernel;           // c2
+      if (st.node == g.nodes[4].name && st.op != "Reorder") sum_kernel = st.kernel;   // c3 + down + Relu
+      if (st.node == g.nodes[5].name && st.op != "Reorder") down_kernel = st.kernel;  // down
+    }
+    EXPECT_NE(winograd_kernel.find("wino"), std::string::npos) << winograd_kernel;
+    if (batch == 2) {
+      EXPECT_EQ(sum_kernel.rfind("jit_1x1", 0), 0u) << sum_kernel;  // oneDNN's nChw16c 1x1 kernel
+      EXPECT_EQ(down_kernel.rfind("jit_1x1", 0), 0u) << down_kernel;
+      EXPECT_EQ(winograd_out_reorders, 0);
+    } else {
+      EXPECT_EQ(sum_kernel.rfind("brgconv_1x1", 0), 0u) << sum_kernel;  // its NHWC one
+      EXPECT_EQ(winograd_out_reorders, 1);
+    }
+  }
+}
+
 TEST(OneDnnTest, ThinWinogradOnlyWithThousandsOfTilesAndTheStemWritesItsLayout) {
   // An RGB stem, then a 32 -> 32 3x3 convolution (in x out / (in + out) = 16): Winograd from
   // 2048 4x4 output tiles (batch 2 at 128x128), direct below (batch 1).

@@ -100,6 +100,33 @@ bool Program::Impl::read_by_winograd(const std::string& name, const std::vector<
   return false;
 }
 
+bool Program::Impl::blocked_sum(const ConvGeometry& g, const std::string& x_name) const {
+  if (!g.pointwise() || g.z.empty() || g.channels_in() % 16 != 0 || g.channels_out() % 16 != 0) return false;
+  if (g.y[0] * g.y[1] * g.y[2] * g.y[3] * static_cast<int64_t>(sizeof(float)) < kBlockedSumBytes) return false;
+  const auto blocked = [&](const std::string& name, const std::vector<int64_t>& sizes) {
+    auto v = values.find(name);
+    return v != values.end() && !v->second.view &&
+           v->second.md == memory::desc(to_dims(sizes), DataType::f32, Tag::nChw16c);
+  };
+  return blocked(x_name, g.x) || blocked(g.z, g.y);
+}
+
+bool Program::Impl::feeds_blocked_sum(const std::string& name) const {
+  auto it = readers.find(name);
+  if (it == readers.end()) return false;
+  for (size_t r : it->second) {
+    const ir::Node& n = graph.nodes[r];
+    if (!is_conv(n) || n.inputs.size() < 4 || n.inputs[3] != name || n.inputs[0] == name) continue;
+    // The reader's input is made before this residual (ResNet's downsample comes after the
+    // block's convolutions): its layout is known.
+    auto x = values.find(n.inputs[0]);
+    if (x == values.end()) continue;
+    const auto g = conv_geometry(n, x->second.info.sizes);
+    if (g && blocked_sum(*g, n.inputs[0])) return true;
+  }
+  return false;
+}
+
 bool Program::Impl::conv(size_t index) {
   if (absorbed.count(index)) return true;  // computed by the convolution before it
   const ir::Node& n = graph.nodes[index];
@@ -134,6 +161,10 @@ bool Program::Impl::conv(size_t index) {
   // than the NHWC one after a reorder of the input: MobileNetV1's at batch 32, 2.8 ms against
   // 4.0 + 0.9).
   //
+  // A large residual sum runs in nChw16c when its input or residual already is, and the
+  // convolution making such a residual writes it (blocked_sum, impl.h); a 1x1 convolution of any
+  // stride reading nChw16c without a residual stays in it (ResNet's downsample).
+  //
   // Grouped (not depthwise) convolutions run in nhwc like the dense ones around them: oneDNN's
   // pick for them is blocked, and the reorders either side cost more than the blocked kernel
   // saves (RegNetX-400MF at batch 1: 45 reorders, 4.3 ms against 3.7 in nhwc; ResNeXt-50 29.2
@@ -143,9 +174,14 @@ bool Program::Impl::conv(size_t index) {
       values.at(n.inputs[0]).md == memory::desc(to_dims(g.x), DataType::f32, Tag::nChw16c);
   if (g.group > 1 && !g.depthwise()) {
     src_tag = dst_tag = Tag::nhwc;
-  } else if (blocked_input && g.pointwise() && g.channels_in() % 16 == 0 && g.channels_out() % 16 == 0 &&
-             (g.z.empty() || read_by_winograd(n.outputs[0], g.y))) {
+  } else if (blocked_sum(g, n.inputs[0])) {
     src_tag = dst_tag = Tag::nChw16c;
+  } else if (blocked_input && g.one_by_one() && g.channels_in() % 16 == 0 && g.channels_out() % 16 == 0 &&
+             (g.z.empty() || (g.pointwise() && read_by_winograd(n.outputs[0], g.y)))) {
+    src_tag = dst_tag = Tag::nChw16c;
+  } else if (g.z.empty() && g.channels_out() % 16 == 0 && feeds_blocked_sum(n.outputs[0])) {
+    dst_tag = Tag::nChw16c;
+    if (blocked_input) src_tag = Tag::nChw16c;
   } else if (g.z.empty() && g.channels_out() % 16 == 0) {
     const bool stem = g.channels_in() < 16 && g.group == 1 && values.at(n.inputs[0]).md == plain_desc(g.x);
     const bool to_pair = feeds_dw_fusion(n.outputs[0], g.y);

@@ -313,10 +313,12 @@ struct Program::Impl {
 
     int64_t channels_in() const { return x[1]; }
     int64_t channels_out() const { return y[1]; }
-    bool pointwise() const {
-      return kernel == std::vector<int64_t>{1, 1} && strides == std::vector<int64_t>{1, 1} && group == 1 &&
-             pad_l == memory::dims{0, 0} && pad_r == memory::dims{0, 0};
+    // 1x1, ungrouped, unpadded, any stride (ResNet's strided downsample too).
+    bool one_by_one() const {
+      return kernel == std::vector<int64_t>{1, 1} && group == 1 && pad_l == memory::dims{0, 0} &&
+             pad_r == memory::dims{0, 0};
     }
+    bool pointwise() const { return one_by_one() && strides == std::vector<int64_t>{1, 1}; }
     bool depthwise() const { return group > 1 && group == x[1] && group == y[1]; }
 
     // Winograd (F(2x2,3x3) or F(4x4,3x3), oneDNN's pick) for 3x3 stride-1 convolutions: 1.5-2.5x
@@ -372,6 +374,20 @@ struct Program::Impl {
   // three blocks at batch 32: 23.7 ms against 28.1; MNASNet's 16 -> 48 at 112x112, 19 MB at
   // batch 8: -6 to -9 % for the model, MobileNetV3-large -4 %; at batch 1 fusion was slower).
   static constexpr int64_t kDwFusionBytes = int64_t{16} << 20;
+
+  // Residual sums on large maps. oneDNN 2.6's NHWC 1x1 kernel (brgconv_1x1) adds a residual
+  // (the sum post-op) at a high cost once the output leaves the caches: ResNet-50's 64 -> 256 at
+  // 56x56, batch 8 (26 MB), 2.0 ms without the sum and 3.6-4.0 with it; its nChw16c kernel
+  // (jit_1x1) 1.9 and 2.1-2.2 in a probe; 256 -> 1024 at 14x14, batch 8 (6.4 MB): 2.1 against
+  // 1.8; at batch 1 (3.2 and 0.8 MB) the two cost the same. So a pointwise convolution with a
+  // residual whose output is >= kBlockedSumBytes runs in nChw16c when its input or its residual
+  // already is (a Winograd output; ResNet's bottlenecks), and a convolution making the residual
+  // of one whose input is nChw16c writes nChw16c for it. ResNet-50 at batch 8: -7 to -9 %.
+  static constexpr int64_t kBlockedSumBytes = int64_t{4} << 20;
+  // Whether convolution `g`, reading value `x_name`, sums its residual in nChw16c (above).
+  bool blocked_sum(const ConvGeometry& g, const std::string& x_name) const;
+  // Whether value `name` is the residual of a convolution that sums it in nChw16c.
+  bool feeds_blocked_sum(const std::string& name) const;
 
   struct DwPartner {
     size_t node;
