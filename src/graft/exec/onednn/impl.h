@@ -382,7 +382,7 @@ struct Program::Impl {
   // 1.8; at batch 1 (3.2 and 0.8 MB) the two cost the same. So a pointwise convolution with a
   // residual whose output is >= kBlockedSumBytes runs in nChw16c when its input or its residual
   // already is (a Winograd output; ResNet's bottlenecks), and a convolution making the residual
-  // of one whose input is nChw16c writes nChw16c for it. ResNet-50 at batch 8: -7 to -9 %.
+  // of one whose input is nChw16c writes nChw16c for it. ResNet-50 at batch 8: -5 to -7 %.
   static constexpr int64_t kBlockedSumBytes = int64_t{4} << 20;
   // Whether convolution `g`, reading value `x_name`, sums its residual in nChw16c (above).
   bool blocked_sum(const ConvGeometry& g, const std::string& x_name) const;
