@@ -561,7 +561,7 @@ ir::Graph bottleneck_graph(int64_t batch) {
 }
 
 TEST(OneDnnTest, LargeResidualSumsRunBlockedAfterWinograd) {
-  // The bottleneck's output is 3.2 MiB an image: at batch 2 (6.4 MiB) the last convolution sums
+  // The bottleneck's output is 3.2 MB an image: at batch 2 (6.4 MB) the last convolution sums
   // in nChw16c, reading the Winograd output as it is, and the downsample writes its residual in
   // nChw16c; at batch 1 it sums in NHWC after a reorder.
   at::manual_seed(19);
