@@ -319,6 +319,7 @@ struct Program::Impl {
              pad_r == memory::dims{0, 0};
     }
     bool pointwise() const { return one_by_one() && strides == std::vector<int64_t>{1, 1}; }
+    int64_t output_bytes() const { return y[0] * y[1] * y[2] * y[3] * static_cast<int64_t>(sizeof(float)); }
     bool depthwise() const { return group > 1 && group == x[1] && group == y[1]; }
 
     // Winograd (F(2x2,3x3) or F(4x4,3x3), oneDNN's pick) for 3x3 stride-1 convolutions: 1.5-2.5x
@@ -384,6 +385,8 @@ struct Program::Impl {
   // already is (a Winograd output; ResNet's bottlenecks), and a convolution making the residual
   // of one whose input is nChw16c writes nChw16c for it. ResNet-50 at batch 8: -5 to -7 %.
   static constexpr int64_t kBlockedSumBytes = int64_t{4} << 20;
+  // Whether value `name` (of `sizes`) lives in nChw16c, and is not a channel-prefix view.
+  bool in_nchw16c(const std::string& name, const std::vector<int64_t>& sizes) const;
   // Whether convolution `g`, reading value `x_name`, sums its residual in nChw16c (above).
   bool blocked_sum(const ConvGeometry& g, const std::string& x_name) const;
   // Whether value `name` is the residual of a convolution that sums it in nChw16c.
