@@ -2,12 +2,16 @@
 // between its nodes, and whole models give the reference executor's outputs within 1e-4
 // relative; the engine statistics say which nodes oneDNN ran.
 #include "graft/exec/onednn/program.h"
+#include "graft/exec/onednn/impl.h"
 #include "graft/exec/onednn/native.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
@@ -1178,6 +1182,58 @@ TEST(OneDnnTest, ZooModelsMatchTheReference) {
     EXPECT_GT(s.onednn_nodes, 20) << ops_of(s);
     EXPECT_LE(s.reference_nodes, 3) << ops_of(s);
   }
+}
+
+// The kB of transparent huge pages backing the mapping of this process that holds `p`
+// (/proc/self/smaps), or -1 where no mapping does.
+int64_t anon_huge_kb_at(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    unsigned long long lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
+      inside = addr >= lo && addr < hi;
+    } else if (inside && line.rfind("AnonHugePages:", 0) == 0) {
+      return std::stoll(line.substr(14));
+    }
+  }
+  return -1;
+}
+
+TEST(OneDnnTest, HugePageBlocksAndTheWeightCacheInThem) {
+  const at::Tensor block = onednn::huge_page_bytes(3 << 20);
+  constexpr int64_t kHugePage = int64_t{2} << 20;
+  EXPECT_EQ(block.numel(), 2 * kHugePage);  // whole huge pages
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(block.data_ptr()) % kHugePage, 0u);
+  block.fill_(1);
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  std::getline(thp, modes);
+  if (modes.empty() || modes.find("[never]") != std::string::npos) GTEST_SKIP() << "transparent huge pages off";
+  // madvise'd memory touched whole gets huge pages (unless memory is too fragmented to find
+  // one; then the kernel falls back to plain pages: at least one of the two should be huge).
+  EXPECT_GE(anon_huge_kb_at(block.data_ptr()), 2048);
+
+  // The weight cache hands out 64-byte-aligned pieces of huge-page chunks.
+  onednn::WeightCache cache;
+  const at::Tensor w = at::rand({64, 32, 3, 3});
+  const dnnl::memory::desc plain({64, 32, 3, 3}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::oihw);
+  const dnnl::memory::desc blocked({64, 32, 3, 3}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::OIhw16i16o);
+  dnnl::stream stream(onednn::cpu_engine());
+  const dnnl::memory a = cache.get("w", w, plain, blocked, stream);
+  const dnnl::memory b = cache.get("w", w, plain, plain, stream);
+  ASSERT_EQ(cache.chunks.size(), 1u);
+  const auto* base = static_cast<const char*>(cache.chunks[0].data_ptr());
+  const auto* pa = static_cast<const char*>(a.get_data_handle());
+  const auto* pb = static_cast<const char*>(b.get_data_handle());
+  EXPECT_EQ(pa, base);
+  EXPECT_EQ(pb, base + (blocked.get_size() + 63) / 64 * 64);
+  EXPECT_EQ(cache.get("w", w, plain, blocked, stream).get_data_handle(), a.get_data_handle());  // made once
+  EXPECT_TRUE(at::equal(at::from_blob(b.get_data_handle(), {64, 32, 3, 3}, at::kFloat), w));
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // Helpers shared by the oneDNN program's primitive families.
 #include <ATen/ATen.h>
+#include <sys/mman.h>
 
+#include <cstdint>
+#include <new>
 #include <tuple>
 
 #include "graft/exec/onednn/impl.h"
@@ -11,6 +14,22 @@ namespace graft::exec::onednn {
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
+}
+
+at::Tensor huge_page_bytes(size_t bytes) {
+  // Fresh pages from mmap (memory malloc reuses may already be backed by 4 KiB pages, which
+  // madvise does not replace), 2 MiB-aligned by mapping one huge page more and trimming.
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t size = std::max<size_t>((bytes + kHugePage - 1) / kHugePage, 1) * kHugePage;
+  void* raw = mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const auto start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start) munmap(raw, aligned - start);
+  if (aligned + size < start + size + kHugePage) munmap(reinterpret_cast<void*>(aligned + size), start + kHugePage - aligned);
+  void* p = reinterpret_cast<void*>(aligned);
+  madvise(p, size, MADV_HUGEPAGE);  // a hint: without transparent huge pages, plain ones
+  return at::from_blob(p, {static_cast<int64_t>(size)}, [size](void* q) { munmap(q, size); }, at::kByte);
 }
 
 memory::dims to_dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }

@@ -380,9 +380,28 @@ void Program::Impl::plan_arena() {
     }
     for (int b : dies[i]) busy[buffers[static_cast<size_t>(b)].physical] = false;
   }
+  // One block of huge pages (huge_page_bytes) for the physical buffers and the scratchpad. The
+  // k-th starts on a 4 KiB boundary plus (k x 320) mod 4096 bytes, so that buffers a step reads
+  // and writes together do not start at the same offset within a page, as page-aligned ones
+  // would (4 KiB aliasing between their loads and stores).
+  constexpr size_t kStagger = 320, kPage = 4096;
+  std::vector<size_t> offsets;
+  size_t end = 0;
+  for (size_t p = 0; p <= sizes.size(); ++p) {
+    const size_t bytes = p < sizes.size() ? std::max<size_t>(sizes[p], 1)
+                                          : static_cast<size_t>(scratchpad.defined() ? scratchpad.numel() : 0);
+    const size_t start = (end + kPage - 1) / kPage * kPage + (p * kStagger) % kPage;
+    offsets.push_back(start);
+    end = start + (bytes + 63) / 64 * 64;
+  }
+  const at::Tensor block = huge_page_bytes(end);
   for (size_t p = 0; p < sizes.size(); ++p) {
-    arena.push_back(at::empty({static_cast<int64_t>(std::max<size_t>(sizes[p], 1))}, at::kByte));
+    arena.push_back(block.narrow(0, static_cast<int64_t>(offsets[p]), static_cast<int64_t>(std::max<size_t>(sizes[p], 1))));
     stats.arena_bytes += static_cast<int64_t>(sizes[p]);
+  }
+  if (scratchpad.defined()) {
+    scratchpad = block.narrow(0, static_cast<int64_t>(offsets.back()), scratchpad.numel());
+    for (auto& m : scratchpad_users) m.set_data_handle(scratchpad.data_ptr());
   }
   for (auto& [mem, b, offset] : pending_) mem.set_data_handle(static_cast<char*>(address(b)) + offset);
 }
