@@ -41,7 +41,7 @@ struct Session::Impl {
   // The oneDNN path: programs by input shapes and requested outputs, newest first.
   bool onednn = false;
   std::mutex mu;
-  std::shared_ptr<onednn::WeightCache> weights;
+  std::shared_ptr<onednn::WeightCache> weights;  // before programs: their weights live in it
   std::list<std::pair<std::string, std::unique_ptr<onednn::Program>>> programs;
   std::optional<EngineStats> last_stats;
   static constexpr size_t kMaxPrograms = 8;
