@@ -1214,8 +1214,8 @@ TEST(OneDnnTest, HugePageBlocksAndTheWeightCacheInThem) {
   std::string modes;
   std::getline(thp, modes);
   if (modes.empty() || modes.find("[never]") != std::string::npos) GTEST_SKIP() << "transparent huge pages off";
-  // madvise'd memory touched whole gets huge pages (unless memory is too fragmented to find
-  // one; then the kernel falls back to plain pages: at least one of the two should be huge).
+  // madvise'd memory touched whole is backed by huge pages (for such regions the kernel
+  // compacts memory to find them when THP's defrag setting includes madvise, its default).
   EXPECT_GE(anon_huge_kb_at(block.data_ptr()), 2048);
 
   // The weight cache hands out 64-byte-aligned pieces of huge-page chunks.
