@@ -26,7 +26,7 @@ at::Tensor huge_page_bytes(size_t bytes) {
   const auto start = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
   if (aligned > start) munmap(raw, aligned - start);
-  if (aligned + size < start + size + kHugePage) munmap(reinterpret_cast<void*>(aligned + size), start + kHugePage - aligned);
+  munmap(reinterpret_cast<void*>(aligned + size), start + kHugePage - aligned);  // never empty
   void* p = reinterpret_cast<void*>(aligned);
   madvise(p, size, MADV_HUGEPAGE);  // a hint: without transparent huge pages, plain ones
   return at::from_blob(p, {static_cast<int64_t>(size)}, [size](void* q) { munmap(q, size); }, at::kByte);
