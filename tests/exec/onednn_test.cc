@@ -628,17 +628,53 @@ TEST(OneDnnTest, ThinWinogradOnlyWithThousandsOfTilesAndTheStemWritesItsLayout) 
   }
 }
 
-TEST(OneDnnTest, WinogradAtBatchOneOnLargeEvenSidedMaps) {
-  // At batch 1 a 14x14 map has 16 4x4 output tiles, under the 32 that Winograd otherwise
-  // needs; a 256 -> 256 3x3 there (231 MFLOP, ResNet's third stage) still runs Winograd, but not
-  // the same convolution on a 15x15 map (oneDNN would pick F(4x4,3x3)) nor a 128 -> 128 one.
+// Which kernel runs a 3x3 convolution (the convolution's steps' kernels, in order).
+std::vector<std::string> conv_kernels(const ir::Graph& g, const TensorMap& in) {
+  std::vector<std::string> kernels;
+  for (const auto& st : profiled_steps(g, in)) {
+    if (st.op != "Reorder") kernels.push_back(st.kernel);
+  }
+  return kernels;
+}
+
+TEST(OneDnnTest, SixteenChannelStemReadsThePlainInputAndWritesNhwc) {
+  // MobileNetV3's stem: 3 -> 16, stride 2, HardSwish. With 16 channels nChw16c is nhwc byte
+  // for byte, so the stem reads the plain input (no reorder step) and the pointwise
+  // convolution after it reads its output as nhwc (no reorder either).
+  at::manual_seed(31);
+  Builder b;
+  b.input("x", {-1, 3, 64, 64});
+  auto& stem = b.node("Conv", {"x", b.init("w1", at::randn({16, 3, 3, 3}) * 0.3), b.init("b1", at::randn({16}))}, {"s"});
+  stem.attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+  stem.attributes.set(ir::Attribute::of_ints("strides", {2, 2}));
+  b.node("HardSwish", {"s"}, {"a"});
+  b.node("Conv", {"a", b.init("w2", at::randn({24, 16, 1, 1}) * 0.2)}, {"y"});
+  const ir::Graph g = b.done({"y"});
+  for (const int64_t batch : {1, 3}) {
+    const TensorMap in{{"x", at::randn({batch, 3, 64, 64})}};
+    const EngineStats s = expect_same(g, in);
+    EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
+    if (dnnl::get_effective_cpu_isa() < dnnl::cpu_isa::avx512_core) continue;
+    std::vector<std::string> ops;
+    for (const auto& st : profiled_steps(g, in)) ops.push_back(st.op);
+    EXPECT_EQ(ops, (std::vector<std::string>{"graft.FusedConv", "Conv"})) << "batch " << batch;
+  }
+}
+
+TEST(OneDnnTest, WinogradAtBatchOneOnSmallMapsOneDnnsOrGraftsOwn) {
+  // At batch 1 a 14x14 map has 16 4x4 output tiles, under the 32 that oneDNN's Winograd
+  // otherwise needs. A 512 -> 512 3x3 there still runs oneDNN's F(2x2,3x3); up to 256 -> 256 it
+  // runs graft's own (nhwc, no reorders), as on odd sides (15x15, where oneDNN would pick
+  // F(4x4,3x3)) and smaller convolutions (128 -> 128); a 7x7 map stays direct.
   at::manual_seed(23);
   const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  enum Kind { kOneDnn, kOwn, kDirect };
   struct Case {
     int64_t channels, side;
-    bool winograd;
+    Kind kind;
   };
-  for (const Case c : {Case{256, 14, true}, Case{256, 15, false}, Case{128, 14, false}}) {
+  for (const Case c : {Case{512, 14, kOneDnn}, Case{256, 14, kOwn}, Case{256, 15, kOwn}, Case{128, 14, kOwn},
+                       Case{256, 7, kDirect}}) {
     Builder b;
     b.input("x", {1, c.channels, c.side, c.side});
     b.node("Conv", {"x", b.init("w", at::randn({c.channels, c.channels, 3, 3}) * 0.02), b.init("b", at::randn({c.channels}))},
@@ -649,10 +685,112 @@ TEST(OneDnnTest, WinogradAtBatchOneOnLargeEvenSidedMaps) {
     const TensorMap in{{"x", at::randn({1, c.channels, c.side, c.side})}};
     const EngineStats s = expect_same(g, in);
     EXPECT_EQ(s.reference_nodes, 0) << ops_of(s);
-    if (!avx512) continue;  // oneDNN has Winograd kernels for AVX-512 only
-    int winograd = 0;
-    for (const auto& st : profiled_steps(g, in)) winograd += st.kernel.find("wino") != std::string::npos;
-    EXPECT_EQ(winograd, c.winograd ? 1 : 0) << c.channels << " channels at " << c.side << "x" << c.side;
+    if (!avx512) continue;  // both Winograd kernels need AVX-512
+    const std::vector<std::string> kernels = conv_kernels(g, in);
+    const std::string what = std::to_string(c.channels) + " channels at " + std::to_string(c.side) + "x" +
+                             std::to_string(c.side) + ": " + ::testing::PrintToString(kernels);
+    switch (c.kind) {
+      case kOneDnn:
+        ASSERT_EQ(kernels.size(), 1u) << what;
+        EXPECT_NE(kernels[0].find("wino"), std::string::npos) << what;
+        break;
+      case kOwn:
+        ASSERT_EQ(kernels.size(), 3u) << what;
+        EXPECT_EQ(kernels[0], "graft:winograd_input") << what;
+        EXPECT_EQ(kernels[2], "graft:winograd_output") << what;
+        break;
+      case kDirect:
+        ASSERT_EQ(kernels.size(), 1u) << what;
+        EXPECT_EQ(kernels[0].find("wino"), std::string::npos) << what;
+        break;
+    }
+  }
+}
+
+TEST(OneDnnTest, GraftsOwnWinogradOnOddSidesTailsActivationsAndBatches) {
+  // Every edge of graft's F(2x2,3x3): odd sides (the last row and column of tiles half
+  // outside), channel counts that are not multiples of 16 (masked tails), no bias, ReLU,
+  // leaky ReLU, ReLU6 and none, two samples, and a convolution reading another one's output
+  // (an arena buffer) as well as the graph input (reordered from NCHW).
+  struct Case {
+    int64_t batch, in, out, side;
+    std::string activation;
+    bool bias;
+  };
+  at::manual_seed(29);
+  for (const Case& c : {Case{1, 72, 100, 13, "Relu", true}, Case{2, 64, 64, 9, "", false},
+                       Case{1, 96, 80, 17, "LeakyRelu", true}, Case{1, 64, 144, 8, "Clip", true},
+                       Case{2, 80, 72, 11, "Relu", false}}) {
+    Builder b(13);
+    b.input("x", {c.batch, c.in, c.side, c.side});
+    std::vector<std::string> first{"x", b.init("w1", at::randn({c.in, c.in, 3, 3}) * 0.05)};
+    if (c.bias) first.push_back(b.init("b1", at::randn({c.in})));
+    b.node("Conv", first, {"h"}).attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+    std::vector<std::string> second{"h", b.init("w2", at::randn({c.out, c.in, 3, 3}) * 0.05)};
+    if (c.bias) second.push_back(b.init("b2", at::randn({c.out})));
+    b.node("Conv", second, {c.activation.empty() ? "y" : "c"}).attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+    if (c.activation == "Clip") {
+      b.node("Clip", {"c", b.init("lo", at::scalar_tensor(0.f)), b.init("hi", at::scalar_tensor(6.f))}, {"y"});
+    } else if (c.activation == "LeakyRelu") {
+      b.node("LeakyRelu", {"c"}, {"y"}).attributes.set(ir::Attribute::of_float("alpha", 0.2f));
+    } else if (!c.activation.empty()) {
+      b.node(c.activation, {"c"}, {"y"});
+    }
+    const ir::Graph g = b.done({"y", "h"});
+    const TensorMap in{{"x", at::randn({c.batch, c.in, c.side, c.side}) * 2}};
+    const std::string what = std::to_string(c.in) + " -> " + std::to_string(c.out) + " at " +
+                             std::to_string(c.side) + "x" + std::to_string(c.side) + " " + c.activation;
+    const EngineStats s = expect_same(g, in, {"y", "h"});
+    EXPECT_EQ(s.reference_nodes, 0) << what << " " << ops_of(s);
+    if (dnnl::get_effective_cpu_isa() < dnnl::cpu_isa::avx512_core) continue;
+    int own = 0;
+    for (const auto& st : profiled_steps(g, in)) own += st.kernel == "graft:winograd_output";
+    EXPECT_EQ(own, 2) << what;
+  }
+}
+
+TEST(NativeTest, WinogradWeightsAndTransformsMatchTheDefinition) {
+  // One 4x4 input patch through winograd_input, one kernel through winograd_weights, their
+  // products summed over channels, then winograd_output: the 2x2 outputs of the convolution
+  // with zero padding, computed directly in double precision.
+  if (!onednn::fast_winograd()) GTEST_SKIP() << "graft's Winograd kernels need AVX-512";
+  const int64_t h = 3, w = 3, ic = 17, oc = 19;  // 2x2 tiles, the last row and column half outside
+  std::vector<float> x(h * w * ic), k(oc * ic * 9), bias(oc);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.7 * static_cast<double>(i));
+  for (size_t i = 0; i < k.size(); ++i) k[i] = std::cos(0.3 * static_cast<double>(i));
+  for (int64_t o = 0; o < oc; ++o) bias[o] = 0.1f * static_cast<float>(o) - 1;
+  const int64_t tiles = onednn::winograd_tiles(1, h, w);
+  ASSERT_EQ(tiles, 4);
+  std::vector<float> u(16 * ic * oc), v(16 * tiles * ic), m(16 * tiles * oc, 0.f), y(h * w * oc, -7.f);
+  onednn::winograd_weights(k.data(), oc, ic, u.data());
+  onednn::winograd_input(x.data(), 1, h, w, ic, v.data());
+  for (int64_t p = 0; p < 16; ++p) {
+    for (int64_t t = 0; t < tiles; ++t) {
+      for (int64_t o = 0; o < oc; ++o) {
+        double sum = 0;
+        for (int64_t i = 0; i < ic; ++i) sum += double{v[(p * tiles + t) * ic + i]} * u[(p * ic + i) * oc + o];
+        m[(p * tiles + t) * oc + o] = static_cast<float>(sum);
+      }
+    }
+  }
+  onednn::winograd_output(m.data(), 1, h, w, oc, bias.data(), true, 0.1f, -1e9f, 2.5f, y.data());
+  for (int64_t r = 0; r < h; ++r) {
+    for (int64_t c = 0; c < w; ++c) {
+      for (int64_t o = 0; o < oc; ++o) {
+        double want = bias[o];
+        for (int64_t i = 0; i < ic; ++i) {
+          for (int64_t kr = 0; kr < 3; ++kr) {
+            for (int64_t kc = 0; kc < 3; ++kc) {
+              const int64_t xr = r + kr - 1, xc = c + kc - 1;
+              if (xr < 0 || xr >= h || xc < 0 || xc >= w) continue;
+              want += double{x[(xr * w + xc) * ic + i]} * k[((o * ic + i) * 3 + kr) * 3 + kc];
+            }
+          }
+        }
+        want = std::min(want > 0 ? want : 0.1 * want, 2.5);
+        EXPECT_NEAR(y[(r * w + c) * oc + o], want, 1e-4 * (1 + std::fabs(want))) << r << "," << c << " channel " << o;
+      }
+    }
   }
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "graft/core/error.h"
+#include "graft/exec/onednn/native.h"
 #include "graft/exec/onednn/program.h"
 #include "graft/exec/passes/passes.h"
 
@@ -376,6 +377,37 @@ struct Program::Impl {
              group == 1 && kernel == std::vector<int64_t>{3, 3} && strides == std::vector<int64_t>{1, 1} &&
              dilations == std::vector<int64_t>{1, 1};
     }
+    // graft's own Winograd F(2x2,3x3) (conv_winograd: nhwc in and out, so no reorders around
+    // it; the products as one batched oneDNN matmul) where oneDNN's does not pay: the small maps
+    // of batch 1, odd sides (17x17, 13x13: oneDNN takes only F(4x4,3x3) there, whose weights
+    // are 4x larger) and 14x14 below winograd_pays()'s size. Cold-weight probes at batch 1,
+    // against the direct kernel: the hybrid's adapter 256 -> 1088 at 17x17 2.3 against 3.3 ms,
+    // 256 -> 288 at 17x17 0.60 / 0.83, AlexNet's 13x13 layers 0.38-0.56 / 0.46-0.69, GoogLeNet's
+    // 14x14 ones 0.14-0.29 / 0.19-0.43, Inception v3's 448 -> 384 at 8x8 0.43 / 0.55. Not thin
+    // ones (32 -> 64 at 147x147: 2.3 / 1.8; 128 -> 32: 0.61 / 0.57) nor 7x7 at batch 1 (16 tiles
+    // computing 64 pixels for 49, weights 16/9 as large: 512 -> 512 1.5 / 0.8). It also takes
+    // over oneDNN's F(2x2,3x3) on 14x14 maps at batch 1 up to 256 -> 256 (ResNet-50's third
+    // stage: 1.52 against 1.88 ms + 0.08 of reorders for its five), not wider (VGG-11's 512 ->
+    // 512: 1.73 against 1.31-1.60: its 17 MB of transformed weights bound both, oneDNN's kernel
+    // streams them faster). Only ReLU, leaky ReLU and clip as the activation, no residual sum.
+    bool own_winograd_pays() const {
+      if (group != 1 || kernel != std::vector<int64_t>{3, 3} || strides != std::vector<int64_t>{1, 1} ||
+          dilations != std::vector<int64_t>{1, 1} || pad_l != memory::dims{1, 1} || pad_r != memory::dims{1, 1} ||
+          std::min(x[1], y[1]) < 64 || !z.empty() || !fast_winograd()) {
+        return false;
+      }
+      if (act && (act->hard_sigmoid || (act->algorithm != dnnl::algorithm::eltwise_relu &&
+                                        act->algorithm != dnnl::algorithm::eltwise_clip &&
+                                        act->algorithm != dnnl::algorithm::eltwise_clip_v2))) {
+        return false;
+      }
+      if (winograd_pays()) return y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4) < 32 && x[1] * y[1] <= 256 * 256;
+      const int64_t tiles = y[0] * ((y[2] + 1) / 2) * ((y[3] + 1) / 2);
+      const bool even = y[2] % 2 == 0 && y[3] % 2 == 0;
+      return tiles >= 32 || (even && tiles >= 16);
+    }
+    // oneDNN's Winograd: where it pays and graft's own does not take the convolution.
+    bool onednn_winograd() const { return winograd_pays() && !own_winograd_pays(); }
   };
 
   static bool is_conv(const ir::Node& n) {
@@ -469,6 +501,8 @@ struct Program::Impl {
   // Pointwise convolution `index` (geometry `pw`) with its depthwise partner as a post-op, both
   // in nChw16c; false (having changed nothing) when oneDNN declines.
   bool conv_with_dw(size_t index, const ConvGeometry& pw, const DwPartner& partner);
+  // A convolution as graft's own Winograd F(2x2,3x3) (ConvGeometry::own_winograd_pays).
+  bool conv_winograd(size_t index, const ConvGeometry& g);
 
   // ReduceMean over the two spatial axes of a 4-D tensor: global average pooling. Its keepdims,
   // or nullopt. (Axes as an attribute, opsets up to 17, as the reference kernel reads them.)

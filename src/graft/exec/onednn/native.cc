@@ -63,9 +63,126 @@ __attribute__((target("avx512f"))) void silu_avx512(float* x, int64_t n) {
   }
 }
 
+
+// One tile's input transform, 16 channels at a time: v = B^T d B for each channel's 4x4 patch
+// d (rows of B^T: [1 0 -1 0], [0 1 1 0], [0 -1 1 0], [0 1 0 -1]). p[i]: patch pixel i (row-major)
+// or nullptr outside the image (zero padding); out[i]: where its v[i] goes.
+__attribute__((target("avx512f"))) void winograd_input_tile(const float* const* p, int64_t channels,
+                                                           float* const* out) {
+  for (int64_t c = 0; c < channels; c += 16) {
+    const __mmask16 k = channels - c >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (channels - c)) - 1);
+    __m512 d[16];
+    for (int i = 0; i < 16; ++i) d[i] = p[i] != nullptr ? _mm512_maskz_loadu_ps(k, p[i] + c) : _mm512_setzero_ps();
+    __m512 t[16];  // B^T d
+    for (int j = 0; j < 4; ++j) {
+      t[j] = _mm512_sub_ps(d[j], d[8 + j]);
+      t[4 + j] = _mm512_add_ps(d[4 + j], d[8 + j]);
+      t[8 + j] = _mm512_sub_ps(d[8 + j], d[4 + j]);
+      t[12 + j] = _mm512_sub_ps(d[4 + j], d[12 + j]);
+    }
+    for (int i = 0; i < 4; ++i) {  // (B^T d) B
+      const __m512* r = t + 4 * i;
+      _mm512_mask_storeu_ps(out[4 * i] + c, k, _mm512_sub_ps(r[0], r[2]));
+      _mm512_mask_storeu_ps(out[4 * i + 1] + c, k, _mm512_add_ps(r[1], r[2]));
+      _mm512_mask_storeu_ps(out[4 * i + 2] + c, k, _mm512_sub_ps(r[2], r[1]));
+      _mm512_mask_storeu_ps(out[4 * i + 3] + c, k, _mm512_sub_ps(r[1], r[3]));
+    }
+  }
+}
+
+// One tile's output transform: y = A^T m A (rows of A^T: [1 1 1 0], [0 1 -1 -1]) + bias, then
+// the activation. m[i]: the tile's products at position i; y[i]: output pixel i of the 2x2
+// tile, nullptr outside the image.
+__attribute__((target("avx512f"))) void winograd_output_tile(const float* const* m, int64_t channels,
+                                                            const float* bias, bool relu, float slope, float lo,
+                                                            float hi, float* const* y) {
+  const __m512 zero = _mm512_setzero_ps(), vslope = _mm512_set1_ps(slope), vlo = _mm512_set1_ps(lo),
+               vhi = _mm512_set1_ps(hi);
+  for (int64_t c = 0; c < channels; c += 16) {
+    const __mmask16 k = channels - c >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (channels - c)) - 1);
+    __m512 s[8];  // A^T m
+    for (int j = 0; j < 4; ++j) {
+      const __m512 m0 = _mm512_maskz_loadu_ps(k, m[j] + c), m1 = _mm512_maskz_loadu_ps(k, m[4 + j] + c),
+                   m2 = _mm512_maskz_loadu_ps(k, m[8 + j] + c), m3 = _mm512_maskz_loadu_ps(k, m[12 + j] + c);
+      s[j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+      s[4 + j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    const __m512 b = bias != nullptr ? _mm512_maskz_loadu_ps(k, bias + c) : zero;
+    for (int i = 0; i < 2; ++i) {
+      const __m512* r = s + 4 * i;
+      __m512 o[2] = {_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[0], r[1]), r[2]), b),
+                     _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(r[1], r[2]), r[3]), b)};
+      for (int j = 0; j < 2; ++j) {
+        if (y[2 * i + j] == nullptr) continue;
+        if (relu) o[j] = _mm512_fmadd_ps(vslope, _mm512_min_ps(o[j], zero), _mm512_max_ps(o[j], zero));
+        o[j] = _mm512_min_ps(_mm512_max_ps(o[j], vlo), vhi);
+        _mm512_mask_storeu_ps(y[2 * i + j] + c, k, o[j]);
+      }
+    }
+  }
+}
+
 #pragma GCC diagnostic pop
 
 }  // namespace
+
+bool fast_winograd() { return __builtin_cpu_supports("avx512f"); }
+
+int64_t winograd_tiles(int64_t batch, int64_t h, int64_t w) { return batch * ((h + 1) / 2) * ((w + 1) / 2); }
+
+void winograd_weights(const float* w, int64_t out_channels, int64_t channels, float* u) {
+  // u = G g G^T for each 3x3 kernel g (rows of G: [1 0 0], [1/2 1/2 1/2], [1/2 -1/2 1/2],
+  // [0 0 1]), stored u[position][channel][out_channel].
+  for (int64_t o = 0; o < out_channels; ++o) {
+    for (int64_t i = 0; i < channels; ++i) {
+      const float* g = w + (o * channels + i) * 9;
+      float t[4][3];  // G g
+      for (int j = 0; j < 3; ++j) {
+        t[0][j] = g[j];
+        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        t[3][j] = g[6 + j];
+      }
+      for (int r = 0; r < 4; ++r) {
+        const float row[4] = {t[r][0], 0.5f * (t[r][0] + t[r][1] + t[r][2]), 0.5f * (t[r][0] - t[r][1] + t[r][2]), t[r][2]};
+        for (int c = 0; c < 4; ++c) u[((4 * r + c) * channels + i) * out_channels + o] = row[c];
+      }
+    }
+  }
+}
+
+void winograd_input(const float* x, int64_t batch, int64_t h, int64_t w, int64_t channels, float* v) {
+  const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = batch * th * tw;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t n = t / (th * tw), r0 = 2 * ((t / tw) % th) - 1, c0 = 2 * (t % tw) - 1;
+    const float* p[16];
+    float* out[16];
+    for (int i = 0; i < 16; ++i) {
+      const int64_t r = r0 + i / 4, c = c0 + i % 4;
+      p[i] = r >= 0 && r < h && c >= 0 && c < w ? x + ((n * h + r) * w + c) * channels : nullptr;
+      out[i] = v + (i * tiles + t) * channels;
+    }
+    winograd_input_tile(p, channels, out);
+  }
+}
+
+void winograd_output(const float* m, int64_t batch, int64_t h, int64_t w, int64_t out_channels, const float* bias,
+                     bool relu, float slope, float lo, float hi, float* y) {
+  const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = batch * th * tw;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t n = t / (th * tw), r0 = 2 * ((t / tw) % th), c0 = 2 * (t % tw);
+    const float* in[16];
+    float* out[4];
+    for (int i = 0; i < 16; ++i) in[i] = m + (i * tiles + t) * out_channels;
+    for (int i = 0; i < 4; ++i) {
+      const int64_t r = r0 + i / 2, c = c0 + i % 2;
+      out[i] = r < h && c < w ? y + ((n * h + r) * w + c) * out_channels : nullptr;
+    }
+    winograd_output_tile(in, out_channels, bias, relu, slope, lo, hi, out);
+  }
+}
 
 bool fast_silu() { return __builtin_cpu_supports("avx512f"); }
 

@@ -21,4 +21,18 @@ void scale_shift(const float* x, int64_t x_stride, float* y, int64_t pixels, int
 bool fast_silu();
 void silu_in_place(float* x, int64_t n);
 
+// Winograd F(2x2, 3x3) for a 3x3, stride-1, pad-1 convolution on nhwc tensors, in three
+// steps: winograd_input transforms each 4x4 input patch (a 2x2 output tile and its border) to
+// v[16][tiles][channels]; a batched matrix product (oneDNN's matmul) multiplies v[k] by the
+// transformed weights u[k] ([channels][out_channels], winograd_weights) into m[16][tiles][out];
+// winograd_output transforms each tile back to its 2x2 outputs, adds the bias, then (`relu`)
+// max(x, 0) + slope * min(x, 0), then clamps to [lo, hi]. Tiles run over the batch, then rows,
+// then columns: ceil(h / 2) x ceil(w / 2) per sample. Only with AVX-512 (fast_winograd()).
+bool fast_winograd();
+int64_t winograd_tiles(int64_t batch, int64_t h, int64_t w);
+void winograd_weights(const float* w, int64_t out_channels, int64_t channels, float* u);
+void winograd_input(const float* x, int64_t batch, int64_t h, int64_t w, int64_t channels, float* v);
+void winograd_output(const float* m, int64_t batch, int64_t h, int64_t w, int64_t out_channels, const float* bias,
+                     bool relu, float slope, float lo, float hi, float* y);
+
 }  // namespace graft::exec::onednn
