@@ -2,13 +2,15 @@
 # graft vs ONNX Runtime (and optionally PyTorch) on the same ONNX files, interleaved in one run
 # (the machine is shared and noisy: compare ratios from the same run, not absolute times across
 # runs).
-#   bench/compare.sh [OUT_DIR] [--quick] [--torch] [--models a,b,...]
+#   bench/compare.sh [OUT_DIR] [--quick] [--torch] [--models a,b,...] [--rounds N]
 # Models: one of every torchvision classification family (bench/export_models.py, opset 13;
 # the opset-17 export too wherever its graph differs from the opset-13 one), graft's zoo
 # MobileNetV1-224 and InceptionResNetV2-299 and the canonical hybrid (MobileNet@conv_pad_6 ->
 # adapter -> InceptionResNetV2@block17_20_ac). Batches 1 and 8 for all, 32 for the six models of
 # the earlier benchmark; 2 threads. --quick: batch 1 only. --torch: PyTorch eager and frozen
-# columns too (slow at batch 32). --models: only these (names as in the table).
+# columns too (slow at batch 32). --models: only these (names as in the table). --rounds: how
+# many times each engine runs each model and batch, alternating (default 5; the table keeps
+# each engine's best median).
 # Prints a Markdown table of medians with graft/ORT, the geometric mean and the largest ratio
 # per batch, and writes the raw JSON lines to OUT_DIR/results.jsonl. Needs scripts/build.sh
 # first, onnxruntime-node (installed into $GRAFT_ORT_DIR, default ~/.cache/graft-ort, with npm
@@ -16,12 +18,14 @@
 # python3-torchvision and python3-onnx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=build/bench; quick=""; torch=""; only=""
+out=build/bench; quick=""; torch=""; only=""; rounds=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --torch) torch=1 ;;
     --models) only="$2"; shift ;;
+    --rounds) rounds="${2:-}"; shift
+      [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --rounds wants a positive integer, not '$rounds'" >&2; exit 2; } ;;
     -*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     *) out="$1" ;;
   esac
@@ -80,10 +84,10 @@ for b in $batches; do
     probe_ms=$($g bench "$f" --batch "$b" --threads 2 --runs 3 --warmup 2 --json |
       sed -n 's/.*"median_ms":\([0-9.e+-]*\).*/\1/p')
     r=$(runs_for "$b" "${probe_ms:-0}")
-    # Interleaved in the same minute; graft and ORT three times each (graft, ORT, graft, ORT,
-    # graft, ORT), and the table keeps each engine's best median, so a noisy burst on this shared
+    # Interleaved in the same minutes; graft and ORT $rounds times each (graft, ORT, graft, ORT,
+    # ...), and the table keeps each engine's best median, so a noisy burst on this shared
     # machine does not decide a ratio alone.
-    for round in 1 2 3; do
+    for ((round = 1; round <= rounds; round++)); do
       $g bench "$f" --batch "$b" --threads 2 --runs "$r" --warmup 3 --json |
         sed 's/^{/{"engine":"graft",/' >> "$out/results.jsonl"
       node bench/ort_bench.js "$f" --batch "$b" --threads 2 --runs "$r" --warmup 3 >> "$out/results.jsonl"
