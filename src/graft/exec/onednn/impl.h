@@ -402,7 +402,7 @@ struct Program::Impl {
         return false;
       }
       if (winograd_pays()) return y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4) < 32 && x[1] * y[1] <= 256 * 256;
-      const int64_t tiles = y[0] * ((y[2] + 1) / 2) * ((y[3] + 1) / 2);
+      const int64_t tiles = winograd_tiles(y[0], y[2], y[3]);
       const bool even = y[2] % 2 == 0 && y[3] % 2 == 0;
       return tiles >= 32 || (even && tiles >= 16);
     }

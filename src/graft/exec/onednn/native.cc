@@ -24,6 +24,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void scale_shift_ro
 // bug 105593, fixed in 13).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// The lanes of a vector holding the `left` remaining floats (all 16 when >= 16).
+inline __mmask16 lanes(int64_t left) {
+  return left >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << left) - 1);
+}
+
 // x * sigmoid(x) for 16 floats: exp(-x) by Cody-Waite range reduction (n = round(-x log2 e),
 // r = -x - n ln 2 in two parts) and a degree-6 polynomial for exp(r) on [-ln2/2, ln2/2], scaled
 // by 2^n with vscalefps; then one division. -x is clamped to [-87.3, 88.3] (exp stays finite);
@@ -57,12 +62,11 @@ __attribute__((target("avx512f"))) void silu_avx512(float* x, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= m; i += 16) _mm512_storeu_ps(p + i, silu16(_mm512_loadu_ps(p + i)));
     if (i < m) {
-      const __mmask16 k = static_cast<__mmask16>((1u << (m - i)) - 1);
+      const __mmask16 k = lanes(m - i);
       _mm512_mask_storeu_ps(p + i, k, silu16(_mm512_maskz_loadu_ps(k, p + i)));
     }
   }
 }
-
 
 // One tile's input transform, 16 channels at a time: v = B^T d B for each channel's 4x4 patch
 // d (rows of B^T: [1 0 -1 0], [0 1 1 0], [0 -1 1 0], [0 1 0 -1]). p[i]: patch pixel i (row-major)
@@ -70,7 +74,7 @@ __attribute__((target("avx512f"))) void silu_avx512(float* x, int64_t n) {
 __attribute__((target("avx512f"))) void winograd_input_tile(const float* const* p, int64_t channels,
                                                            float* const* out) {
   for (int64_t c = 0; c < channels; c += 16) {
-    const __mmask16 k = channels - c >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (channels - c)) - 1);
+    const __mmask16 k = lanes(channels - c);
     __m512 d[16];
     for (int i = 0; i < 16; ++i) d[i] = p[i] != nullptr ? _mm512_maskz_loadu_ps(k, p[i] + c) : _mm512_setzero_ps();
     __m512 t[16];  // B^T d
@@ -99,7 +103,7 @@ __attribute__((target("avx512f"))) void winograd_output_tile(const float* const*
   const __m512 zero = _mm512_setzero_ps(), vslope = _mm512_set1_ps(slope), vlo = _mm512_set1_ps(lo),
                vhi = _mm512_set1_ps(hi);
   for (int64_t c = 0; c < channels; c += 16) {
-    const __mmask16 k = channels - c >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (channels - c)) - 1);
+    const __mmask16 k = lanes(channels - c);
     __m512 s[8];  // A^T m
     for (int j = 0; j < 4; ++j) {
       const __m512 m0 = _mm512_maskz_loadu_ps(k, m[j] + c), m1 = _mm512_maskz_loadu_ps(k, m[4 + j] + c),
@@ -152,7 +156,7 @@ void winograd_weights(const float* w, int64_t out_channels, int64_t channels, fl
 }
 
 void winograd_input(const float* x, int64_t batch, int64_t h, int64_t w, int64_t channels, float* v) {
-  const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = batch * th * tw;
+  const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = winograd_tiles(batch, h, w);
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t n = t / (th * tw), r0 = 2 * ((t / tw) % th) - 1, c0 = 2 * (t % tw) - 1;
@@ -169,7 +173,7 @@ void winograd_input(const float* x, int64_t batch, int64_t h, int64_t w, int64_t
 
 void winograd_output(const float* m, int64_t batch, int64_t h, int64_t w, int64_t out_channels, const float* bias,
                      bool relu, float slope, float lo, float hi, float* y) {
-  const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = batch * th * tw;
+  const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = winograd_tiles(batch, h, w);
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t n = t / (th * tw), r0 = 2 * ((t / tw) % th), c0 = 2 * (t % tw);
