@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -790,6 +791,137 @@ TEST(NativeTest, WinogradWeightsAndTransformsMatchTheDefinition) {
         want = std::min(want > 0 ? want : 0.1 * want, 2.5);
         EXPECT_NEAR(y[(r * w + c) * oc + o], want, 1e-4 * (1 + std::fabs(want))) << r << "," << c << " channel " << o;
       }
+    }
+  }
+}
+
+TEST(NativeTest, DepthwiseMatchesTheDefinitionOnEveryEdge) {
+  // graft's depthwise kernel against the convolution computed directly in double precision:
+  // 3x3, 5x5 and 7x7 filters at strides 1 and 2; odd sides and unequal pads (the right and
+  // bottom pads implied by the output size); channel counts with a masked tail (23, 40) and
+  // over a vector (72); rows wider than one 8-pixel block and narrower than the filter; every
+  // epilogue; with and without bias; two samples.
+  if (!onednn::fast_depthwise()) GTEST_SKIP() << "graft's depthwise kernel needs AVX-512";
+  struct Case {
+    int64_t batch, channels, h, w, kernel, stride, pad_top, pad_left;
+    onednn::Epilogue::Kind kind;
+    bool bias;
+  };
+  using E = onednn::Epilogue;
+  for (const Case& c : {Case{1, 40, 13, 19, 5, 1, 2, 2, E::kRelu, true}, Case{2, 23, 9, 11, 3, 2, 1, 0, E::kLinear, false},
+                        Case{1, 72, 17, 17, 7, 1, 3, 3, E::kSilu, true}, Case{1, 16, 28, 28, 5, 2, 1, 2, E::kHardSwish, true},
+                        Case{1, 40, 4, 3, 5, 1, 2, 2, E::kRelu, false}, Case{1, 33, 15, 30, 7, 2, 3, 3, E::kLinear, true}}) {
+    onednn::DepthwiseShape s;
+    s.batch = c.batch;
+    s.h = c.h;
+    s.w = c.w;
+    s.channels = c.channels;
+    s.kernel = c.kernel;
+    s.stride = c.stride;
+    s.pad_top = c.pad_top;
+    s.pad_left = c.pad_left;
+    s.out_h = (c.h + 2 * c.pad_top - c.kernel) / c.stride + 1;
+    s.out_w = (c.w + 2 * c.pad_left - c.kernel) / c.stride + 1;
+    ASSERT_TRUE(onednn::depthwise_kernel_supported(c.kernel, c.stride));
+    const int64_t k = c.kernel, ch = c.channels;
+    std::vector<float> x(c.batch * c.h * c.w * ch), w(ch * k * k), bias(ch), packed(k * k * ch);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 2 * std::sin(0.37 * static_cast<double>(i));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.23 * static_cast<double>(i));
+    for (int64_t i = 0; i < ch; ++i) bias[i] = 0.05f * static_cast<float>(i) - 0.5f;
+    onednn::depthwise_weights(w.data(), ch, k, packed.data());
+    E e;
+    e.kind = c.kind;
+    if (c.kind == E::kRelu) {
+      e.slope = 0.1f;
+      e.hi = 3.f;  // ReLU6-like clamp on top of leaky ReLU
+    }
+    std::vector<float> y(c.batch * s.out_h * s.out_w * ch, -99.f);
+    onednn::depthwise(x.data(), s, packed.data(), c.bias ? bias.data() : nullptr, e, y.data());
+    const std::string what = std::to_string(ch) + " channels " + std::to_string(c.h) + "x" + std::to_string(c.w) +
+                             " k" + std::to_string(k) + " s" + std::to_string(c.stride);
+    for (int64_t n = 0; n < c.batch; ++n) {
+      for (int64_t oy = 0; oy < s.out_h; ++oy) {
+        for (int64_t ox = 0; ox < s.out_w; ++ox) {
+          for (int64_t i = 0; i < ch; ++i) {
+            double v = c.bias ? bias[i] : 0.0;
+            for (int64_t ky = 0; ky < k; ++ky) {
+              for (int64_t kx = 0; kx < k; ++kx) {
+                const int64_t iy = oy * c.stride - c.pad_top + ky, ix = ox * c.stride - c.pad_left + kx;
+                if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
+                v += double{x[((n * c.h + iy) * c.w + ix) * ch + i]} * w[(i * k + ky) * k + kx];
+              }
+            }
+            switch (c.kind) {
+              case E::kRelu: v = std::min(v > 0 ? v : 0.1 * v, 3.0); break;
+              case E::kHardSwish: v = v * std::min(std::max(v + 3, 0.0), 6.0) / 6; break;
+              case E::kSilu: v = v / (1 + std::exp(-v)); break;
+              case E::kLinear: break;
+            }
+            const float got = y[((n * s.out_h + oy) * s.out_w + ox) * ch + i];
+            ASSERT_NEAR(got, v, 1e-4 * (1 + std::fabs(v))) << what << " at " << n << "," << oy << "," << ox << " channel " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OneDnnTest, GraftsOwnDepthwiseFor5x5And7x7AtBatchOneOnLargeMaps) {
+  // MobileNetV3 / MNASNet / ConvNeXt blocks: a pointwise expansion writing nhwc, then a 5x5 or
+  // 7x7 depthwise convolution with its activation, then a projection. At batch 1 on maps of
+  // 28x28 and more, graft's kernel runs it (one step, no reorder); a 3x3 one, a 14x14 map or a
+  // second sample keep oneDNN's.
+  struct Case {
+    int64_t batch, side, kernel, stride;
+    std::string activation;
+    bool own;
+  };
+  at::manual_seed(37);
+  const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  for (const Case& c : {Case{1, 28, 5, 1, "HardSwish", true}, Case{1, 29, 5, 2, "Relu", true},
+                        Case{1, 32, 7, 1, "", true}, Case{1, 30, 5, 1, "Silu", true}, Case{1, 28, 5, 1, "Clip", true},
+                        Case{1, 28, 3, 1, "Relu", false}, Case{1, 14, 5, 1, "Relu", false},
+                        Case{2, 28, 5, 1, "Relu", false}}) {
+    const int64_t in = 24, mid = 72, pad = c.kernel / 2;
+    Builder b(13);
+    b.input("x", {-1, in, c.side, c.side});
+    b.node("Conv", {"x", b.init("w1", at::randn({mid, in, 1, 1}) * 0.2), b.init("b1", at::randn({mid}))}, {"e"});
+    b.node("Relu", {"e"}, {"r"});
+    auto& dw = b.node("Conv", {"r", b.init("w2", at::randn({mid, 1, c.kernel, c.kernel}) * 0.2), b.init("b2", at::randn({mid}))},
+                      {c.activation.empty() ? "d" : "c"});
+    dw.attributes.set(ir::Attribute::of_int("group", mid));
+    dw.attributes.set(ir::Attribute::of_ints("pads", {pad, pad, pad, pad}));
+    dw.attributes.set(ir::Attribute::of_ints("strides", {c.stride, c.stride}));
+    if (c.activation == "Clip") {
+      b.node("Clip", {"c", b.init("lo", at::scalar_tensor(0.f)), b.init("hi", at::scalar_tensor(6.f))}, {"d"});
+    } else if (c.activation == "Silu") {
+      b.node("Sigmoid", {"c"}, {"sg"});
+      b.node("Mul", {"c", "sg"}, {"d"});
+    } else if (!c.activation.empty()) {
+      b.node(c.activation, {"c"}, {"d"});
+    }
+    b.node("Conv", {"d", b.init("w3", at::randn({in, mid, 1, 1}) * 0.2)}, {"y"});
+    const ir::Graph g = b.done({"y"});
+    const TensorMap inputs{{"x", at::randn({c.batch, in, c.side, c.side})}};
+    const std::string what = std::to_string(c.kernel) + "x" + std::to_string(c.kernel) + " stride " +
+                             std::to_string(c.stride) + " at " + std::to_string(c.side) + " batch " +
+                             std::to_string(c.batch) + " " + c.activation;
+    const EngineStats s = expect_same(g, inputs, {"y"});
+    EXPECT_EQ(s.reference_nodes, 0) << what << " " << ops_of(s);
+    if (!avx512) continue;
+    std::vector<std::string> kernels, ops;
+    for (const auto& st : profiled_steps(g, inputs)) {
+      kernels.push_back(st.kernel);
+      ops.push_back(st.op);
+    }
+    const auto own = std::count(kernels.begin(), kernels.end(), "graft:depthwise");
+    EXPECT_EQ(own, c.own ? 1 : 0) << what << ": " << ::testing::PrintToString(kernels);
+    if (c.own) {
+      // the input's reorder (NCHW -> nhwc), expansion, depthwise, projection: no reorder or
+      // activation step between them
+      const std::string dw_op = c.activation.empty() ? "Conv" : "graft.FusedConv";
+      EXPECT_EQ(ops, (std::vector<std::string>{"Reorder", "graft.FusedConv", dw_op, "Conv"}))
+          << what << ": " << ::testing::PrintToString(kernels);
     }
   }
 }

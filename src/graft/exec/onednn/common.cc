@@ -131,6 +131,31 @@ void append_activation(dnnl::post_ops& po, const Activation& a) {
   if (a.hard_sigmoid) po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, 0.f, 1.f);
 }
 
+std::optional<Epilogue> epilogue_of(const Activation& a) {
+  Epilogue e;
+  if (a.hard_sigmoid) return std::nullopt;
+  switch (a.algorithm) {
+    case dnnl::algorithm::eltwise_relu:
+      e.kind = Epilogue::kRelu;
+      e.slope = a.alpha;
+      return e;
+    case dnnl::algorithm::eltwise_clip:
+    case dnnl::algorithm::eltwise_clip_v2:
+      e.lo = a.alpha;
+      e.hi = a.beta;
+      return e;
+    case dnnl::algorithm::eltwise_hardswish:
+      e.kind = Epilogue::kHardSwish;
+      return e;
+    case dnnl::algorithm::eltwise_swish:
+      if (a.alpha != 1.f) return std::nullopt;
+      e.kind = Epilogue::kSilu;
+      return e;
+    default:
+      return std::nullopt;
+  }
+}
+
 
 memory::desc broadcast_desc(const memory::desc& full, const std::vector<int64_t>& full_sizes,
                             const std::vector<int64_t>& sizes) {

@@ -67,6 +67,8 @@ struct Activation {
 // oneDNN's form of an ONNX activation; nullopt when it has none.
 std::optional<Activation> activation_of(const std::string& op, const std::vector<float>& p);
 void append_activation(dnnl::post_ops& po, const Activation& a);
+// The same activation as graft's own kernels' epilogue; nullopt when they have none for it.
+std::optional<Epilogue> epilogue_of(const Activation& a);
 
 // `bytes` (rounded up to whole 2 MiB pages) of memory asked to be backed by transparent huge
 // pages (madvise; plain pages where the kernel declines). At batch 1 a program streams all its
@@ -408,6 +410,28 @@ struct Program::Impl {
     }
     // oneDNN's Winograd: where it pays and graft's own does not take the convolution.
     bool onednn_winograd() const { return winograd_pays() && !own_winograd_pays(); }
+
+    // graft's own depthwise kernel (native.h) in place of oneDNN's nhwc one: 5x5 and 7x7
+    // filters at batch 1 on maps of at least 28x28 and inputs up to 2 MiB. In the models
+    // (profiles, 2 threads, own / brdgmm_dw): MNASNet's 72 channels at 56x56 stride 2 0.019 /
+    // 0.025 ms, 120 at 28x28 0.024 / 0.032; MobileNetV3-large's 0.020-0.023 / 0.027-0.033;
+    // ConvNeXt's 7x7 96 at 56x56 0.09 / 0.15, 192 at 28x28 0.054 / 0.078. Not on smaller maps
+    // (14x14: as fast, MNASNet's 480 channels 0.027 / 0.027; 7x7: slower, ConvNeXt's 768
+    // 0.035 / 0.026), not 3x3 (slower in every model tried: MNASNet's 32 channels at 112x112
+    // 0.106 / 0.060), not larger batches, whose inputs come from beyond L2 (a probe, 240
+    // channels 5x5 at 38x38, batch 8: 2.4 / 1.0 ms).
+    // Activations: none, ReLU, leaky ReLU, clip, HardSwish, SiLU.
+    bool own_depthwise_pays() const {
+      if (!depthwise() || y[0] != 1 || kernel[0] != kernel[1] || (kernel[0] != 5 && kernel[0] != 7) ||
+          strides[0] != strides[1] || !depthwise_kernel_supported(kernel[0], strides[0]) ||
+          dilations != std::vector<int64_t>{1, 1} || !z.empty() || !fast_depthwise()) {
+        return false;
+      }
+      if (x[2] * x[3] < 28 * 28 || x[1] * x[2] * x[3] * static_cast<int64_t>(sizeof(float)) > (int64_t{2} << 20)) {
+        return false;
+      }
+      return !act || epilogue_of(*act).has_value();
+    }
   };
 
   static bool is_conv(const ir::Node& n) {
@@ -503,6 +527,9 @@ struct Program::Impl {
   bool conv_with_dw(size_t index, const ConvGeometry& pw, const DwPartner& partner);
   // A convolution as graft's own Winograd F(2x2,3x3) (ConvGeometry::own_winograd_pays).
   bool conv_winograd(size_t index, const ConvGeometry& g);
+  // A depthwise convolution as graft's own kernel (ConvGeometry::own_depthwise_pays); false
+  // (nothing changed) when its input is not an nhwc arena buffer.
+  bool conv_depthwise(size_t index, const ConvGeometry& g);
 
   // ReduceMean over the two spatial axes of a 4-D tensor: global average pooling. Its keepdims,
   // or nullopt. (Axes as an attribute, opsets up to 17, as the reference kernel reads them.)

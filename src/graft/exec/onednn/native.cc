@@ -21,9 +21,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void scale_shift_ro
 }
 
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own _mm512_undefined_ps (GCC
-// bug 105593, fixed in 13).
+// bug 105593, fixed in 13), as -Wuninitialized where they are inlined into templates.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 // The lanes of a vector holding the `left` remaining floats (all 16 when >= 16).
 inline __mmask16 lanes(int64_t left) {
   return left >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << left) - 1);
@@ -126,6 +127,121 @@ __attribute__((target("avx512f"))) void winograd_output_tile(const float* const*
   }
 }
 
+
+// The epilogue on 16 floats (Epilogue).
+__attribute__((target("avx512f"))) inline __m512 epilogue16(__m512 v, const Epilogue& e) {
+  const __m512 zero = _mm512_setzero_ps();
+  switch (e.kind) {
+    case Epilogue::kRelu:
+      v = _mm512_fmadd_ps(_mm512_set1_ps(e.slope), _mm512_min_ps(v, zero), _mm512_max_ps(v, zero));
+      break;
+    case Epilogue::kHardSwish: {
+      const __m512 g = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(3.f)), zero), _mm512_set1_ps(6.f));
+      v = _mm512_mul_ps(v, _mm512_mul_ps(g, _mm512_set1_ps(1.f / 6.f)));
+      break;
+    }
+    case Epilogue::kSilu:
+      v = silu16(v);
+      break;
+    case Epilogue::kLinear:
+      break;
+  }
+  return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(e.lo)), _mm512_set1_ps(e.hi));
+}
+
+// P output pixels of one row, one vector of channels (lanes k): x points at the input row
+// block's first pixel (column ix0, which may be outside the image when EDGE), w at the
+// channel vector's first tap, y at the first output pixel. Filter rows [ky0, ky1) lie inside
+// the image; with EDGE, columns outside it read as zeros.
+template <int P, int S, int K, bool EDGE>
+__attribute__((target("avx512f"))) void depthwise_block(const float* x, int64_t row_stride, int64_t pixel_stride,
+                                                       int64_t ix0, int64_t iw, const float* w, int64_t tap_stride,
+                                                       int64_t ky0, int64_t ky1, __m512 bias, __mmask16 k,
+                                                       const Epilogue& e, float* y) {
+  constexpr int N = (P - 1) * S + K;  // input columns the block reads
+  __m512 acc[P];
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) acc[p] = bias;
+  // Columns outside the image load through an empty mask (no access, zeros).
+  __mmask16 column[N];
+#pragma GCC unroll 32
+  for (int i = 0; i < N; ++i) column[i] = !EDGE || (ix0 + i >= 0 && ix0 + i < iw) ? k : __mmask16{0};
+  for (int64_t ky = ky0; ky < ky1; ++ky) {
+    const float* row = x + ky * row_stride;
+    const float* wr = w + ky * K * tap_stride;
+    __m512 in[N];
+#pragma GCC unroll 32
+    for (int i = 0; i < N; ++i) in[i] = _mm512_maskz_loadu_ps(column[i], row + i * pixel_stride);
+#pragma GCC unroll 8
+    for (int kx = 0; kx < K; ++kx) {
+      const __m512 wv = _mm512_maskz_loadu_ps(k, wr + kx * tap_stride);
+#pragma GCC unroll 8
+      for (int p = 0; p < P; ++p) acc[p] = _mm512_fmadd_ps(in[p * S + kx], wv, acc[p]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) _mm512_mask_storeu_ps(y + p * pixel_stride, k, epilogue16(acc[p], e));
+}
+
+template <int S, int K>
+__attribute__((target("avx512f"))) void depthwise_avx512(const float* x, const DepthwiseShape& s, const float* w,
+                                                        const float* bias, const Epilogue& e, float* y) {
+  const int64_t c = s.channels, vectors = (c + 15) / 16, items = s.batch * vectors * s.out_h;
+  // Row blocks of nearly equal width, at most 8 (14 -> 7 + 7, not 8 + 4 + 2).
+  const int64_t blocks = (s.out_w + 7) / 8, width = (s.out_w + blocks - 1) / blocks;
+#pragma omp parallel for schedule(static)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t v = item % vectors, oy = (item / vectors) % s.out_h, n = item / (s.out_h * vectors);
+    const int64_t c0 = 16 * v, iy0 = oy * s.stride - s.pad_top;
+    const int64_t ky0 = std::max<int64_t>(0, -iy0), ky1 = std::min(s.kernel, s.h - iy0);
+    const __mmask16 k = lanes(c - c0);
+    const __m512 b = bias != nullptr ? _mm512_maskz_loadu_ps(k, bias + c0) : _mm512_setzero_ps();
+    const float* xr = x + ((n * s.h + iy0) * s.w) * c + c0;  // row iy0 (maybe outside: only rows >= ky0 are read)
+    float* yr = y + ((n * s.out_h + oy) * s.out_w) * c + c0;
+    for (int64_t ox = 0; ox < s.out_w;) {
+      const int64_t p = std::min(width, s.out_w - ox), ix0 = ox * S - s.pad_left;
+      const bool edge = ix0 < 0 || ix0 + (p - 1) * S + K > s.w;
+      const float* xb = xr + ix0 * c;
+      float* yb = yr + ox * c;
+#define GRAFT_DW_BLOCK(PP)                                                                               \
+  case PP:                                                                                               \
+    if (edge) {                                                                                          \
+      depthwise_block<PP, S, K, true>(xb, s.w * c, c, ix0, s.w, w + c0, c, ky0, ky1, b, k, e, yb);        \
+    } else {                                                                                             \
+      depthwise_block<PP, S, K, false>(xb, s.w * c, c, ix0, s.w, w + c0, c, ky0, ky1, b, k, e, yb);       \
+    }                                                                                                    \
+    break;
+      switch (p) {
+        GRAFT_DW_BLOCK(1)
+        GRAFT_DW_BLOCK(2)
+        GRAFT_DW_BLOCK(3)
+        GRAFT_DW_BLOCK(4)
+        GRAFT_DW_BLOCK(5)
+        GRAFT_DW_BLOCK(6)
+        GRAFT_DW_BLOCK(7)
+        GRAFT_DW_BLOCK(8)
+      }
+#undef GRAFT_DW_BLOCK
+      ox += p;
+    }
+  }
+}
+
+
+void depthwise_dispatch(const float* x, const DepthwiseShape& s, const float* packed, const float* bias,
+                        const Epilogue& e, float* y) {
+  const int64_t code = s.kernel * 10 + s.stride;
+  switch (code) {
+    case 31: depthwise_avx512<1, 3>(x, s, packed, bias, e, y); break;
+    case 32: depthwise_avx512<2, 3>(x, s, packed, bias, e, y); break;
+    case 51: depthwise_avx512<1, 5>(x, s, packed, bias, e, y); break;
+    case 52: depthwise_avx512<2, 5>(x, s, packed, bias, e, y); break;
+    case 71: depthwise_avx512<1, 7>(x, s, packed, bias, e, y); break;
+    case 72: depthwise_avx512<2, 7>(x, s, packed, bias, e, y); break;
+    default: break;  // callers check depthwise_kernel_supported()
+  }
+}
+
 #pragma GCC diagnostic pop
 
 }  // namespace
@@ -186,6 +302,23 @@ void winograd_output(const float* m, int64_t batch, int64_t h, int64_t w, int64_
     }
     winograd_output_tile(in, out_channels, bias, relu, slope, lo, hi, out);
   }
+}
+
+bool fast_depthwise() { return __builtin_cpu_supports("avx512f"); }
+
+bool depthwise_kernel_supported(int64_t kernel, int64_t stride) {
+  return (kernel == 3 || kernel == 5 || kernel == 7) && (stride == 1 || stride == 2);
+}
+
+void depthwise_weights(const float* w, int64_t channels, int64_t kernel, float* packed) {
+  for (int64_t ch = 0; ch < channels; ++ch) {
+    for (int64_t t = 0; t < kernel * kernel; ++t) packed[t * channels + ch] = w[ch * kernel * kernel + t];
+  }
+}
+
+void depthwise(const float* x, const DepthwiseShape& s, const float* packed, const float* bias, const Epilogue& e,
+               float* y) {
+  depthwise_dispatch(x, s, packed, bias, e, y);
 }
 
 bool fast_silu() { return __builtin_cpu_supports("avx512f"); }
