@@ -926,6 +926,120 @@ TEST(OneDnnTest, GraftsOwnDepthwiseFor5x5And7x7AtBatchOneOnLargeMaps) {
   }
 }
 
+TEST(NativeTest, Grouped16MatchesTheDefinition) {
+  // graft's kernel for 16-channel groups against the grouped convolution computed directly in
+  // double precision: strides 1 and 2, odd sides, a row wider than one 8-pixel block and one
+  // narrower than the filter, pads on every side, each group reading only its own channels.
+  if (!onednn::fast_depthwise()) GTEST_SKIP() << "graft's grouped kernel needs AVX-512";
+  struct Case {
+    int64_t batch, groups, h, w, stride;
+    onednn::Epilogue::Kind kind;
+    bool bias;
+  };
+  using E = onednn::Epilogue;
+  for (const Case& c : {Case{2, 2, 13, 19, 2, E::kRelu, true}, Case{1, 3, 9, 11, 1, E::kLinear, false},
+                        Case{1, 2, 2, 2, 1, E::kSilu, true}, Case{1, 1, 17, 5, 2, E::kHardSwish, true}}) {
+    const int64_t ch = 16 * c.groups, k = 3;
+    onednn::DepthwiseShape s;
+    s.batch = c.batch;
+    s.h = c.h;
+    s.w = c.w;
+    s.channels = ch;
+    s.kernel = k;
+    s.stride = c.stride;
+    s.pad_top = 1;
+    s.pad_left = 1;
+    s.out_h = (c.h + 2 - k) / c.stride + 1;
+    s.out_w = (c.w + 2 - k) / c.stride + 1;
+    ASSERT_TRUE(onednn::grouped16_kernel_supported(k, c.stride));
+    std::vector<float> x(c.batch * c.h * c.w * ch), w(ch * 16 * k * k), bias(ch), packed(c.groups * k * k * 256);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 2 * std::sin(0.37 * static_cast<double>(i));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = 0.3 * std::cos(0.23 * static_cast<double>(i));
+    for (int64_t i = 0; i < ch; ++i) bias[i] = 0.05f * static_cast<float>(i) - 0.5f;
+    onednn::grouped16_weights(w.data(), c.groups, k, packed.data());
+    E e;
+    e.kind = c.kind;
+    if (c.kind == E::kRelu) e.slope = 0.1f;
+    std::vector<float> y(c.batch * s.out_h * s.out_w * ch, -99.f);
+    onednn::grouped16(x.data(), s, packed.data(), c.bias ? bias.data() : nullptr, e, y.data());
+    const std::string what = std::to_string(c.groups) + " groups " + std::to_string(c.h) + "x" + std::to_string(c.w) +
+                             " s" + std::to_string(c.stride);
+    for (int64_t n = 0; n < c.batch; ++n) {
+      for (int64_t oy = 0; oy < s.out_h; ++oy) {
+        for (int64_t ox = 0; ox < s.out_w; ++ox) {
+          for (int64_t o = 0; o < ch; ++o) {
+            const int64_t g = o / 16;
+            double v = c.bias ? bias[o] : 0.0;
+            for (int64_t i = 0; i < 16; ++i) {
+              for (int64_t ky = 0; ky < k; ++ky) {
+                for (int64_t kx = 0; kx < k; ++kx) {
+                  const int64_t iy = oy * c.stride - 1 + ky, ix = ox * c.stride - 1 + kx;
+                  if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
+                  v += double{x[((n * c.h + iy) * c.w + ix) * ch + 16 * g + i]} * w[((o * 16 + i) * k + ky) * k + kx];
+                }
+              }
+            }
+            switch (c.kind) {
+              case E::kRelu: v = v > 0 ? v : 0.1 * v; break;
+              case E::kHardSwish: v = v * std::min(std::max(v + 3, 0.0), 6.0) / 6; break;
+              case E::kSilu: v = v / (1 + std::exp(-v)); break;
+              case E::kLinear: break;
+            }
+            const float got = y[((n * s.out_h + oy) * s.out_w + ox) * ch + o];
+            ASSERT_NEAR(got, v, 1e-4 * (1 + std::fabs(v))) << what << " at " << n << "," << oy << "," << ox << " channel " << o;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OneDnnTest, GraftsOwnGroupedKernelForRegNetsStrideTwoOnLargeInputs) {
+  // RegNet's first block: 1x1 expansion, a 3x3 stride-2 convolution of 16-channel groups with
+  // ReLU, a 1x1 projection. With at least 2 x 112 x 112 input pixels graft's kernel runs the
+  // grouped convolution (one step, nhwc, no reorder); at batch 1, at stride 1, or with groups
+  // of 8 channels oneDNN's does.
+  struct Case {
+    int64_t batch, side, stride, group_width;
+    bool own;
+  };
+  at::manual_seed(41);
+  const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  for (const Case& c : {Case{2, 112, 2, 16, true}, Case{1, 112, 2, 16, false}, Case{2, 112, 1, 16, false},
+                        Case{2, 112, 2, 8, false}, Case{8, 57, 2, 16, true}}) {
+    const int64_t in = 16, mid = 48, groups = mid / c.group_width;
+    Builder b(13);
+    b.input("x", {-1, in, c.side, c.side});
+    b.node("Conv", {"x", b.init("w1", at::randn({mid, in, 1, 1}) * 0.2), b.init("b1", at::randn({mid}))}, {"e"});
+    b.node("Relu", {"e"}, {"r"});
+    auto& gc = b.node("Conv", {"r", b.init("w2", at::randn({mid, c.group_width, 3, 3}) * 0.2), b.init("b2", at::randn({mid}))},
+                      {"c"});
+    gc.attributes.set(ir::Attribute::of_int("group", groups));
+    gc.attributes.set(ir::Attribute::of_ints("pads", {1, 1, 1, 1}));
+    gc.attributes.set(ir::Attribute::of_ints("strides", {c.stride, c.stride}));
+    b.node("Relu", {"c"}, {"d"});
+    b.node("Conv", {"d", b.init("w3", at::randn({in, mid, 1, 1}) * 0.2)}, {"y"});
+    const ir::Graph g = b.done({"y"});
+    const TensorMap inputs{{"x", at::randn({c.batch, in, c.side, c.side})}};
+    const std::string what = "batch " + std::to_string(c.batch) + " at " + std::to_string(c.side) + " stride " +
+                             std::to_string(c.stride) + " groups of " + std::to_string(c.group_width);
+    const EngineStats s = expect_same(g, inputs, {"y"});
+    EXPECT_EQ(s.reference_nodes, 0) << what << " " << ops_of(s);
+    if (!avx512) continue;
+    std::vector<std::string> kernels, ops;
+    for (const auto& st : profiled_steps(g, inputs)) {
+      kernels.push_back(st.kernel);
+      ops.push_back(st.op);
+    }
+    const auto own = std::count(kernels.begin(), kernels.end(), "graft:grouped16");
+    EXPECT_EQ(own, c.own ? 1 : 0) << what << ": " << ::testing::PrintToString(kernels);
+    if (c.own) {
+      EXPECT_EQ(ops, (std::vector<std::string>{"Reorder", "graft.FusedConv", "graft.FusedConv", "Conv"}))
+          << what << ": " << ::testing::PrintToString(kernels);
+    }
+  }
+}
+
 TEST(OneDnnTest, RunsOnAnotherThreadThanTheOneThatCompiled) {
   // A server compiles on one thread and runs on its workers: every primitive's scratchpad
   // must be the program's, not the compiling thread's (Winograd convolutions crashed).

@@ -160,6 +160,7 @@ bool Program::Impl::conv(size_t index) {
   // graft's depthwise kernel reads nhwc; one reading nChw16c (a blocked run of MobileNet's
   // separable blocks) or writing for a fused pair stays with oneDNN's blocked kernel.
   if (g.own_depthwise_pays() && !feeds_dw_fusion(n.outputs[0], g.y) && conv_depthwise(index, g)) return true;
+  if (g.own_grouped16_pays() && conv_grouped16(index, g)) return true;
 
   // Layouts: oneDNN's pick, except in front of a depthwise-fused pair or a Winograd
   // convolution, which read nChw16c: depthwise and pointwise convolutions before such a pair
@@ -360,15 +361,29 @@ bool Program::Impl::conv_winograd(size_t index, const ConvGeometry& g) {
 }
 
 bool Program::Impl::conv_depthwise(size_t index, const ConvGeometry& g) {
+  const int64_t c = g.channels_in(), k = g.kernel[0];
+  return conv_native(index, g, "graft:depthwise", k * k * c, [c, k](const float* w, float* packed) {
+    depthwise_weights(w, c, k, packed);
+  }, depthwise);
+}
+
+bool Program::Impl::conv_grouped16(size_t index, const ConvGeometry& g) {
+  const int64_t groups = g.group, k = g.kernel[0];
+  return conv_native(index, g, "graft:grouped16", groups * k * k * 256, [groups, k](const float* w, float* packed) {
+    grouped16_weights(w, groups, k, packed);
+  }, grouped16);
+}
+
+bool Program::Impl::conv_native(size_t index, const ConvGeometry& g, const char* kernel_name, int64_t packed_size,
+                                const std::function<void(const float*, float*)>& pack, NativeConv run) {
   const ir::Node& n = graph.nodes[index];
   const memory::desc x_md(to_dims(g.x), DataType::f32, Tag::nhwc);
   const Value& x = values.at(n.inputs[0]);
   if (!x.in_arena || x.view || x.md != x_md) return false;  // a graph input, blocked, or a strided view
   const Epilogue e = g.act ? *epilogue_of(*g.act) : Epilogue{};
-  const int64_t c = g.channels_in(), k = g.kernel[0];
   const at::Tensor kernel = g.w->contiguous();
-  keep_alive.push_back(at::empty({k * k, c}, at::kFloat));
-  depthwise_weights(kernel.data_ptr<float>(), c, k, keep_alive.back().data_ptr<float>());
+  keep_alive.push_back(at::empty({packed_size}, at::kFloat));
+  pack(kernel.data_ptr<float>(), keep_alive.back().data_ptr<float>());
   const float* packed = keep_alive.back().data_ptr<float>();
   const float* bias = nullptr;
   if (g.b != nullptr) {
@@ -379,19 +394,19 @@ bool Program::Impl::conv_depthwise(size_t index, const ConvGeometry& g) {
   shape.batch = g.x[0];
   shape.h = g.x[2];
   shape.w = g.x[3];
-  shape.channels = c;
-  shape.kernel = k;
+  shape.channels = g.channels_in();
+  shape.kernel = g.kernel[0];
   shape.stride = g.strides[0];
   shape.pad_top = g.pad_l[0];
   shape.pad_left = g.pad_l[1];
   shape.out_h = g.y[2];
   shape.out_w = g.y[3];
   Step s;
-  s.kernel = "graft:depthwise";
+  s.kernel = kernel_name;
   bind(s, DNNL_ARG_SRC, n.inputs[0], x_md);
-  s.native = [shape, packed, bias, e](const Step& step) {
-    depthwise(static_cast<const float*>(step.args.at(DNNL_ARG_SRC).get_data_handle()), shape, packed, bias, e,
-              static_cast<float*>(step.args.at(DNNL_ARG_DST).get_data_handle()));
+  s.native = [shape, packed, bias, e, run](const Step& step) {
+    run(static_cast<const float*>(step.args.at(DNNL_ARG_SRC).get_data_handle()), shape, packed, bias, e,
+        static_cast<float*>(step.args.at(DNNL_ARG_DST).get_data_handle()));
   };
   emit_output(s, n.outputs[0], memory::desc(to_dims(g.y), DataType::f32, Tag::nhwc));
   return true;

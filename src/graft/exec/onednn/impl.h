@@ -432,6 +432,23 @@ struct Program::Impl {
       }
       return !act || epilogue_of(*act).has_value();
     }
+
+    // graft's own kernel for grouped convolutions of 16-channel groups (RegNet's; native.h) in
+    // place of oneDNN's nhwc one: 3x3 stride 2 on inputs of at least 25088 pixels (two samples
+    // at 112x112, eight at 56x56). In the models (profiles, 2 threads, own / oneDNN's jit):
+    // RegNetY-800MF's first (64 channels in 4 groups at 112x112) at batch 8 1.9 / 3.8 ms, at
+    // batch 2 0.36 / 0.61; RegNetX-400MF's first at batch 8 0.82 / 1.68, its second (64 at
+    // 56x56) 0.36 / 0.54. Not stride 1 or smaller inputs, where oneDNN's is 10-30 % faster
+    // (its 3x3s at 14x14, batch 8: 0.145 / 0.116; the first at batch 1: 0.115 / 0.089).
+    bool own_grouped16_pays() const {
+      if (group < 2 || depthwise() || x[1] != 16 * group || y[1] != 16 * group || kernel[0] != kernel[1] ||
+          strides != std::vector<int64_t>{2, 2} || !grouped16_kernel_supported(kernel[0], strides[0]) ||
+          dilations != std::vector<int64_t>{1, 1} || !z.empty() || !fast_depthwise()) {
+        return false;
+      }
+      if (x[0] * x[2] * x[3] < 2 * 112 * 112) return false;
+      return !act || epilogue_of(*act).has_value();
+    }
   };
 
   static bool is_conv(const ir::Node& n) {
@@ -530,6 +547,14 @@ struct Program::Impl {
   // A depthwise convolution as graft's own kernel (ConvGeometry::own_depthwise_pays); false
   // (nothing changed) when its input is not an nhwc arena buffer.
   bool conv_depthwise(size_t index, const ConvGeometry& g);
+  // A grouped convolution of 16-channel groups as graft's own kernel
+  // (ConvGeometry::own_grouped16_pays); false (nothing changed) as conv_depthwise.
+  bool conv_grouped16(size_t index, const ConvGeometry& g);
+  // Their common part: a step running `run` on the nhwc input with the weights packed once by
+  // `pack` (`packed_size` floats), the bias and the activation as an epilogue.
+  using NativeConv = void (*)(const float*, const DepthwiseShape&, const float*, const float*, const Epilogue&, float*);
+  bool conv_native(size_t index, const ConvGeometry& g, const char* kernel_name, int64_t packed_size,
+                   const std::function<void(const float*, float*)>& pack, NativeConv run);
 
   // ReduceMean over the two spatial axes of a 4-D tensor: global average pooling. Its keepdims,
   // or nullopt. (Axes as an attribute, opsets up to 17, as the reference kernel reads them.)

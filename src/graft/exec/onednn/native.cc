@@ -228,6 +228,74 @@ __attribute__((target("avx512f"))) void depthwise_avx512(const float* x, const D
 }
 
 
+// P output pixels of one row and one group of 16 channels: xp[p] points at the input pixel
+// (group's first channel) each output pixel reads for the current tap, or at 16 zeros outside
+// the image; w at the tap's [16 in][16 out] weights.
+template <int P>
+__attribute__((target("avx512f"))) inline void grouped16_tap(const float* const* xp, const float* w, __m512* acc) {
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    const __m512 wv = _mm512_loadu_ps(w + 16 * i);
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(xp[p][i]), wv, acc[p]);
+  }
+}
+
+template <int P>
+__attribute__((target("avx512f"))) void grouped16_block(const float* x, const DepthwiseShape& s, int64_t iy0,
+                                                       int64_t ky0, int64_t ky1, int64_t ix0, const float* w,
+                                                       __m512 bias, const Epilogue& e, float* y) {
+  alignas(64) static const float zeros[16] = {};
+  __m512 acc[P];
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) acc[p] = bias;
+  const int64_t c = s.channels, k = s.kernel;
+  for (int64_t ky = ky0; ky < ky1; ++ky) {
+    const float* row = x + (iy0 + ky) * s.w * c;
+    for (int64_t kx = 0; kx < k; ++kx) {
+      const float* xp[P];
+#pragma GCC unroll 8
+      for (int p = 0; p < P; ++p) {
+        const int64_t ix = ix0 + p * s.stride + kx;
+        xp[p] = ix >= 0 && ix < s.w ? row + ix * c : zeros;
+      }
+      grouped16_tap<P>(xp, w + (ky * k + kx) * 256, acc);
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + p * c, epilogue16(acc[p], e));
+}
+
+__attribute__((target("avx512f"))) void grouped16_avx512(const float* x, const DepthwiseShape& s, const float* w,
+                                                        const float* bias, const Epilogue& e, float* y) {
+  const int64_t c = s.channels, groups = c / 16, k = s.kernel, items = s.batch * s.out_h * groups;
+  const int64_t blocks = (s.out_w + 7) / 8, width = (s.out_w + blocks - 1) / blocks;
+#pragma omp parallel for schedule(static)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t g = item % groups, oy = (item / groups) % s.out_h, n = item / (s.out_h * groups);
+    const int64_t iy0 = oy * s.stride - s.pad_top;
+    const int64_t ky0 = std::max<int64_t>(0, -iy0), ky1 = std::min(k, s.h - iy0);
+    const __m512 b = bias != nullptr ? _mm512_loadu_ps(bias + 16 * g) : _mm512_setzero_ps();
+    const float* xn = x + n * s.h * s.w * c + 16 * g;
+    const float* wg = w + g * k * k * 256;
+    float* yr = y + ((n * s.out_h + oy) * s.out_w) * c + 16 * g;
+    for (int64_t ox = 0; ox < s.out_w;) {
+      const int64_t p = std::min(width, s.out_w - ox), ix0 = ox * s.stride - s.pad_left;
+      switch (p) {
+        case 1: grouped16_block<1>(xn, s, iy0, ky0, ky1, ix0, wg, b, e, yr + ox * c); break;
+        case 2: grouped16_block<2>(xn, s, iy0, ky0, ky1, ix0, wg, b, e, yr + ox * c); break;
+        case 3: grouped16_block<3>(xn, s, iy0, ky0, ky1, ix0, wg, b, e, yr + ox * c); break;
+        case 4: grouped16_block<4>(xn, s, iy0, ky0, ky1, ix0, wg, b, e, yr + ox * c); break;
+        case 5: grouped16_block<5>(xn, s, iy0, ky0, ky1, ix0, wg, b, e, yr + ox * c); break;
+        case 6: grouped16_block<6>(xn, s, iy0, ky0, ky1, ix0, wg, b, e, yr + ox * c); break;
+        case 7: grouped16_block<7>(xn, s, iy0, ky0, ky1, ix0, wg, b, e, yr + ox * c); break;
+        default: grouped16_block<8>(xn, s, iy0, ky0, ky1, ix0, wg, b, e, yr + ox * c); break;
+      }
+      ox += p;
+    }
+  }
+}
+
 void depthwise_dispatch(const float* x, const DepthwiseShape& s, const float* packed, const float* bias,
                         const Epilogue& e, float* y) {
   const int64_t code = s.kernel * 10 + s.stride;
@@ -319,6 +387,26 @@ void depthwise_weights(const float* w, int64_t channels, int64_t kernel, float* 
 void depthwise(const float* x, const DepthwiseShape& s, const float* packed, const float* bias, const Epilogue& e,
                float* y) {
   depthwise_dispatch(x, s, packed, bias, e, y);
+}
+
+bool grouped16_kernel_supported(int64_t kernel, int64_t stride) { return kernel == 3 && (stride == 1 || stride == 2); }
+
+void grouped16_weights(const float* w, int64_t groups, int64_t kernel, float* packed) {
+  const int64_t taps = kernel * kernel;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t o = 0; o < 16; ++o) {
+      for (int64_t i = 0; i < 16; ++i) {
+        for (int64_t t = 0; t < taps; ++t) {
+          packed[((g * taps + t) * 16 + i) * 16 + o] = w[((g * 16 + o) * 16 + i) * taps + t];
+        }
+      }
+    }
+  }
+}
+
+void grouped16(const float* x, const DepthwiseShape& s, const float* packed, const float* bias, const Epilogue& e,
+               float* y) {
+  grouped16_avx512(x, s, packed, bias, e, y);
 }
 
 bool fast_silu() { return __builtin_cpu_supports("avx512f"); }
