@@ -795,6 +795,30 @@ TEST(NativeTest, WinogradWeightsAndTransformsMatchTheDefinition) {
   }
 }
 
+// The epilogue of graft's own kernels (native.h), in double precision.
+double epilogue_reference(double v, const onednn::Epilogue& e) {
+  switch (e.kind) {
+    case onednn::Epilogue::kRelu: v = v > 0 ? v : e.slope * v; break;
+    case onednn::Epilogue::kHardSwish: v = v * std::min(std::max(v + 3, 0.0), 6.0) / 6; break;
+    case onednn::Epilogue::kSilu: v = v / (1 + std::exp(-v)); break;
+    case onednn::Epilogue::kLinear: break;
+  }
+  return std::min(std::max(v, double{e.lo}), double{e.hi});
+}
+
+// The kernels and ops of a compiled program's steps.
+struct StepKinds {
+  std::vector<std::string> kernels, ops;
+};
+StepKinds step_kinds(const ir::Graph& g, const TensorMap& in) {
+  StepKinds k;
+  for (const auto& st : profiled_steps(g, in)) {
+    k.kernels.push_back(st.kernel);
+    k.ops.push_back(st.op);
+  }
+  return k;
+}
+
 TEST(NativeTest, DepthwiseMatchesTheDefinitionOnEveryEdge) {
   // graft's depthwise kernel against the convolution computed directly in double precision:
   // 3x3, 5x5 and 7x7 filters at strides 1 and 2; odd sides and unequal pads (the right and
@@ -851,12 +875,7 @@ TEST(NativeTest, DepthwiseMatchesTheDefinitionOnEveryEdge) {
                 v += double{x[((n * c.h + iy) * c.w + ix) * ch + i]} * w[(i * k + ky) * k + kx];
               }
             }
-            switch (c.kind) {
-              case E::kRelu: v = std::min(v > 0 ? v : 0.1 * v, 3.0); break;
-              case E::kHardSwish: v = v * std::min(std::max(v + 3, 0.0), 6.0) / 6; break;
-              case E::kSilu: v = v / (1 + std::exp(-v)); break;
-              case E::kLinear: break;
-            }
+            v = epilogue_reference(v, e);
             const float got = y[((n * s.out_h + oy) * s.out_w + ox) * ch + i];
             ASSERT_NEAR(got, v, 1e-4 * (1 + std::fabs(v))) << what << " at " << n << "," << oy << "," << ox << " channel " << i;
           }
@@ -909,19 +928,15 @@ TEST(OneDnnTest, GraftsOwnDepthwiseFor5x5And7x7AtBatchOneOnLargeMaps) {
     const EngineStats s = expect_same(g, inputs, {"y"});
     EXPECT_EQ(s.reference_nodes, 0) << what << " " << ops_of(s);
     if (!avx512) continue;
-    std::vector<std::string> kernels, ops;
-    for (const auto& st : profiled_steps(g, inputs)) {
-      kernels.push_back(st.kernel);
-      ops.push_back(st.op);
-    }
-    const auto own = std::count(kernels.begin(), kernels.end(), "graft:depthwise");
-    EXPECT_EQ(own, c.own ? 1 : 0) << what << ": " << ::testing::PrintToString(kernels);
+    const StepKinds k = step_kinds(g, inputs);
+    EXPECT_EQ(std::count(k.kernels.begin(), k.kernels.end(), "graft:depthwise"), c.own ? 1 : 0)
+        << what << ": " << ::testing::PrintToString(k.kernels);
     if (c.own) {
       // the input's reorder (NCHW -> nhwc), expansion, depthwise, projection: no reorder or
       // activation step between them
       const std::string dw_op = c.activation.empty() ? "Conv" : "graft.FusedConv";
-      EXPECT_EQ(ops, (std::vector<std::string>{"Reorder", "graft.FusedConv", dw_op, "Conv"}))
-          << what << ": " << ::testing::PrintToString(kernels);
+      EXPECT_EQ(k.ops, (std::vector<std::string>{"Reorder", "graft.FusedConv", dw_op, "Conv"}))
+          << what << ": " << ::testing::PrintToString(k.kernels);
     }
   }
 }
@@ -979,12 +994,7 @@ TEST(NativeTest, Grouped16MatchesTheDefinition) {
                 }
               }
             }
-            switch (c.kind) {
-              case E::kRelu: v = v > 0 ? v : 0.1 * v; break;
-              case E::kHardSwish: v = v * std::min(std::max(v + 3, 0.0), 6.0) / 6; break;
-              case E::kSilu: v = v / (1 + std::exp(-v)); break;
-              case E::kLinear: break;
-            }
+            v = epilogue_reference(v, e);
             const float got = y[((n * s.out_h + oy) * s.out_w + ox) * ch + o];
             ASSERT_NEAR(got, v, 1e-4 * (1 + std::fabs(v))) << what << " at " << n << "," << oy << "," << ox << " channel " << o;
           }
@@ -1026,16 +1036,12 @@ TEST(OneDnnTest, GraftsOwnGroupedKernelForRegNetsStrideTwoOnLargeInputs) {
     const EngineStats s = expect_same(g, inputs, {"y"});
     EXPECT_EQ(s.reference_nodes, 0) << what << " " << ops_of(s);
     if (!avx512) continue;
-    std::vector<std::string> kernels, ops;
-    for (const auto& st : profiled_steps(g, inputs)) {
-      kernels.push_back(st.kernel);
-      ops.push_back(st.op);
-    }
-    const auto own = std::count(kernels.begin(), kernels.end(), "graft:grouped16");
-    EXPECT_EQ(own, c.own ? 1 : 0) << what << ": " << ::testing::PrintToString(kernels);
+    const StepKinds k = step_kinds(g, inputs);
+    EXPECT_EQ(std::count(k.kernels.begin(), k.kernels.end(), "graft:grouped16"), c.own ? 1 : 0)
+        << what << ": " << ::testing::PrintToString(k.kernels);
     if (c.own) {
-      EXPECT_EQ(ops, (std::vector<std::string>{"Reorder", "graft.FusedConv", "graft.FusedConv", "Conv"}))
-          << what << ": " << ::testing::PrintToString(kernels);
+      EXPECT_EQ(k.ops, (std::vector<std::string>{"Reorder", "graft.FusedConv", "graft.FusedConv", "Conv"}))
+          << what << ": " << ::testing::PrintToString(k.kernels);
     }
   }
 }
