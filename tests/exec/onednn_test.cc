@@ -774,7 +774,12 @@ TEST(NativeTest, WinogradWeightsAndTransformsMatchTheDefinition) {
       }
     }
   }
-  onednn::winograd_output(m.data(), 1, h, w, oc, bias.data(), true, 0.1f, -1e9f, 2.5f, y.data());
+  onednn::Epilogue e;
+  e.kind = onednn::Epilogue::kRelu;
+  e.slope = 0.1f;
+  e.lo = -1e9f;
+  e.hi = 2.5f;
+  onednn::winograd_output(m.data(), 1, h, w, oc, bias.data(), e, y.data());
   for (int64_t r = 0; r < h; ++r) {
     for (int64_t c = 0; c < w; ++c) {
       for (int64_t o = 0; o < oc; ++o) {

@@ -4,7 +4,6 @@
 #include "graft/exec/onednn/impl.h"
 #include "graft/exec/onednn/native.h"
 
-#include <limits>
 
 namespace graft::exec::onednn {
 
@@ -293,15 +292,7 @@ bool Program::Impl::conv_winograd(size_t index, const ConvGeometry& g) {
   const memory::desc x_md(to_dims(g.x), DataType::f32, Tag::nhwc);
   const Value& x = values.at(n.inputs[0]);
   if (!x.in_arena && x.md == x_md) return false;  // native steps read arena buffers, not a graph input
-  bool relu = false;  // the activations own_winograd_pays() admits
-  float slope = 0.f, lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
-  if (g.act && g.act->algorithm == dnnl::algorithm::eltwise_relu) {
-    relu = true;
-    slope = g.act->alpha;
-  } else if (g.act) {
-    lo = g.act->alpha;
-    hi = g.act->beta;
-  }
+  const Epilogue e = g.act ? *epilogue_of(*g.act) : Epilogue{};  // own_winograd_pays() admitted it
   const int64_t batch = g.y[0], ic = g.channels_in(), oc = g.channels_out(), h = g.y[2], w = g.y[3];
   const int64_t tiles = winograd_tiles(batch, h, w);
   const memory::desc v_md({16, tiles, ic}, DataType::f32, Tag::abc), m_md({16, tiles, oc}, DataType::f32, Tag::abc);
@@ -352,9 +343,9 @@ bool Program::Impl::conv_winograd(size_t index, const ConvGeometry& g) {
   out.args[DNNL_ARG_SRC] = memory(m_md, cpu_engine(), DNNL_MEMORY_NONE);
   attach(out.args[DNNL_ARG_SRC], m);
   out.reads.push_back(m);
-  out.native = [batch, h, w, oc, bias, relu, slope, lo, hi](const Step& step) {
+  out.native = [batch, h, w, oc, bias, e](const Step& step) {
     winograd_output(static_cast<const float*>(step.args.at(DNNL_ARG_SRC).get_data_handle()), batch, h, w, oc, bias,
-                    relu, slope, lo, hi, static_cast<float*>(step.args.at(DNNL_ARG_DST).get_data_handle()));
+                    e, static_cast<float*>(step.args.at(DNNL_ARG_DST).get_data_handle()));
   };
   emit_output(out, n.outputs[0], memory::desc(to_dims(g.y), DataType::f32, Tag::nhwc));
   return true;

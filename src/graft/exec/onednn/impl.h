@@ -398,10 +398,9 @@ struct Program::Impl {
           std::min(x[1], y[1]) < 64 || !z.empty() || !fast_winograd()) {
         return false;
       }
-      if (act && (act->hard_sigmoid || (act->algorithm != dnnl::algorithm::eltwise_relu &&
-                                        act->algorithm != dnnl::algorithm::eltwise_clip &&
-                                        act->algorithm != dnnl::algorithm::eltwise_clip_v2))) {
-        return false;
+      if (act) {  // ReLU, leaky ReLU and clip (graft's epilogue has more, not measured here)
+        const std::optional<Epilogue> e = epilogue_of(*act);
+        if (!e || (e->kind != Epilogue::kRelu && e->kind != Epilogue::kLinear)) return false;
       }
       if (winograd_pays()) return y[0] * ((y[2] + 3) / 4) * ((y[3] + 3) / 4) < 32 && x[1] * y[1] <= 256 * 256;
       const int64_t tiles = winograd_tiles(y[0], y[2], y[3]);

@@ -95,39 +95,6 @@ __attribute__((target("avx512f"))) void winograd_input_tile(const float* const* 
   }
 }
 
-// One tile's output transform: y = A^T m A (rows of A^T: [1 1 1 0], [0 1 -1 -1]) + bias, then
-// the activation. m[i]: the tile's products at position i; y[i]: output pixel i of the 2x2
-// tile, nullptr outside the image.
-__attribute__((target("avx512f"))) void winograd_output_tile(const float* const* m, int64_t channels,
-                                                            const float* bias, bool relu, float slope, float lo,
-                                                            float hi, float* const* y) {
-  const __m512 zero = _mm512_setzero_ps(), vslope = _mm512_set1_ps(slope), vlo = _mm512_set1_ps(lo),
-               vhi = _mm512_set1_ps(hi);
-  for (int64_t c = 0; c < channels; c += 16) {
-    const __mmask16 k = lanes(channels - c);
-    __m512 s[8];  // A^T m
-    for (int j = 0; j < 4; ++j) {
-      const __m512 m0 = _mm512_maskz_loadu_ps(k, m[j] + c), m1 = _mm512_maskz_loadu_ps(k, m[4 + j] + c),
-                   m2 = _mm512_maskz_loadu_ps(k, m[8 + j] + c), m3 = _mm512_maskz_loadu_ps(k, m[12 + j] + c);
-      s[j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-      s[4 + j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
-    }
-    const __m512 b = bias != nullptr ? _mm512_maskz_loadu_ps(k, bias + c) : zero;
-    for (int i = 0; i < 2; ++i) {
-      const __m512* r = s + 4 * i;
-      __m512 o[2] = {_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[0], r[1]), r[2]), b),
-                     _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(r[1], r[2]), r[3]), b)};
-      for (int j = 0; j < 2; ++j) {
-        if (y[2 * i + j] == nullptr) continue;
-        if (relu) o[j] = _mm512_fmadd_ps(vslope, _mm512_min_ps(o[j], zero), _mm512_max_ps(o[j], zero));
-        o[j] = _mm512_min_ps(_mm512_max_ps(o[j], vlo), vhi);
-        _mm512_mask_storeu_ps(y[2 * i + j] + c, k, o[j]);
-      }
-    }
-  }
-}
-
-
 // The epilogue on 16 floats (Epilogue).
 __attribute__((target("avx512f"))) inline __m512 epilogue16(__m512 v, const Epilogue& e) {
   const __m512 zero = _mm512_setzero_ps();
@@ -147,6 +114,34 @@ __attribute__((target("avx512f"))) inline __m512 epilogue16(__m512 v, const Epil
       break;
   }
   return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(e.lo)), _mm512_set1_ps(e.hi));
+}
+
+// One tile's output transform: y = A^T m A (rows of A^T: [1 1 1 0], [0 1 -1 -1]) + bias, then
+// the activation. m[i]: the tile's products at position i; y[i]: output pixel i of the 2x2
+// tile, nullptr outside the image.
+__attribute__((target("avx512f"))) void winograd_output_tile(const float* const* m, int64_t channels,
+                                                            const float* bias, const Epilogue& e, float* const* y) {
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t c = 0; c < channels; c += 16) {
+    const __mmask16 k = lanes(channels - c);
+    __m512 s[8];  // A^T m
+    for (int j = 0; j < 4; ++j) {
+      const __m512 m0 = _mm512_maskz_loadu_ps(k, m[j] + c), m1 = _mm512_maskz_loadu_ps(k, m[4 + j] + c),
+                   m2 = _mm512_maskz_loadu_ps(k, m[8 + j] + c), m3 = _mm512_maskz_loadu_ps(k, m[12 + j] + c);
+      s[j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+      s[4 + j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    const __m512 b = bias != nullptr ? _mm512_maskz_loadu_ps(k, bias + c) : zero;
+    for (int i = 0; i < 2; ++i) {
+      const __m512* r = s + 4 * i;
+      __m512 o[2] = {_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[0], r[1]), r[2]), b),
+                     _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(r[1], r[2]), r[3]), b)};
+      for (int j = 0; j < 2; ++j) {
+        if (y[2 * i + j] == nullptr) continue;
+        _mm512_mask_storeu_ps(y[2 * i + j] + c, k, epilogue16(o[j], e));
+      }
+    }
+  }
 }
 
 // P output pixels of one row, one vector of channels (lanes k): x points at the input row
@@ -226,7 +221,6 @@ __attribute__((target("avx512f"))) void depthwise_avx512(const float* x, const D
     }
   }
 }
-
 
 // P output pixels of one row and one group of 16 channels: xp[p] points at the input pixel
 // (group's first channel) each output pixel reads for the current tap, or at 16 zeros outside
@@ -356,7 +350,7 @@ void winograd_input(const float* x, int64_t batch, int64_t h, int64_t w, int64_t
 }
 
 void winograd_output(const float* m, int64_t batch, int64_t h, int64_t w, int64_t out_channels, const float* bias,
-                     bool relu, float slope, float lo, float hi, float* y) {
+                     const Epilogue& e, float* y) {
   const int64_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = winograd_tiles(batch, h, w);
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
@@ -368,7 +362,7 @@ void winograd_output(const float* m, int64_t batch, int64_t h, int64_t w, int64_
       const int64_t r = r0 + i / 2, c = c0 + i % 2;
       out[i] = r < h && c < w ? y + ((n * h + r) * w + c) * out_channels : nullptr;
     }
-    winograd_output_tile(in, out_channels, bias, relu, slope, lo, hi, out);
+    winograd_output_tile(in, out_channels, bias, e, out);
   }
 }
 

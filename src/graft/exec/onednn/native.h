@@ -22,19 +22,27 @@ void scale_shift(const float* x, int64_t x_stride, float* y, int64_t pixels, int
 bool fast_silu();
 void silu_in_place(float* x, int64_t n);
 
+// The activation graft's own kernels apply after the bias: max(x, 0) + slope * min(x, 0)
+// (Relu, LeakyRelu), x * relu6(x + 3) / 6 (HardSwish), x * sigmoid(x) (SiLU) or nothing, then
+// a clamp to [lo, hi] (Clip; infinite bounds by default).
+struct Epilogue {
+  enum Kind { kLinear, kRelu, kHardSwish, kSilu } kind = kLinear;
+  float slope = 0.f, lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+};
+
 // Winograd F(2x2, 3x3) for a 3x3, stride-1, pad-1 convolution on nhwc tensors, in three
 // steps: winograd_input transforms each 4x4 input patch (a 2x2 output tile and its border) to
 // v[16][tiles][channels]; a batched matrix product (oneDNN's matmul) multiplies v[k] by the
 // transformed weights u[k] ([channels][out_channels], winograd_weights) into m[16][tiles][out];
-// winograd_output transforms each tile back to its 2x2 outputs, adds the bias, then (`relu`)
-// max(x, 0) + slope * min(x, 0), then clamps to [lo, hi]. Tiles run over the batch, then rows,
-// then columns: ceil(h / 2) x ceil(w / 2) per sample. Only with AVX-512 (fast_winograd()).
+// winograd_output transforms each tile back to its 2x2 outputs, adds the bias, then applies
+// the epilogue. Tiles run over the batch, then rows, then columns: ceil(h / 2) x ceil(w / 2)
+// per sample. Only with AVX-512 (fast_winograd()).
 bool fast_winograd();
 int64_t winograd_tiles(int64_t batch, int64_t h, int64_t w);
 void winograd_weights(const float* w, int64_t out_channels, int64_t channels, float* u);
 void winograd_input(const float* x, int64_t batch, int64_t h, int64_t w, int64_t channels, float* v);
 void winograd_output(const float* m, int64_t batch, int64_t h, int64_t w, int64_t out_channels, const float* bias,
-                     bool relu, float slope, float lo, float hi, float* y);
+                     const Epilogue& e, float* y);
 
 // A depthwise convolution (one k x k filter per channel, k 3, 5 or 7, stride 1 or 2, no
 // dilation) on nhwc tensors, with its bias and activation: oneDNN 2.6's nhwc kernel for it
@@ -49,13 +57,6 @@ struct DepthwiseShape {
   int64_t batch = 0, h = 0, w = 0, channels = 0;  // input
   int64_t kernel = 0, stride = 1, pad_top = 0, pad_left = 0;
   int64_t out_h = 0, out_w = 0;  // any bottom / right padding is implied by these
-};
-// After the bias: max(x, 0) + slope * min(x, 0) then a clamp to [lo, hi] (Relu, LeakyRelu,
-// Clip: kLinear with slope 1 and infinite bounds is the identity), x * relu6(x + 3) / 6, or
-// x * sigmoid(x).
-struct Epilogue {
-  enum Kind { kLinear, kRelu, kHardSwish, kSilu } kind = kLinear;
-  float slope = 0.f, lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
 };
 bool fast_depthwise();
 bool depthwise_kernel_supported(int64_t kernel, int64_t stride);
