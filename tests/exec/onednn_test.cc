@@ -1011,18 +1011,21 @@ TEST(NativeTest, Grouped16MatchesTheDefinition) {
 
 TEST(OneDnnTest, GraftsOwnGroupedKernelForRegNetsStrideTwoOnLargeInputs) {
   // RegNet's first block: 1x1 expansion, a 3x3 stride-2 convolution of 16-channel groups with
-  // ReLU, a 1x1 projection. With at least 2 x 112 x 112 input pixels graft's kernel runs the
-  // grouped convolution (one step, nhwc, no reorder); at batch 1, at stride 1, or with groups
+  // ReLU, a 1x1 projection. With at least 2 x 112 x 112 input pixels, or 512 channels and 1 MiB
+  // a sample (ResNeXt's 512 channels at 28x28), graft's kernel runs the grouped convolution
+  // (one step, nhwc, no reorder); at batch 1 on smaller samples, at stride 1, or with groups
   // of 8 channels oneDNN's does.
   struct Case {
-    int64_t batch, side, stride, group_width;
+    int64_t batch, side, stride, group_width, mid;
     bool own;
   };
   at::manual_seed(41);
   const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
-  for (const Case& c : {Case{2, 112, 2, 16, true}, Case{1, 112, 2, 16, false}, Case{2, 112, 1, 16, false},
-                        Case{2, 112, 2, 8, false}, Case{8, 57, 2, 16, true}}) {
-    const int64_t in = 16, mid = 48, groups = mid / c.group_width;
+  for (const Case& c : {Case{2, 112, 2, 16, 48, true}, Case{1, 112, 2, 16, 48, false},
+                        Case{2, 112, 1, 16, 48, false}, Case{2, 112, 2, 8, 48, false},
+                        Case{8, 57, 2, 16, 48, true}, Case{1, 28, 2, 16, 512, true},
+                        Case{1, 28, 2, 16, 320, false}}) {
+    const int64_t in = 16, mid = c.mid, groups = mid / c.group_width;
     Builder b(13);
     b.input("x", {-1, in, c.side, c.side});
     b.node("Conv", {"x", b.init("w1", at::randn({mid, in, 1, 1}) * 0.2), b.init("b1", at::randn({mid}))}, {"e"});
@@ -1037,7 +1040,8 @@ TEST(OneDnnTest, GraftsOwnGroupedKernelForRegNetsStrideTwoOnLargeInputs) {
     const ir::Graph g = b.done({"y"});
     const TensorMap inputs{{"x", at::randn({c.batch, in, c.side, c.side})}};
     const std::string what = "batch " + std::to_string(c.batch) + " at " + std::to_string(c.side) + " stride " +
-                             std::to_string(c.stride) + " groups of " + std::to_string(c.group_width);
+                             std::to_string(c.stride) + " " + std::to_string(mid) + " channels in groups of " +
+                             std::to_string(c.group_width);
     const EngineStats s = expect_same(g, inputs, {"y"});
     EXPECT_EQ(s.reference_nodes, 0) << what << " " << ops_of(s);
     if (!avx512) continue;

@@ -432,20 +432,26 @@ struct Program::Impl {
       return !act || epilogue_of(*act).has_value();
     }
 
-    // graft's own kernel for grouped convolutions of 16-channel groups (RegNet's; native.h) in
-    // place of oneDNN's nhwc one: 3x3 stride 2 on inputs of at least 25088 pixels (two samples
-    // at 112x112, eight at 56x56). In the models (profiles, 2 threads, own / oneDNN's jit):
-    // RegNetY-800MF's first (64 channels in 4 groups at 112x112) at batch 8 1.9 / 3.8 ms, at
-    // batch 2 0.36 / 0.61; RegNetX-400MF's first at batch 8 0.82 / 1.68, its second (64 at
-    // 56x56) 0.36 / 0.54. Not stride 1 or smaller inputs, where oneDNN's is 10-30 % faster
-    // (its 3x3s at 14x14, batch 8: 0.145 / 0.116; the first at batch 1: 0.115 / 0.089).
+    // graft's own kernel for grouped convolutions of 16-channel groups (RegNet's, ResNeXt's
+    // third stage; native.h) in place of oneDNN's nhwc one: 3x3 stride 2 on inputs of at least
+    // 25088 pixels (two samples at 112x112, eight at 56x56), or of at least 512 channels and
+    // 1 MiB a sample. In the models (profiles, 2 threads, own / oneDNN's jit): RegNetY-800MF's
+    // first (64 channels in 4 groups at 112x112) at batch 8 1.9 / 3.8 ms, at batch 2 0.36 /
+    // 0.61; RegNetX-400MF's first at batch 8 0.82 / 1.68, its second (64 at 56x56) 0.36 / 0.54;
+    // ResNeXt-50's 512 channels in 32 groups at 28x28 (1.6 MB a sample) at batch 8 1.30 / 3.38,
+    // at batch 1 0.135 / 0.237. Not stride 1 nor smaller or narrower inputs, where oneDNN's is as
+    // fast or 10-30 % faster (its 3x3s at 14x14, batch 8: 0.145 / 0.116; RegNetX's first at
+    // batch 1, 32 channels at 112x112: 0.14 / 0.11; its 160 channels at 28x28, batch 8: 0.22 /
+    // 0.19; RegNetY's 784 at 14x14: mixed).
     bool own_grouped16_pays() const {
       if (group < 2 || depthwise() || x[1] != 16 * group || y[1] != 16 * group || kernel[0] != kernel[1] ||
           strides != std::vector<int64_t>{2, 2} || !grouped16_kernel_supported(kernel[0], strides[0]) ||
           dilations != std::vector<int64_t>{1, 1} || !z.empty() || !fast_depthwise()) {
         return false;
       }
-      if (x[0] * x[2] * x[3] < 2 * 112 * 112) return false;
+      const int64_t sample_bytes = x[1] * x[2] * x[3] * static_cast<int64_t>(sizeof(float));
+      const bool wide_sample = x[1] >= 512 && sample_bytes >= (int64_t{1} << 20);
+      if (x[0] * x[2] * x[3] < 2 * 112 * 112 && !wide_sample) return false;
       return !act || epilogue_of(*act).has_value();
     }
   };
