@@ -824,6 +824,22 @@ StepKinds step_kinds(const ir::Graph& g, const TensorMap& in) {
   return k;
 }
 
+// `g` on the fast path matches the reference executor with no reference node; with AVX-512,
+// graft's kernel `kernel` runs exactly once when `own` (and the program's steps are then
+// `ops`, nothing between them) and never otherwise. `what` names the case.
+void expect_own_kernel(const ir::Graph& g, const TensorMap& inputs, const std::string& what,
+                       const std::string& kernel, bool own, const std::vector<std::string>& ops) {
+  const EngineStats s = expect_same(g, inputs, {"y"});
+  EXPECT_EQ(s.reference_nodes, 0) << what << " " << ops_of(s);
+  if (dnnl::get_effective_cpu_isa() < dnnl::cpu_isa::avx512_core) return;
+  const StepKinds k = step_kinds(g, inputs);
+  EXPECT_EQ(std::count(k.kernels.begin(), k.kernels.end(), kernel), own ? 1 : 0)
+      << what << ": " << ::testing::PrintToString(k.kernels);
+  if (own) {
+    EXPECT_EQ(k.ops, ops) << what << ": " << ::testing::PrintToString(k.kernels);
+  }
+}
+
 TEST(NativeTest, DepthwiseMatchesTheDefinitionOnEveryEdge) {
   // graft's depthwise kernel against the convolution computed directly in double precision:
   // 3x3, 5x5 and 7x7 filters at strides 1 and 2; odd sides and unequal pads (the right and
@@ -901,7 +917,6 @@ TEST(OneDnnTest, GraftsOwnDepthwiseFor5x5And7x7AtBatchOneOnLargeMaps) {
     bool own;
   };
   at::manual_seed(37);
-  const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
   for (const Case& c : {Case{1, 28, 5, 1, "HardSwish", true}, Case{1, 29, 5, 2, "Relu", true},
                         Case{1, 32, 7, 1, "", true}, Case{1, 30, 5, 1, "Silu", true}, Case{1, 28, 5, 1, "Clip", true},
                         Case{1, 28, 3, 1, "Relu", false}, Case{1, 14, 5, 1, "Relu", false},
@@ -930,19 +945,10 @@ TEST(OneDnnTest, GraftsOwnDepthwiseFor5x5And7x7AtBatchOneOnLargeMaps) {
     const std::string what = std::to_string(c.kernel) + "x" + std::to_string(c.kernel) + " stride " +
                              std::to_string(c.stride) + " at " + std::to_string(c.side) + " batch " +
                              std::to_string(c.batch) + " " + c.activation;
-    const EngineStats s = expect_same(g, inputs, {"y"});
-    EXPECT_EQ(s.reference_nodes, 0) << what << " " << ops_of(s);
-    if (!avx512) continue;
-    const StepKinds k = step_kinds(g, inputs);
-    EXPECT_EQ(std::count(k.kernels.begin(), k.kernels.end(), "graft:depthwise"), c.own ? 1 : 0)
-        << what << ": " << ::testing::PrintToString(k.kernels);
-    if (c.own) {
-      // the input's reorder (NCHW -> nhwc), expansion, depthwise, projection: no reorder or
-      // activation step between them
-      const std::string dw_op = c.activation.empty() ? "Conv" : "graft.FusedConv";
-      EXPECT_EQ(k.ops, (std::vector<std::string>{"Reorder", "graft.FusedConv", dw_op, "Conv"}))
-          << what << ": " << ::testing::PrintToString(k.kernels);
-    }
+    // the input's reorder (NCHW -> nhwc), expansion, depthwise, projection: no reorder or
+    // activation step between them
+    const std::string dw_op = c.activation.empty() ? "Conv" : "graft.FusedConv";
+    expect_own_kernel(g, inputs, what, "graft:depthwise", c.own, {"Reorder", "graft.FusedConv", dw_op, "Conv"});
   }
 }
 
@@ -1020,7 +1026,6 @@ TEST(OneDnnTest, GraftsOwnGroupedKernelForRegNetsStrideTwoOnLargeInputs) {
     bool own;
   };
   at::manual_seed(41);
-  const bool avx512 = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
   for (const Case& c : {Case{2, 112, 2, 16, 48, true}, Case{1, 112, 2, 16, 48, false},
                         Case{2, 112, 1, 16, 48, false}, Case{2, 112, 2, 8, 48, false},
                         Case{8, 57, 2, 16, 48, true}, Case{1, 28, 2, 16, 512, true},
@@ -1042,16 +1047,8 @@ TEST(OneDnnTest, GraftsOwnGroupedKernelForRegNetsStrideTwoOnLargeInputs) {
     const std::string what = "batch " + std::to_string(c.batch) + " at " + std::to_string(c.side) + " stride " +
                              std::to_string(c.stride) + " " + std::to_string(mid) + " channels in groups of " +
                              std::to_string(c.group_width);
-    const EngineStats s = expect_same(g, inputs, {"y"});
-    EXPECT_EQ(s.reference_nodes, 0) << what << " " << ops_of(s);
-    if (!avx512) continue;
-    const StepKinds k = step_kinds(g, inputs);
-    EXPECT_EQ(std::count(k.kernels.begin(), k.kernels.end(), "graft:grouped16"), c.own ? 1 : 0)
-        << what << ": " << ::testing::PrintToString(k.kernels);
-    if (c.own) {
-      EXPECT_EQ(k.ops, (std::vector<std::string>{"Reorder", "graft.FusedConv", "graft.FusedConv", "Conv"}))
-          << what << ": " << ::testing::PrintToString(k.kernels);
-    }
+    expect_own_kernel(g, inputs, what, "graft:grouped16", c.own,
+                      {"Reorder", "graft.FusedConv", "graft.FusedConv", "Conv"});
   }
 }
 

@@ -4,7 +4,6 @@
 #include "graft/exec/onednn/impl.h"
 #include "graft/exec/onednn/native.h"
 
-
 namespace graft::exec::onednn {
 
 std::optional<Program::Impl::ConvGeometry> Program::Impl::conv_geometry(const ir::Node& n, const std::vector<int64_t>& x) const {
